@@ -1,0 +1,80 @@
+"""Command line: ``python -m dhclib run|summary|list`` (README: "Command line")."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+
+from .config import BENCHMARK_NAMES, METHODS, PROFILES
+from .errors import DhcError
+
+__all__ = ["main", "parse_overrides"]
+
+
+def parse_overrides(items: list[str]) -> dict:
+    """``key=value`` pairs; values are read as JSON where they parse (``20``, ``0.5``, ``true``, ``null``,
+    ``[400,400]``) and kept as strings otherwise (``full``, ``random``)."""
+    out = {}
+    for item in items:
+        key, sep, value = item.partition("=")
+        if not sep or not key:
+            raise DhcError(f"--set expects key=value, got {item!r}")
+        try:
+            out[key] = json.loads(value)
+        except json.JSONDecodeError:
+            out[key] = value
+    return out
+
+
+def _parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(prog="python -m dhclib", description=__doc__)
+    sub = p.add_subparsers(dest="command", required=True)
+    r = sub.add_parser("run", help="run benchmarks x methods x seeds into a resumable result store")
+    r.add_argument("--benchmark", required=True, help=f"comma-separated; from: {', '.join(BENCHMARK_NAMES)}")
+    r.add_argument("--method", required=True, help=f"comma-separated; from: {', '.join(METHODS)}")
+    r.add_argument("--seeds", default="0", help="'0-9', '3' or '0,2,5' (default 0)")
+    r.add_argument("--profile", default="paper", help=f"one of: {', '.join(PROFILES)} (default paper)")
+    r.add_argument("--out", required=True, help="output directory of the result store")
+    r.add_argument("--device", default="auto", help="auto (default), cpu, cuda or cuda:N")
+    r.add_argument("--data-dir", default=None, help="data root (default: $DHC_DATA_DIR)")
+    r.add_argument("--set", action="append", default=[], metavar="KEY=VALUE", help="override a config value")
+    r.add_argument("--no-progress", action="store_true", help="no progress bars")
+    s = sub.add_parser("summary", help="mean ± SEM of the runs stored in a result store")
+    s.add_argument("--out", required=True, help="output directory of the result store")
+    sub.add_parser("list", help="benchmarks, methods and profiles")
+    return p
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = _parser().parse_args(argv)
+    try:
+        if args.command == "list":
+            print("benchmarks:", ", ".join(BENCHMARK_NAMES))
+            print("methods:   ", ", ".join(METHODS))
+            print("profiles:  ", ", ".join(PROFILES))
+            return 0
+        import pandas as pd
+
+        from .metrics import summarize
+        from .runner import load_results, run_many
+
+        if args.command == "run":
+            df = run_many(args.benchmark, args.method, args.seeds, profile=args.profile, device=args.device,
+                          data_dir=args.data_dir, out_dir=args.out, progress=not args.no_progress,
+                          **parse_overrides(args.set))
+        else:
+            results = load_results(args.out)
+            if not results:
+                raise DhcError(f"no stored runs under {args.out}/runs")
+            df = pd.concat([r.tidy() for r in results], ignore_index=True)
+        with pd.option_context("display.width", 200, "display.max_columns", 20):
+            print(summarize(df, by=("benchmark", "method", "profile")).to_string(index=False))
+        return 0
+    except DhcError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,210 @@
+"""Synaptic consolidation regularisers: Online EWC, SI and MAS (Eq. 1 and 4; SPEC §3).
+
+Each adds ``lam * sum_k Omega_k (theta_k - theta*_k)^2`` over the model's SLOW weights (``model.slow_parameters()``:
+never DHP's alpha or eta) and differs only in how it estimates the importance Omega. The trainer calls five
+hooks and never asks which method it is running:
+
+    on_task_start(task)  ->  per step: backward(task loss); before_step(); add_penalty_grad(); opt.step();
+    after_step()  ->  on_task_end(task)
+
+``add_penalty_grad`` adds the penalty's gradient ``2 lam Omega (theta - theta*)`` to ``.grad`` in closed form
+(cheaper than differentiating :meth:`penalty`, and it leaves the task-loss gradient visible to SI's
+``before_step``). Omega is zero while task 1 is learned, so the penalty is skipped until the first task ends.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import torch
+from torch import Tensor, nn
+
+from .importance import FISHER_MODES, sample_grad_stats
+
+__all__ = ["Consolidation", "OnlineEWC", "SI", "MAS", "REGULARISERS"]
+
+
+class Consolidation:
+    """No consolidation (fine-tuning); the base of the quadratic regularisers.
+
+    Args:
+        model: the network; its ``slow_parameters()`` are the weights regularised.
+        lam: consolidation strength lambda (SI's c).
+    """
+
+    name = "none"
+
+    def __init__(self, model: nn.Module, lam: float = 0.0) -> None:
+        self.model = model
+        self.lam = float(lam)
+        self.names = list(model.slow_parameters())
+        self.params: list[nn.Parameter] = list(model.slow_parameters().values())
+        self.omega: list[Tensor] | None = None  # importance, None until the first task ends
+        self.theta_star: list[Tensor] | None = None  # slow weights at the end of the previous task
+
+    # -- hooks -----------------------------------------------------------------------------------------------
+    def on_task_start(self, task) -> None:
+        pass
+
+    def before_step(self) -> None:
+        """Called after the task loss's backward: ``.grad`` holds the task-loss gradient only."""
+
+    @torch.no_grad()
+    def add_penalty_grad(self) -> None:
+        if self.omega is None or self.lam == 0.0:
+            return
+        diff = torch._foreach_sub(self.params, self.theta_star)
+        torch._foreach_mul_(diff, self.omega)
+        grads = [p.grad for p in self.params]
+        torch._foreach_add_(grads, diff, alpha=2.0 * self.lam)
+
+    def after_step(self) -> None:
+        pass
+
+    def on_task_end(self, task, generator: torch.Generator) -> None:
+        pass
+
+    # -- values ----------------------------------------------------------------------------------------------
+    def penalty(self) -> Tensor:
+        """``lam * sum_k Omega_k (theta_k - theta*_k)^2`` (Eq. 4), differentiable; 0 before the first task ends."""
+        if self.omega is None:
+            return torch.zeros((), device=self.params[0].device)
+        total = sum((o * (p - s).square()).sum() for p, s, o in zip(self.params, self.theta_star, self.omega))
+        return self.lam * total
+
+    def importance(self) -> dict[str, Tensor]:
+        """Omega by slow-parameter name (zeros before the first task ends)."""
+        if self.omega is None:
+            return {n: torch.zeros_like(p) for n, p in zip(self.names, self.params)}
+        return dict(zip(self.names, self.omega))
+
+    def _consolidate(self, omega_new: list[Tensor], decay: float = 1.0) -> None:
+        """Omega <- decay * Omega + Omega_new; theta* <- current slow weights."""
+        if self.omega is None:
+            self.omega = [o.clone() for o in omega_new]
+        else:
+            self.omega = [decay * o + n for o, n in zip(self.omega, omega_new)]
+        self.theta_star = [p.detach().clone() for p in self.params]
+
+    # -- state (restored with the best epoch by early stopping) ----------------------------------------------
+    def state_dict(self) -> dict[str, Any]:
+        return {k: _clone(v) for k, v in vars(self).items() if k not in ("model", "params", "names")}
+
+    def load_state_dict(self, state: dict[str, Any]) -> None:
+        for k, v in state.items():
+            setattr(self, k, _clone(v))
+
+    def __repr__(self) -> str:
+        return f"{type(self).__name__}(lam={self.lam})"
+
+
+def _clone(v):
+    if isinstance(v, Tensor):
+        return v.detach().clone()
+    if isinstance(v, list):
+        return [_clone(x) for x in v]
+    return v
+
+
+class _SampledImportance(Consolidation):
+    """Importance estimated after each task from a seeded subset of the task's training samples."""
+
+    kind = ""
+
+    def __init__(self, model, lam, samples: int | None = 2000, fisher_mode: str = "exact") -> None:
+        super().__init__(model, lam)
+        self.samples = samples
+        self.fisher_mode = fisher_mode
+
+    def _estimate(self, task, generator) -> list[Tensor]:
+        x, y = task.sample("train", self.samples, generator)
+        stats = sample_grad_stats(
+            self.model, x, task.head, self.kind, y=task.local(y), fisher_mode=self.fisher_mode, generator=generator
+        )
+        return [stats[n] for n in self.names]
+
+
+class OnlineEWC(_SampledImportance):
+    """Online EWC (Schwarz et al., 2018; SPEC §3).
+
+    After each task: the diagonal Fisher F_new of the task's training data (per-sample squared gradients of
+    log p(y|x) over the active head, averaged over ``samples`` seeded random training samples, or all with None;
+    ``fisher_mode`` "exact" takes the expectation over y ~ p(y|x) in closed form, "sample" draws y, "true" uses the
+    label = the empirical Fisher), then ``F = gamma * F + F_new``.
+    """
+
+    name = "ewc"
+    kind = "fisher"
+
+    def __init__(self, model, lam: float, gamma: float = 1.0, samples: int | None = 2000, fisher_mode: str = "exact"):
+        if fisher_mode not in FISHER_MODES:
+            raise ValueError(f"unknown fisher_mode {fisher_mode!r}; accepted: {', '.join(FISHER_MODES)}")
+        super().__init__(model, lam, samples, fisher_mode)
+        self.gamma = float(gamma)
+
+    def on_task_end(self, task, generator) -> None:
+        self._consolidate(self._estimate(task, generator), decay=self.gamma)
+
+
+class MAS(_SampledImportance):
+    """Memory Aware Synapses (Aljundi et al., 2018; SPEC §3).
+
+    After each task: ``Omega_new = mean_n |d ||f(x_n)||_2^2 / d theta|`` (per sample, abs before the mean; f the
+    active-head logits) over ``samples`` seeded random training samples; ``Omega = Omega + Omega_new``.
+    """
+
+    name = "mas"
+    kind = "mas"
+
+    def on_task_end(self, task, generator) -> None:
+        self._consolidate(self._estimate(task, generator))
+
+
+class SI(Consolidation):
+    """Synaptic Intelligence (Zenke et al., 2017; SPEC §3).
+
+    Every step: ``omega += -g * delta`` (g: gradient of the task loss without the penalty; delta: the step's change
+    of the weight). At the task's end: ``Omega += omega / (Delta^2 + xi)`` with Delta the weight's total change over
+    the task; omega is reset. ``lam`` is Zenke et al.'s c.
+    """
+
+    name = "si"
+
+    def __init__(self, model, lam: float, xi: float = 0.1) -> None:
+        super().__init__(model, lam)
+        self.xi = float(xi)
+        self.path: list[Tensor] = [torch.zeros_like(p) for p in self.params]  # the running omega of the task
+        self.theta_start: list[Tensor] | None = None
+        self._grad = [torch.empty_like(p) for p in self.params]
+        self._prev = [torch.empty_like(p) for p in self.params]
+
+    @torch.no_grad()
+    def on_task_start(self, task) -> None:
+        self.theta_start = [p.detach().clone() for p in self.params]
+        for w in self.path:
+            w.zero_()
+
+    @torch.no_grad()
+    def before_step(self) -> None:
+        torch._foreach_copy_(self._grad, [p.grad for p in self.params])
+        torch._foreach_copy_(self._prev, self.params)
+
+    @torch.no_grad()
+    def after_step(self) -> None:
+        torch._foreach_sub_(self._prev, self.params)  # = -delta
+        torch._foreach_addcmul_(self.path, self._grad, self._prev)  # omega += g * (-delta)
+
+    @torch.no_grad()
+    def on_task_end(self, task, generator) -> None:
+        total = [(p - s).square_().add_(self.xi) for p, s in zip(self.params, self.theta_start)]
+        self._consolidate([w / d for w, d in zip(self.path, total)])
+        for w in self.path:
+            w.zero_()
+
+    def state_dict(self) -> dict[str, Any]:
+        state = super().state_dict()
+        state.pop("_grad"), state.pop("_prev")  # scratch buffers, not state
+        return state
+
+
+REGULARISERS = {"none": Consolidation, "ewc": OnlineEWC, "si": SI, "mas": MAS}

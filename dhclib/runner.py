@@ -1,0 +1,226 @@
+"""``run`` and ``run_many``: resolve a config, build benchmark + model + regulariser, train, store the result.
+
+Every finished run is one JSON file, written atomically, under
+``<out_dir>/runs/<benchmark>/<method>/seed<seed>-<config key>.json``; ``run_many`` skips runs already stored, so an
+interrupted batch resumes where it stopped and loses at most the run in progress.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import platform
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Iterable
+
+import numpy as np
+import pandas as pd
+import torch
+from tqdm.auto import tqdm
+
+from . import __version__
+from .benchmarks import BENCHMARKS, rng
+from .config import RunConfig, parse_seeds, resolve_config
+from .consolidation import MAS, SI, Consolidation, OnlineEWC
+from .errors import ConfigError
+from .metrics import average_accuracy, average_accuracy_curve, bwt
+from .models import MLP
+from .train import train_sequence
+
+__all__ = ["run", "run_many", "RunResult", "load_results", "build_model", "build_regulariser", "resolve_device"]
+
+
+def resolve_device(device: str | torch.device = "auto") -> torch.device:
+    """``"auto"``: CUDA if available, else CPU. Anything else must name an available device."""
+    if str(device) == "auto":
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    try:
+        dev = torch.device(device)
+    except (RuntimeError, TypeError) as exc:
+        raise ConfigError(f"unknown device {device!r}; accepted: 'auto', 'cpu', 'cuda', 'cuda:N'") from exc
+    if dev.type == "cuda" and not torch.cuda.is_available():
+        raise ConfigError(f"device {device!r} asked for, but CUDA is not available here; use 'cpu' or 'auto'")
+    if dev.type not in ("cpu", "cuda"):
+        raise ConfigError(f"device {device!r} is not supported; accepted: 'auto', 'cpu', 'cuda', 'cuda:N'")
+    return dev
+
+
+def build_tasks(cfg: RunConfig, data_dir=None):
+    kwargs = dict(n_tasks=cfg.n_tasks, data_dir=data_dir, device=cfg.device, val_fraction=cfg.val_fraction,
+                  train_size=cfg.train_size, test_size=cfg.test_size, download=cfg.download)
+    if cfg.imbalance is not None:
+        kwargs["imbalance"] = cfg.imbalance
+    return BENCHMARKS[cfg.benchmark](cfg.seed, **kwargs)
+
+
+def build_model(cfg: RunConfig, in_features: int = 784, out_features: int = 10) -> torch.nn.Module:
+    """The network of SPEC §4 for the config, initialised from the trial's seed."""
+    dhp = {}
+    if cfg.output_layer == "dhp":
+        horizon = None if cfg.eta_grad_horizon == "full" else cfg.eta_grad_horizon
+        dhp = dict(eta_init=cfg.eta_init, eta_per_connection=cfg.eta_per_connection, eta_grad_horizon=horizon,
+                   eta_clamp=cfg.eta_clamp)
+    torch.manual_seed(rng(cfg.seed, "init").initial_seed())
+    return MLP(in_features, cfg.hidden, out_features, output=cfg.output_layer, **dhp).to(cfg.device)
+
+
+def build_regulariser(model: torch.nn.Module, cfg: RunConfig) -> Consolidation:
+    samples = None if cfg.importance_samples == "all" else cfg.importance_samples
+    return {
+        "none": lambda: Consolidation(model),
+        "si": lambda: SI(model, cfg.lam, xi=cfg.si_xi),
+        "ewc": lambda: OnlineEWC(model, cfg.lam, gamma=cfg.ewc_gamma, samples=samples, fisher_mode=cfg.fisher_mode),
+        "mas": lambda: MAS(model, cfg.lam, samples=samples),
+    }[cfg.regulariser]()
+
+
+def versions() -> dict[str, str]:
+    import torchvision
+
+    return {"dhclib": __version__, "python": platform.python_version(), "torch": torch.__version__,
+            "torchvision": torchvision.__version__, "numpy": np.__version__, "pandas": pd.__version__,
+            "platform": platform.platform()}
+
+
+@dataclass
+class RunResult:
+    """One trial: R, the average-accuracy curve, BWT, the traces, wall time and the full resolved config."""
+
+    config: dict
+    R: np.ndarray
+    traces: pd.DataFrame
+    epochs: pd.DataFrame
+    tasks: pd.DataFrame
+    wall_time: float
+    versions: dict
+    device_name: str
+
+    @property
+    def curve(self) -> np.ndarray:
+        return average_accuracy_curve(self.R)
+
+    @property
+    def avg_acc(self) -> float:
+        return average_accuracy(self.R)
+
+    @property
+    def bwt(self) -> float:
+        return bwt(self.R)
+
+    @property
+    def key(self) -> str:
+        c = self.config
+        return f"{c['benchmark']}/{c['method']}/seed{c['seed']}-{c['key']}"
+
+    def tidy(self) -> pd.DataFrame:
+        """One row per tested entry of R, with the run's identity."""
+        c = self.config
+        ident = (c["benchmark"], c["method"], c["seed"], c["profile"], c["key"])
+        T = self.R.shape[0]
+        rows = [ident + (t, i, self.R[t, i]) for t in range(T) for i in range(t + 1)]
+        return pd.DataFrame(rows, columns=["benchmark", "method", "seed", "profile", "config_key", "after_task", "task",
+                                           "accuracy"])
+
+    def to_json(self) -> dict:
+        return {"config": self.config, "R": [[None if np.isnan(v) else v for v in row] for row in self.R.tolist()],
+                "avg_acc": self.avg_acc, "bwt": self.bwt, "curve": self.curve.tolist(), "wall_time": self.wall_time,
+                "versions": self.versions, "device_name": self.device_name,
+                "traces": self.traces.to_dict(orient="list"), "epochs": self.epochs.to_dict(orient="list"),
+                "tasks": self.tasks.to_dict(orient="list")}
+
+    @classmethod
+    def from_json(cls, d: dict) -> "RunResult":
+        R = np.array([[np.nan if v is None else v for v in row] for row in d["R"]], dtype=float)
+        return cls(config=d["config"], R=R, traces=pd.DataFrame(d["traces"]), epochs=pd.DataFrame(d["epochs"]),
+                   tasks=pd.DataFrame(d["tasks"]), wall_time=d["wall_time"], versions=d["versions"],
+                   device_name=d["device_name"])
+
+    def __repr__(self) -> str:
+        return (f"RunResult({self.key}: avg_acc={self.avg_acc:.4f}, bwt={self.bwt:+.4f}, "
+                f"{self.wall_time:.1f}s on {self.device_name})")
+
+
+def _run_config(cfg: RunConfig, data_dir=None, progress: bool = False) -> RunResult:
+    t0 = time.perf_counter()
+    tasks = build_tasks(cfg, data_dir)
+    out_features = max(t.head.stop for t in tasks)
+    model = build_model(cfg, tasks[0].x_train.shape[1], out_features)
+    reg = build_regulariser(model, cfg)
+    log = train_sequence(model, tasks, reg, cfg, cfg.seed, progress=progress)
+    dev = torch.device(cfg.device)
+    name = torch.cuda.get_device_name(dev) if dev.type == "cuda" else (platform.processor() or platform.machine())
+    config = dict(cfg.to_dict(), key=cfg.key())
+    return RunResult(config=config, R=log.R, traces=pd.DataFrame(log.traces), epochs=pd.DataFrame(log.epochs),
+                     tasks=pd.DataFrame(log.tasks), wall_time=time.perf_counter() - t0, versions=versions(),
+                     device_name=f"{dev.type}: {name}, {torch.get_num_threads()} threads")
+
+
+def run(benchmark: str, method: str, seed: int = 0, profile: str = "paper", device: str = "auto",
+        data_dir=None, progress: bool = False, **overrides) -> RunResult:
+    """Run one trial of ``method`` on ``benchmark`` (see the README for every option).
+
+    ``overrides`` replace the profile's values (e.g. ``lam=50``, ``max_epochs=20``, ``eta_init=0.01``); unknown or
+    inapplicable keys and out-of-range values raise :class:`~dhclib.errors.ConfigError`. A loss that becomes NaN/inf
+    raises :class:`~dhclib.errors.PlasticInstabilityError` naming the task and epoch.
+    """
+    cfg = resolve_config(benchmark, method, seed, profile, str(resolve_device(device)), **overrides)
+    return _run_config(cfg, data_dir, progress)
+
+
+def result_path(out_dir, cfg: RunConfig) -> Path:
+    return Path(out_dir) / "runs" / cfg.benchmark / cfg.method.replace("+", "_") / f"seed{cfg.seed}-{cfg.key()}.json"
+
+
+def _write_atomic(path: Path, payload: dict) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
+    with open(tmp, "w") as f:
+        json.dump(payload, f)
+        f.flush()
+        os.fsync(f.fileno())
+    os.replace(tmp, path)
+
+
+def _as_list(value, what: str) -> list[str]:
+    if isinstance(value, str):
+        value = [v.strip() for v in value.split(",") if v.strip()]
+    value = list(value)
+    if not value:
+        raise ConfigError(f"no {what} given")
+    return value
+
+
+def run_many(benchmarks: str | Iterable[str], methods: str | Iterable[str], seeds="0", profile: str = "paper",
+             device: str = "auto", data_dir=None, out_dir="outputs/runs", progress: bool = True,
+             **overrides) -> pd.DataFrame:
+    """Run every (benchmark, method, seed), storing each finished run atomically and skipping stored ones.
+
+    Returns one tidy DataFrame: one row per tested entry of R (columns benchmark, method, seed, profile, config_key,
+    after_task, task, accuracy). All configs are resolved and validated before any training starts.
+    """
+    dev = str(resolve_device(device))
+    configs = [resolve_config(b, m, s, profile, dev, **overrides)
+               for b in _as_list(benchmarks, "benchmarks") for m in _as_list(methods, "methods")
+               for s in parse_seeds(seeds)]
+    frames = []
+    bar = tqdm(configs, desc="runs", disable=not progress)
+    for cfg in bar:
+        path = result_path(out_dir, cfg)
+        bar.set_postfix_str(f"{cfg.benchmark} {cfg.method} seed {cfg.seed}")
+        if path.is_file():
+            result = RunResult.from_json(json.loads(path.read_text()))
+        else:
+            result = _run_config(cfg, data_dir, progress)
+            _write_atomic(path, result.to_json())
+        frames.append(result.tidy())
+    bar.close()
+    return pd.concat(frames, ignore_index=True)
+
+
+def load_results(out_dir) -> list[RunResult]:
+    """Every run stored under ``out_dir`` (by :func:`run_many` or the CLI)."""
+    paths = sorted((Path(out_dir) / "runs").glob("*/*/seed*.json"))
+    return [RunResult.from_json(json.loads(p.read_text())) for p in paths]
+

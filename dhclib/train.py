@@ -1,0 +1,190 @@
+"""The sequential training protocol (SPEC §4, Appendix A.1) and batched evaluation.
+
+Tasks are learned one after the other with plain SGD. Each epoch is followed by a validation pass; with early
+stopping, training runs at least ``min_epochs``, stops once the validation accuracy has not improved for
+``patience`` epochs (or at ``max_epochs``), and restores the weights, the Hebbian trace and the regulariser's
+state of the best epoch. After each task, every task seen so far is tested: row T of the accuracy matrix R.
+
+The loop calls the regulariser's hooks and never branches on the method's name.
+"""
+
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass, field
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+from torch import Tensor, nn
+from tqdm.auto import tqdm
+
+from .benchmarks import Task, rng
+from .consolidation import Consolidation
+from .errors import PlasticInstabilityError
+from .models import plastic_layer
+
+__all__ = ["evaluate", "train_epoch", "train_task", "train_sequence", "SequenceLog", "Tracer"]
+
+
+@torch.no_grad()
+def evaluate(model: nn.Module, task: Task, split: str = "test", batch_size: int = 10000) -> float:
+    """Accuracy of the model on a task's split, predicting within the task's head; the trace is not updated."""
+    x, y, rows = task.split(split)
+    if rows.numel() == 0:
+        return float("nan")
+    was_training = model.training
+    model.eval()
+    correct = torch.zeros((), dtype=torch.long, device=rows.device)
+    for start in range(0, rows.numel(), batch_size):
+        r = rows[start : start + batch_size]
+        logits = model(task.inputs(x, r))[:, task.head]
+        correct += (logits.argmax(1) == task.local(y.index_select(0, r))).sum()
+    model.train(was_training)
+    return correct.item() / rows.numel()
+
+
+class Tracer:
+    """Records the ablation traces (Fig. 3) every ``every`` training steps: the task loss, eta (mean and, for a
+    per-connection eta, quantiles), ||Hebb||_F and ||alpha||_F."""
+
+    QUANTILES = (0.05, 0.25, 0.5, 0.75, 0.95)
+
+    def __init__(self, model: nn.Module, every: int) -> None:
+        self.layer = plastic_layer(model)
+        self.every = every
+        self.step = 0
+        self.rows: list[dict] = []
+
+    @torch.no_grad()
+    def record(self, task: int, epoch: int, loss: Tensor) -> None:
+        row = {"step": self.step, "task": task, "epoch": epoch, "loss": loss.item()}
+        layer = self.layer
+        if layer is not None:
+            eta = layer.effective_eta().float()
+            row["eta"] = eta.mean().item()
+            if eta.numel() > 1:
+                qs = torch.quantile(eta.flatten(), torch.tensor(self.QUANTILES, device=eta.device)).tolist()
+                row.update({f"eta_q{int(q * 100):02d}": v for q, v in zip(self.QUANTILES, qs)})
+            row["hebb_norm"] = layer.hebb.norm().item()
+            row["alpha_norm"] = layer.alpha.norm().item()
+        self.rows.append(row)
+
+
+def train_epoch(
+    model: nn.Module,
+    task: Task,
+    reg: Consolidation,
+    opt: torch.optim.Optimizer,
+    batch_size: int,
+    generator: torch.Generator,
+    tracer: Tracer | None = None,
+    epoch: int = 0,
+) -> Tensor:
+    """One pass over the task's training rows in a seeded random order; returns the summed task loss (a tensor,
+    so that the hot loop never waits for the device)."""
+    model.train()
+    x, y, rows = task.split("train")
+    order = rows.index_select(0, torch.randperm(rows.numel(), generator=generator).to(rows.device))
+    head = task.head
+    loss_sum = torch.zeros((), device=rows.device)
+    for start in range(0, order.numel(), batch_size):
+        r = order[start : start + batch_size]
+        yb = y.index_select(0, r)
+        logits = model(task.inputs(x, r), yb)
+        loss = F.cross_entropy(logits[:, head], yb - head.start)
+        opt.zero_grad()
+        loss.backward()
+        reg.before_step()
+        reg.add_penalty_grad()
+        opt.step()
+        reg.after_step()
+        loss_sum += loss.detach()
+        if tracer is not None:
+            if tracer.step % tracer.every == 0:
+                tracer.record(task.index, epoch, loss)
+            tracer.step += 1
+    return loss_sum
+
+
+@dataclass
+class TaskLog:
+    task: int
+    epochs: list[dict] = field(default_factory=list)
+    best_epoch: int = 0
+    seconds: float = 0.0
+
+
+def _snapshot(model: nn.Module, reg: Consolidation) -> tuple[dict, dict]:
+    return {k: v.detach().clone() for k, v in model.state_dict().items()}, reg.state_dict()
+
+
+def train_task(model: nn.Module, task: Task, reg: Consolidation, cfg, seed: int, tracer: Tracer | None = None,
+               bar=None) -> TaskLog:
+    """Learn one task with the protocol of SPEC §4 / A.1 (see the module docstring)."""
+    log = TaskLog(task=task.index)
+    t0 = time.perf_counter()
+    opt = torch.optim.SGD(model.parameters(), lr=cfg.lr)
+    order_rng = rng(seed, "order", task.index)
+    reg.on_task_start(task)
+    best_score, best_state, since_best = -1.0, None, 0
+    epochs = cfg.max_epochs
+    for epoch in range(1, epochs + 1):
+        loss_sum = train_epoch(model, task, reg, opt, cfg.batch_size, order_rng, tracer, epoch)
+        train_loss = loss_sum.item() / max(1, -(-task.n_train // cfg.batch_size))
+        if not np.isfinite(train_loss):
+            raise PlasticInstabilityError(
+                f"training diverged on task {task.index + 1} ({task.name}), epoch {epoch}: the loss became "
+                f"{train_loss} (plastic instability?). The run is not stored; try a smaller eta_init, "
+                "eta_clamp=True or a per-connection eta."
+            )
+        row = {"task": task.index, "epoch": epoch, "train_loss": train_loss}
+        if cfg.val_fraction > 0:
+            row["val_acc"] = evaluate(model, task, "val", cfg.eval_batch_size)
+        if cfg.early_stopping:
+            score = row["val_acc"] if cfg.select_on == "val" else evaluate(model, task, "test", cfg.eval_batch_size)
+            row["select_score"] = score
+            if score > best_score:
+                best_score, best_state, since_best, log.best_epoch = score, _snapshot(model, reg), 0, epoch
+            else:
+                since_best += 1
+        log.epochs.append(row)
+        if bar is not None:
+            bar.set_postfix(task=task.index + 1, epoch=epoch, val=f"{row.get('val_acc', float('nan')):.4f}")
+        if cfg.early_stopping and epoch >= cfg.min_epochs and since_best >= cfg.patience:
+            break
+    if cfg.early_stopping and best_state is not None:
+        model.load_state_dict(best_state[0])
+        reg.load_state_dict(best_state[1])
+    else:
+        log.best_epoch = len(log.epochs)
+    reg.on_task_end(task, rng(seed, "importance", task.index))
+    log.seconds = time.perf_counter() - t0
+    return log
+
+
+@dataclass
+class SequenceLog:
+    R: np.ndarray  # R[T, i]: test accuracy on task i after learning task T (NaN for i > T)
+    traces: list[dict]
+    epochs: list[dict]
+    tasks: list[dict]
+
+
+def train_sequence(model: nn.Module, tasks: list[Task], reg: Consolidation, cfg, seed: int,
+                   progress: bool = False) -> SequenceLog:
+    """Learn ``tasks`` in order (SPEC §4) and test every task seen after each one (SPEC §6)."""
+    n = len(tasks)
+    R = np.full((n, n), np.nan)
+    tracer = Tracer(model, cfg.trace_every)
+    epochs, task_rows = [], []
+    bar = tqdm(tasks, desc=f"{cfg.benchmark} {cfg.method} seed {seed}", leave=False, disable=not progress)
+    for T, task in enumerate(bar):
+        log = train_task(model, task, reg, cfg, seed, tracer, bar)
+        for i in range(T + 1):
+            R[T, i] = evaluate(model, tasks[i], "test", cfg.eval_batch_size)
+        epochs.extend(log.epochs)
+        task_rows.append({"task": T, "name": task.name, "n_train": task.n_train, "epochs": len(log.epochs),
+                          "best_epoch": log.best_epoch, "seconds": log.seconds})
+    bar.close()
+    return SequenceLog(R=R, traces=tracer.rows, epochs=epochs, tasks=task_rows)
