@@ -6,7 +6,7 @@ import argparse
 import json
 import sys
 
-from .config import BENCHMARK_NAMES, METHODS, PROFILES
+from .config import BENCHMARK_NAMES, METHODS, PROFILES, check_reserved
 from .errors import DhcError
 
 __all__ = ["main", "parse_overrides"]
@@ -31,8 +31,8 @@ def _parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog="python -m dhclib", description=__doc__)
     sub = p.add_subparsers(dest="command", required=True)
     r = sub.add_parser("run", help="run benchmarks x methods x seeds into a resumable result store")
-    r.add_argument("--benchmark", required=True, help=f"comma-separated; from: {', '.join(BENCHMARK_NAMES)}")
-    r.add_argument("--method", required=True, help=f"comma-separated; from: {', '.join(METHODS)}")
+    r.add_argument("--benchmark", required=True, help=f"comma-separated, or all; from: {', '.join(BENCHMARK_NAMES)}")
+    r.add_argument("--method", required=True, help=f"comma-separated, or all; from: {', '.join(METHODS)}")
     r.add_argument("--seeds", default="0", help="'0-9', '3' or '0,2,5' (default 0)")
     r.add_argument("--profile", default="paper", help=f"one of: {', '.join(PROFILES)} (default paper)")
     r.add_argument("--out", required=True, help="output directory of the result store")
@@ -60,9 +60,11 @@ def main(argv: list[str] | None = None) -> int:
         from .runner import load_results, run_many
 
         if args.command == "run":
+            overrides = parse_overrides(args.set)
+            check_reserved(overrides)
             df = run_many(args.benchmark, args.method, args.seeds, profile=args.profile, device=args.device,
                           data_dir=args.data_dir, out_dir=args.out, progress=not args.no_progress,
-                          **parse_overrides(args.set))
+                          **overrides)
         else:
             results = load_results(args.out)
             if not results:

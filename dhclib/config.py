@@ -135,10 +135,26 @@ _ALWAYS = {f.name for f in dataclasses.fields(RunConfig)} - set(_DHP_FIELDS) - {
 }
 
 
+# Options that have an argument of their own in run()/run_many()/the CLI, never an override.
+RESERVED = {"benchmark": "benchmarks", "method": "methods", "seed": "seeds (--seeds)", "seeds": "seeds (--seeds)",
+            "profile": "profile (--profile)", "device": "device (--device)", "data_dir": "data_dir (--data-dir)",
+            "out_dir": "out_dir (--out)"}
+# Tasks each benchmark has (SPEC §4): n_tasks may shorten a sequence, never extend it.
+MAX_TASKS = {"permuted_mnist": 10, "imbalanced_permuted_mnist": 10, "split_mnist": 5}
+
+
+def check_reserved(overrides: dict) -> None:
+    """Raise ConfigError when an override names an option that has its own argument."""
+    for k in overrides:
+        if k in RESERVED:
+            raise ConfigError(f"{k!r} is not an override: pass it as {RESERVED[k]}")
+
+
 def resolve_config(
-    benchmark: str, method: str, seed: int = 0, profile: str = "paper", device: str = "cpu", **overrides
+    benchmark: str, method: str, seed: int = 0, profile: str = "paper", device: str = "cpu", /, **overrides
 ) -> RunConfig:
     """Build and validate a :class:`RunConfig`: profile defaults for the benchmark, then ``overrides``."""
+    check_reserved(overrides)
     if benchmark not in BENCHMARK_NAMES:
         raise ConfigError(f"unknown benchmark {benchmark!r}; accepted: {', '.join(BENCHMARK_NAMES)}")
     if method not in METHODS:
@@ -166,11 +182,15 @@ def resolve_config(
         if k not in applicable:
             known = {f.name for f in dataclasses.fields(RunConfig)}
             if k in known:
-                raise ConfigError(f"override {k!r} does not apply to method {method!r} on {benchmark}")
+                raise ConfigError(f"override {k!r} does not apply to method {method!r} on {benchmark}; "
+                                  f"accepted: {', '.join(sorted(applicable))}")
             raise ConfigError(f"unknown override {k!r}; accepted: {', '.join(sorted(applicable))}")
         values[k] = v
-    if "hidden" in values:
+    if isinstance(values.get("hidden"), (list, tuple)):
         values["hidden"] = tuple(values["hidden"])
+    else:
+        raise ConfigError(f"hidden must be a non-empty list of positive integers, e.g. [400, 400], "
+                          f"got {values.get('hidden')!r}")
     cfg = RunConfig(benchmark=benchmark, method=method, seed=seed, profile=profile, device=str(device), **values)
     _validate(cfg)
     return cfg
@@ -184,7 +204,9 @@ def _validate(c: RunConfig) -> None:
     def is_int(v) -> bool:
         return isinstance(v, int) and not isinstance(v, bool)
 
-    need(is_int(c.n_tasks) and c.n_tasks >= 1, f"n_tasks must be an integer >= 1, got {c.n_tasks!r}")
+    top = MAX_TASKS[c.benchmark]
+    need(is_int(c.n_tasks) and 1 <= c.n_tasks <= top,
+         f"n_tasks must be an integer from 1 to {top} for {c.benchmark}, got {c.n_tasks!r}")
     need(all(is_int(h) and h >= 1 for h in c.hidden) and len(c.hidden) >= 1,
          f"hidden must be a non-empty list of positive integers, got {c.hidden!r}")
     need(isinstance(c.val_fraction, (int, float)) and 0 <= c.val_fraction < 1,

@@ -7,9 +7,9 @@ hooks and never asks which method it is running:
     on_task_start(task)  ->  per step: backward(task loss); before_step(); add_penalty_grad(); opt.step();
     after_step()  ->  on_task_end(task)
 
-``add_penalty_grad`` adds the penalty's gradient ``2 lam Omega (theta - theta*)`` to ``.grad`` in closed form
-(cheaper than differentiating :meth:`penalty`, and it leaves the task-loss gradient visible to SI's
-``before_step``). Omega is zero while task 1 is learned, so the penalty is skipped until the first task ends.
+``add_penalty_grad`` adds the penalty's gradient ``2 lam Omega (theta - theta*)`` to ``.grad`` in closed form, as
+``grad += (2 lam Omega) theta - (2 lam Omega theta*)`` with both factors precomputed once per task (cheaper than
+differentiating :meth:`penalty`; it also leaves the task-loss gradient visible to SI's ``before_step``). Omega is zero while task 1 is learned, so the penalty is skipped until the first task ends.
 """
 
 from __future__ import annotations
@@ -41,6 +41,7 @@ class Consolidation:
         self.params: list[nn.Parameter] = list(model.slow_parameters().values())
         self.omega: list[Tensor] | None = None  # importance, None until the first task ends
         self.theta_star: list[Tensor] | None = None  # slow weights at the end of the previous task
+        self._terms: tuple[list[Tensor], list[Tensor]] | None = None  # (2 lam Omega, 2 lam Omega theta*)
 
     # -- hooks -----------------------------------------------------------------------------------------------
     def on_task_start(self, task) -> None:
@@ -53,10 +54,13 @@ class Consolidation:
     def add_penalty_grad(self) -> None:
         if self.omega is None or self.lam == 0.0:
             return
-        diff = torch._foreach_sub(self.params, self.theta_star)
-        torch._foreach_mul_(diff, self.omega)
+        if self._terms is None:
+            scale = [2.0 * self.lam * o for o in self.omega]
+            self._terms = (scale, [a * t for a, t in zip(scale, self.theta_star)])
+        scale, offset = self._terms
         grads = [p.grad for p in self.params]
-        torch._foreach_add_(grads, diff, alpha=2.0 * self.lam)
+        torch._foreach_addcmul_(grads, scale, self.params)
+        torch._foreach_sub_(grads, offset)
 
     def after_step(self) -> None:
         pass
@@ -85,14 +89,17 @@ class Consolidation:
         else:
             self.omega = [decay * o + n for o, n in zip(self.omega, omega_new)]
         self.theta_star = [p.detach().clone() for p in self.params]
+        self._terms = None
 
     # -- state (restored with the best epoch by early stopping) ----------------------------------------------
     def state_dict(self) -> dict[str, Any]:
-        return {k: _clone(v) for k, v in vars(self).items() if k not in ("model", "params", "names")}
+        skip = ("model", "params", "names", "_terms")
+        return {k: _clone(v) for k, v in vars(self).items() if k not in skip}
 
     def load_state_dict(self, state: dict[str, Any]) -> None:
         for k, v in state.items():
             setattr(self, k, _clone(v))
+        self._terms = None
 
     def __repr__(self) -> str:
         return f"{type(self).__name__}(lam={self.lam})"

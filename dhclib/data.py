@@ -50,11 +50,16 @@ def read_idx(path: str | os.PathLike) -> np.ndarray:
     """Read one IDX file (``.gz`` or raw): magic ``0 0 <type> <ndim>``, big-endian dims, then the data."""
     path = Path(path)
     opener = gzip.open if path.suffix == ".gz" else open
-    with opener(path, "rb") as f:
-        raw = f.read()
+    try:
+        with opener(path, "rb") as f:
+            raw = f.read()
+    except (EOFError, OSError, gzip.BadGzipFile) as exc:  # an interrupted copy or a corrupt archive
+        raise DataNotFoundError(f"{path} cannot be read ({type(exc).__name__}: {exc}); copy it again") from None
     if len(raw) < 4 or raw[0] != 0 or raw[1] != 0 or raw[2] not in _IDX_DTYPES:
         raise DataNotFoundError(f"{path} is not an IDX file (bad magic number)")
     ndim = raw[3]
+    if len(raw) < 4 + 4 * ndim:
+        raise DataNotFoundError(f"{path} is truncated inside its header ({len(raw)} bytes, {ndim} dimensions)")
     dims = tuple(int.from_bytes(raw[4 + 4 * i : 8 + 4 * i], "big") for i in range(ndim))
     dtype = np.dtype(_IDX_DTYPES[raw[2]])
     data = np.frombuffer(raw, dtype=dtype, offset=4 + 4 * ndim)
@@ -111,7 +116,7 @@ def load_idx_dataset(
             expected = ", ".join(f"{stem}[.gz]" for stem in IDX_FILES.values())
             msg = f"{name} data not found in {where}: expected the four IDX files {expected}."
             if download_error is not None:
-                msg += f" The download into {cache_dir() / 'download'} failed too ({type(download_error).__name__}: {download_error})."
+                msg += f" The download into {cache_dir() / 'download'} failed too ({type(download_error).__name__}: {_one_line(download_error)})."
             elif not download:
                 msg += " Downloading is off (download=False)."
             raise DataNotFoundError(msg)
@@ -137,6 +142,11 @@ def load_idx_dataset(
         _save_atomic(arrays, cached)
     _MEMO[key] = arrays
     return arrays
+
+
+def _one_line(exc: BaseException) -> str:
+    """torchvision's download errors span several lines (one per mirror); an error message here is one line."""
+    return " ".join(str(exc).split())
 
 
 def _check_shapes(name: str, arrays: dict[str, torch.Tensor]) -> None:

@@ -22,7 +22,7 @@ from tqdm.auto import tqdm
 
 from . import __version__
 from .benchmarks import BENCHMARKS, rng
-from .config import RunConfig, parse_seeds, resolve_config
+from .config import BENCHMARK_NAMES, METHODS, RunConfig, check_reserved, parse_seeds, resolve_config
 from .consolidation import MAS, SI, Consolidation, OnlineEWC
 from .errors import ConfigError
 from .metrics import average_accuracy, average_accuracy_curve, bwt
@@ -74,6 +74,20 @@ def build_regulariser(model: torch.nn.Module, cfg: RunConfig) -> Consolidation:
         "ewc": lambda: OnlineEWC(model, cfg.lam, gamma=cfg.ewc_gamma, samples=samples, fisher_mode=cfg.fisher_mode),
         "mas": lambda: MAS(model, cfg.lam, samples=samples),
     }[cfg.regulariser]()
+
+
+def device_description(device: str | torch.device) -> str:
+    """A human-readable name of the device, e.g. ``"cpu: AMD EPYC, 2 threads"`` or ``"cuda: NVIDIA H100"``."""
+    dev = torch.device(device)
+    if dev.type == "cuda":
+        return f"cuda: {torch.cuda.get_device_name(dev)}"
+    name = platform.processor() or platform.machine()
+    try:
+        with open("/proc/cpuinfo") as f:
+            name = next(line.split(":", 1)[1].strip() for line in f if line.startswith("model name"))
+    except (OSError, StopIteration):
+        pass
+    return f"cpu: {name}, {torch.get_num_threads()} threads"
 
 
 def versions() -> dict[str, str]:
@@ -149,12 +163,10 @@ def _run_config(cfg: RunConfig, data_dir=None, progress: bool = False) -> RunRes
     model = build_model(cfg, tasks[0].x_train.shape[1], out_features)
     reg = build_regulariser(model, cfg)
     log = train_sequence(model, tasks, reg, cfg, cfg.seed, progress=progress)
-    dev = torch.device(cfg.device)
-    name = torch.cuda.get_device_name(dev) if dev.type == "cuda" else (platform.processor() or platform.machine())
     config = dict(cfg.to_dict(), key=cfg.key())
     return RunResult(config=config, R=log.R, traces=pd.DataFrame(log.traces), epochs=pd.DataFrame(log.epochs),
                      tasks=pd.DataFrame(log.tasks), wall_time=time.perf_counter() - t0, versions=versions(),
-                     device_name=f"{dev.type}: {name}, {torch.get_num_threads()} threads")
+                     device_name=device_description(cfg.device))
 
 
 def run(benchmark: str, method: str, seed: int = 0, profile: str = "paper", device: str = "auto",
@@ -165,6 +177,7 @@ def run(benchmark: str, method: str, seed: int = 0, profile: str = "paper", devi
     inapplicable keys and out-of-range values raise :class:`~dhclib.errors.ConfigError`. A loss that becomes NaN/inf
     raises :class:`~dhclib.errors.PlasticInstabilityError` naming the task and epoch.
     """
+    check_reserved(overrides)
     cfg = resolve_config(benchmark, method, seed, profile, str(resolve_device(device)), **overrides)
     return _run_config(cfg, data_dir, progress)
 
@@ -183,9 +196,10 @@ def _write_atomic(path: Path, payload: dict) -> None:
     os.replace(tmp, path)
 
 
-def _as_list(value, what: str) -> list[str]:
+def _as_list(value, what: str, everything: Iterable[str]) -> list[str]:
+    """A comma-separated string or an iterable of names; ``"all"`` means every one of ``everything``."""
     if isinstance(value, str):
-        value = [v.strip() for v in value.split(",") if v.strip()]
+        value = list(everything) if value == "all" else [v.strip() for v in value.split(",") if v.strip()]
     value = list(value)
     if not value:
         raise ConfigError(f"no {what} given")
@@ -197,12 +211,15 @@ def run_many(benchmarks: str | Iterable[str], methods: str | Iterable[str], seed
              **overrides) -> pd.DataFrame:
     """Run every (benchmark, method, seed), storing each finished run atomically and skipping stored ones.
 
+    ``benchmarks`` and ``methods`` are names, comma-separated strings or ``"all"``; ``seeds`` as :func:`parse_seeds`.
+
     Returns one tidy DataFrame: one row per tested entry of R (columns benchmark, method, seed, profile, config_key,
     after_task, task, accuracy). All configs are resolved and validated before any training starts.
     """
+    check_reserved(overrides)
     dev = str(resolve_device(device))
     configs = [resolve_config(b, m, s, profile, dev, **overrides)
-               for b in _as_list(benchmarks, "benchmarks") for m in _as_list(methods, "methods")
+               for b in _as_list(benchmarks, "benchmarks", BENCHMARK_NAMES) for m in _as_list(methods, "methods", METHODS)
                for s in parse_seeds(seeds)]
     frames = []
     bar = tqdm(configs, desc="runs", disable=not progress)
