@@ -40,6 +40,8 @@ def _parser() -> argparse.ArgumentParser:
     r.add_argument("--data-dir", default=None, help="data root (default: $DHC_DATA_DIR)")
     r.add_argument("--set", action="append", default=[], metavar="KEY=VALUE", help="override a config value")
     r.add_argument("--no-progress", action="store_true", help="no progress bars")
+    r.add_argument("--on-diverge", default="record", choices=("record", "raise"),
+                   help="a run whose loss becomes NaN/inf: record the failure and go on (default), or stop")
     s = sub.add_parser("summary", help="mean ± SEM of the runs stored in a result store")
     s.add_argument("--out", required=True, help="output directory of the result store")
     sub.add_parser("list", help="benchmarks, methods and profiles")
@@ -57,21 +59,27 @@ def main(argv: list[str] | None = None) -> int:
         import pandas as pd
 
         from .metrics import summarize
-        from .runner import load_results, run_many
+        from .runner import load_diverged, load_results, run_many
 
         if args.command == "run":
             overrides = parse_overrides(args.set)
             check_reserved(overrides)
             df = run_many(args.benchmark, args.method, args.seeds, profile=args.profile, device=args.device,
                           data_dir=args.data_dir, out_dir=args.out, progress=not args.no_progress,
-                          **overrides)
+                          on_diverge=args.on_diverge, **overrides)
+            diverged = df.attrs.get("diverged", [])
         else:
             results = load_results(args.out)
-            if not results:
+            diverged = load_diverged(args.out)
+            if not results and not diverged:
                 raise DhcError(f"no stored runs under {args.out}/runs")
-            df = pd.concat([r.tidy() for r in results], ignore_index=True)
-        with pd.option_context("display.width", 200, "display.max_columns", 20):
-            print(summarize(df, by=("benchmark", "method", "profile")).to_string(index=False))
+            df = pd.concat([r.tidy() for r in results], ignore_index=True) if results else None
+        if df is not None and len(df):
+            with pd.option_context("display.width", 200, "display.max_columns", 20):
+                print(summarize(df, by=("benchmark", "method", "profile")).to_string(index=False))
+        for d in diverged:
+            print(f"diverged (no result): {d['benchmark']} {d['method']} seed {d['seed']}: {d['message']}",
+                  file=sys.stderr)
         return 0
     except DhcError as exc:
         print(f"error: {exc}", file=sys.stderr)

@@ -244,8 +244,8 @@ def _validate(c: RunConfig) -> None:
         need(c.importance_samples == "all" or (is_int(c.importance_samples) and c.importance_samples >= 1),
              f"importance_samples must be a positive integer or 'all', got {c.importance_samples!r}")
     if c.fisher_mode is not None:
-        need(c.fisher_mode in ("exact", "sample", "true"),
-             f"fisher_mode must be 'exact', 'sample' or 'true', got {c.fisher_mode!r}")
+        need(c.fisher_mode in ("exact", "sample", "true", "batch"),
+             f"fisher_mode must be 'exact', 'sample', 'true' or 'batch', got {c.fisher_mode!r}")
 
 
 def parse_seeds(seeds) -> list[int]:

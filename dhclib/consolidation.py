@@ -19,7 +19,7 @@ from typing import Any
 import torch
 from torch import Tensor, nn
 
-from .importance import FISHER_MODES, sample_grad_stats
+from .importance import EWC_FISHER_MODES, batch_fisher, sample_grad_stats
 
 __all__ = ["Consolidation", "OnlineEWC", "SI", "MAS", "REGULARISERS"]
 
@@ -76,6 +76,14 @@ class Consolidation:
         total = sum((o * (p - s).square()).sum() for p, s, o in zip(self.params, self.theta_star, self.omega))
         return self.lam * total
 
+    def stiffness(self, lr: float) -> tuple[str, float]:
+        """The largest ``lr * 2 lam Omega`` and its parameter's name: plain SGD on the penalty alone diverges
+        (oscillates with growing amplitude) in any weight where this exceeds 2."""
+        if self.omega is None or self.lam == 0.0:
+            return "", 0.0
+        values = [(n, float(o.max()) * 2.0 * self.lam * lr) for n, o in zip(self.names, self.omega)]
+        return max(values, key=lambda v: v[1])
+
     def importance(self) -> dict[str, Tensor]:
         """Omega by slow-parameter name (zeros before the first task ends)."""
         if self.omega is None:
@@ -118,13 +126,18 @@ class _SampledImportance(Consolidation):
 
     kind = ""
 
-    def __init__(self, model, lam, samples: int | None = 2000, fisher_mode: str = "exact") -> None:
+    def __init__(self, model, lam, samples: int | None = 2000, fisher_mode: str = "exact",
+                 batch_size: int = 64) -> None:
         super().__init__(model, lam)
         self.samples = samples
         self.fisher_mode = fisher_mode
+        self.batch_size = batch_size
 
     def _estimate(self, task, generator) -> list[Tensor]:
         x, y = task.sample("train", self.samples, generator)
+        if self.kind == "fisher" and self.fisher_mode == "batch":
+            stats = batch_fisher(self.model, x, task.local(y), task.head, self.batch_size)
+            return [stats[n] for n in self.names]
         stats = sample_grad_stats(
             self.model, x, task.head, self.kind, y=task.local(y), fisher_mode=self.fisher_mode, generator=generator
         )
@@ -137,16 +150,18 @@ class OnlineEWC(_SampledImportance):
     After each task: the diagonal Fisher F_new of the task's training data (per-sample squared gradients of
     log p(y|x) over the active head, averaged over ``samples`` seeded random training samples, or all with None;
     ``fisher_mode`` "exact" takes the expectation over y ~ p(y|x) in closed form, "sample" draws y, "true" uses the
-    label = the empirical Fisher), then ``F = gamma * F + F_new``.
+    label = the empirical Fisher; "batch" squares mini-batch gradients of ``batch_size`` samples instead,
+    see :func:`~dhclib.importance.batch_fisher`), then ``F = gamma * F + F_new``.
     """
 
     name = "ewc"
     kind = "fisher"
 
-    def __init__(self, model, lam: float, gamma: float = 1.0, samples: int | None = 2000, fisher_mode: str = "exact"):
-        if fisher_mode not in FISHER_MODES:
-            raise ValueError(f"unknown fisher_mode {fisher_mode!r}; accepted: {', '.join(FISHER_MODES)}")
-        super().__init__(model, lam, samples, fisher_mode)
+    def __init__(self, model, lam: float, gamma: float = 1.0, samples: int | None = 2000, fisher_mode: str = "exact",
+                 batch_size: int = 64):
+        if fisher_mode not in EWC_FISHER_MODES:
+            raise ValueError(f"unknown fisher_mode {fisher_mode!r}; accepted: {', '.join(EWC_FISHER_MODES)}")
+        super().__init__(model, lam, samples, fisher_mode, batch_size)
         self.gamma = float(gamma)
 
     def on_task_end(self, task, generator) -> None:

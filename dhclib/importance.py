@@ -20,9 +20,10 @@ from collections.abc import Callable
 import torch
 from torch import Tensor, nn
 
-__all__ = ["sample_grad_stats", "FISHER_MODES", "supported_modules"]
+__all__ = ["sample_grad_stats", "batch_fisher", "FISHER_MODES", "EWC_FISHER_MODES", "supported_modules"]
 
-FISHER_MODES = ("exact", "sample", "true")
+FISHER_MODES = ("exact", "sample", "true")  # per-sample estimators (sample_grad_stats)
+EWC_FISHER_MODES = FISHER_MODES + ("batch",)  # plus the mini-batch shortcut (batch_fisher)
 
 
 def _linear_stat(module: nn.Linear, a: Tensor, d: Tensor) -> dict[str, Tensor]:
@@ -150,3 +151,32 @@ def sample_grad_stats(
     if missing:
         raise NotImplementedError(f"no per-sample statistic for slow parameters {sorted(missing)}")
     return {k: sums[k].detach() / n for k in slow}
+
+
+def batch_fisher(model: nn.Module, x: Tensor, y: Tensor, head: slice, batch_size: int = 64) -> dict[str, Tensor]:
+    """The mini-batch Fisher shortcut (SPEC §3, "peers differ here: batch vs per-sample"): not the default.
+
+    ``mean_b (d mean_{n in b} -log p(y_n|x_n) / d w)^2`` over consecutive mini-batches b of ``batch_size``
+    samples with their true (local head) labels. It squares a batch-mean gradient, so it is roughly the
+    per-sample empirical Fisher divided by the batch size (plus the squared mean gradient): a much smaller
+    Omega for the same lambda. The model is evaluated in evaluation mode (the Hebbian trace is not updated).
+    """
+    slow = model.slow_parameters()
+    names, params = list(slow), list(slow.values())
+    was_training = model.training
+    model.eval()
+    sums = [torch.zeros_like(p) for p in params]
+    n_batches = 0
+    try:
+        for start in range(0, x.shape[0], batch_size):
+            with torch.enable_grad():
+                loss = nn.functional.cross_entropy(model(x[start : start + batch_size])[:, head],
+                                                   y[start : start + batch_size])
+                grads = torch.autograd.grad(loss, params, allow_unused=True)
+            for s, g in zip(sums, grads):
+                if g is not None:
+                    s.add_(g.detach().square())
+            n_batches += 1
+    finally:
+        model.train(was_training)
+    return {k: s / max(n_batches, 1) for k, s in zip(names, sums)}

@@ -58,7 +58,8 @@ class DHPSoftmax(nn.Module):
         eta_init: initial plastic learning rate (0.001 for MNIST, 0.0001 per connection for the Vision Mixture).
         eta_per_connection: learn one eta per connection (m x d) instead of one scalar (Appendix A.4).
         eta_grad_horizon: how far back eta's gradient reaches through the trace. 1 (the default, as in
-            Listing 1): only through this step's update. k > 1: through the last k updates. ``None``: through
+            Listing 1): only through this step's update. k > 1: the carried gradient is cut after every k-th
+            update (SPEC §1: "detach every k"), so it reaches back between 1 and k updates. ``None``: through
             the whole history. k > 1 and ``None`` are computed in O(1) memory with a forward-mode sensitivity
             ``d hebb / d eta`` (SPEC §1, open question); the class means of earlier batches are held constant,
             so the extra gradient reaches eta only, never the hidden layers of earlier steps.
@@ -118,7 +119,7 @@ class DHPSoftmax(nn.Module):
                 prev = self.hebb
             else:
                 # Value of hebb, gradient w.r.t. eta equal to the carried sensitivity.
-                prev = self.hebb + self.hebb_sensitivity * (eta - eta.detach())
+                prev = self.hebb + self.hebb_sensitivity.clone() * (eta - eta.detach())
             hebb = hebbian_update(prev, h, y, eta)
             if self.eta_grad_horizon != 1:
                 self._advance_sensitivity(h.detach(), y, eta.detach())

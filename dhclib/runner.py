@@ -24,7 +24,7 @@ from . import __version__
 from .benchmarks import BENCHMARKS, rng
 from .config import BENCHMARK_NAMES, METHODS, RunConfig, check_reserved, parse_seeds, resolve_config
 from .consolidation import MAS, SI, Consolidation, OnlineEWC
-from .errors import ConfigError
+from .errors import ConfigError, PlasticInstabilityError
 from .metrics import average_accuracy, average_accuracy_curve, bwt
 from .models import MLP
 from .train import train_sequence
@@ -71,7 +71,8 @@ def build_regulariser(model: torch.nn.Module, cfg: RunConfig) -> Consolidation:
     return {
         "none": lambda: Consolidation(model),
         "si": lambda: SI(model, cfg.lam, xi=cfg.si_xi),
-        "ewc": lambda: OnlineEWC(model, cfg.lam, gamma=cfg.ewc_gamma, samples=samples, fisher_mode=cfg.fisher_mode),
+        "ewc": lambda: OnlineEWC(model, cfg.lam, gamma=cfg.ewc_gamma, samples=samples, fisher_mode=cfg.fisher_mode,
+                                  batch_size=cfg.batch_size),
         "mas": lambda: MAS(model, cfg.lam, samples=samples),
     }[cfg.regulariser]()
 
@@ -134,8 +135,7 @@ class RunResult:
         ident = (c["benchmark"], c["method"], c["seed"], c["profile"], c["key"])
         T = self.R.shape[0]
         rows = [ident + (t, i, self.R[t, i]) for t in range(T) for i in range(t + 1)]
-        return pd.DataFrame(rows, columns=["benchmark", "method", "seed", "profile", "config_key", "after_task", "task",
-                                           "accuracy"])
+        return pd.DataFrame(rows, columns=_TIDY_COLUMNS)
 
     def to_json(self) -> dict:
         return {"config": self.config, "R": [[None if np.isnan(v) else v for v in row] for row in self.R.tolist()],
@@ -182,8 +182,12 @@ def run(benchmark: str, method: str, seed: int = 0, profile: str = "paper", devi
     return _run_config(cfg, data_dir, progress)
 
 
-def result_path(out_dir, cfg: RunConfig) -> Path:
-    return Path(out_dir) / "runs" / cfg.benchmark / cfg.method.replace("+", "_") / f"seed{cfg.seed}-{cfg.key()}.json"
+_TIDY_COLUMNS = ["benchmark", "method", "seed", "profile", "config_key", "after_task", "task", "accuracy"]
+
+
+def result_path(out_dir, cfg: RunConfig, kind: str = "runs") -> Path:
+    """``<out_dir>/<kind>/<benchmark>/<method>/seed<seed>-<config key>.json``; kind "runs" or "diverged"."""
+    return Path(out_dir) / kind / cfg.benchmark / cfg.method.replace("+", "_") / f"seed{cfg.seed}-{cfg.key()}.json"
 
 
 def _write_atomic(path: Path, payload: dict) -> None:
@@ -208,32 +212,58 @@ def _as_list(value, what: str, everything: Iterable[str]) -> list[str]:
 
 def run_many(benchmarks: str | Iterable[str], methods: str | Iterable[str], seeds="0", profile: str = "paper",
              device: str = "auto", data_dir=None, out_dir="outputs/runs", progress: bool = True,
-             **overrides) -> pd.DataFrame:
+             on_diverge: str = "raise", **overrides) -> pd.DataFrame:
     """Run every (benchmark, method, seed), storing each finished run atomically and skipping stored ones.
 
     ``benchmarks`` and ``methods`` are names, comma-separated strings or ``"all"``; ``seeds`` as :func:`parse_seeds`.
 
     Returns one tidy DataFrame: one row per tested entry of R (columns benchmark, method, seed, profile, config_key,
     after_task, task, accuracy). All configs are resolved and validated before any training starts.
+
+    A run whose loss becomes NaN/inf is never stored as a result. ``on_diverge="raise"`` (default) stops the batch
+    with the :class:`~dhclib.errors.PlasticInstabilityError`; ``"record"`` writes the failure (message and config)
+    to ``<out_dir>/diverged/...`` instead, goes on with the batch, and lists the failures (stored ones included:
+    a run is deterministic, so it is not retried) in the frame's ``attrs["diverged"]``.
     """
     check_reserved(overrides)
+    if on_diverge not in ("raise", "record"):
+        raise ConfigError(f"on_diverge must be 'raise' or 'record', got {on_diverge!r}")
     dev = str(resolve_device(device))
     configs = [resolve_config(b, m, s, profile, dev, **overrides)
                for b in _as_list(benchmarks, "benchmarks", BENCHMARK_NAMES) for m in _as_list(methods, "methods", METHODS)
                for s in parse_seeds(seeds)]
-    frames = []
+    frames, diverged = [], []
     bar = tqdm(configs, desc="runs", disable=not progress)
     for cfg in bar:
-        path = result_path(out_dir, cfg)
+        path, failed = result_path(out_dir, cfg), result_path(out_dir, cfg, "diverged")
         bar.set_postfix_str(f"{cfg.benchmark} {cfg.method} seed {cfg.seed}")
         if path.is_file():
             result = RunResult.from_json(json.loads(path.read_text()))
+        elif on_diverge == "record" and failed.is_file():
+            diverged.append(json.loads(failed.read_text()))
+            continue
         else:
-            result = _run_config(cfg, data_dir, progress)
+            try:
+                result = _run_config(cfg, data_dir, progress)
+            except PlasticInstabilityError as exc:
+                if on_diverge == "raise":
+                    raise
+                record = dict(benchmark=cfg.benchmark, method=cfg.method, seed=cfg.seed, profile=cfg.profile,
+                              config_key=cfg.key(), message=str(exc), config=cfg.to_dict())
+                _write_atomic(failed, record)
+                diverged.append(record)
+                continue
             _write_atomic(path, result.to_json())
         frames.append(result.tidy())
     bar.close()
-    return pd.concat(frames, ignore_index=True)
+    df = pd.concat(frames, ignore_index=True) if frames else pd.DataFrame(columns=_TIDY_COLUMNS)
+    df.attrs["diverged"] = diverged
+    return df
+
+
+def load_diverged(out_dir) -> list[dict]:
+    """The failure records of runs that diverged under ``out_dir`` (``run_many(..., on_diverge="record")``)."""
+    return [json.loads(p.read_text()) for p in sorted((Path(out_dir) / "diverged").glob("*/*/seed*.json"))]
 
 
 def load_results(out_dir) -> list[RunResult]:

@@ -107,6 +107,21 @@ def train_epoch(
     return loss_sum
 
 
+def _divergence_message(model: nn.Module, task: Task, reg: Consolidation, cfg, epoch: int, loss: float) -> str:
+    """Say which task diverged and the likely cause: a penalty too stiff for SGD, or the plastic weights."""
+    where = f"training diverged on task {task.index + 1} ({task.name}), epoch {epoch}: the loss became {loss}."
+    name, stiff = reg.stiffness(cfg.lr)
+    if stiff > 2.0:
+        cause = (f" The consolidation penalty is too stiff for plain SGD: lr * 2 * lam * Omega reaches {stiff:.3g} "
+                 f"in {name} (SGD diverges above 2); try a smaller lam"
+                 + (" or fisher_mode='batch'." if reg.name == "ewc" else "."))
+    elif plastic_layer(model) is not None:
+        cause = " Plastic instability: try a smaller eta_init, eta_clamp=True or a per-connection eta."
+    else:
+        cause = " Try a smaller lr."
+    return where + cause + " The run is not stored."
+
+
 @dataclass
 class TaskLog:
     task: int
@@ -133,11 +148,7 @@ def train_task(model: nn.Module, task: Task, reg: Consolidation, cfg, seed: int,
         loss_sum = train_epoch(model, task, reg, opt, cfg.batch_size, order_rng, tracer, epoch)
         train_loss = loss_sum.item() / max(1, -(-task.n_train // cfg.batch_size))
         if not np.isfinite(train_loss):
-            raise PlasticInstabilityError(
-                f"training diverged on task {task.index + 1} ({task.name}), epoch {epoch}: the loss became "
-                f"{train_loss} (plastic instability?). The run is not stored; try a smaller eta_init, "
-                "eta_clamp=True or a per-connection eta."
-            )
+            raise PlasticInstabilityError(_divergence_message(model, task, reg, cfg, epoch, train_loss))
         row = {"task": task.index, "epoch": epoch, "train_loss": train_loss}
         if cfg.val_fraction > 0:
             row["val_acc"] = evaluate(model, task, "val", cfg.eval_batch_size)

@@ -16,6 +16,8 @@ import dhclib.runner
 import dhclib.train
 from dhclib.benchmarks import Task
 from dhclib.config import resolve_config
+from dhclib.consolidation import Consolidation
+from dhclib.models import MLP
 from dhclib.runner import build_model, build_regulariser, build_tasks
 from dhclib.train import evaluate, train_task
 
@@ -246,6 +248,29 @@ def test_divergence_names_a_later_task_and_epoch(idx_root, monkeypatch):
     assert "task 2" in msg and "epoch 2" in msg and "task 1" not in msg
 
 
+def test_stiff_penalty_divergence_is_diagnosed(idx_root):
+    """EWC with a lambda so large that lr * 2 * lam * Omega > 2 makes plain SGD oscillate and diverge on task 2;
+    the error names task 2, says the penalty is too stiff, names the weight and suggests fisher_mode='batch'
+    (the case met on Imbalanced Permuted MNIST with the paper's lambda = 400, see the README)."""
+    with pytest.raises(dhclib.PlasticInstabilityError) as info:
+        dhclib.run("permuted_mnist", "ewc", 0, "quick", "cpu", data_dir=idx_root,
+                   **dict(TINY, n_tasks=2, lam=1e7, max_epochs=2, min_epochs=2))
+    msg = str(info.value)
+    assert "task 2" in msg and "too stiff" in msg and "fisher_mode='batch'" in msg, msg
+
+
+def test_stiffness_is_lr_times_two_lam_omega():
+    """Consolidation.stiffness: the largest lr * 2 * lam * Omega over the slow weights, with its name; 0 before
+    the first task ends."""
+    model = MLP(4, (3,), 2, output="matched")
+    reg = Consolidation(model, lam=5.0)
+    assert reg.stiffness(0.01) == ("", 0.0)
+    reg._consolidate([torch.full_like(p, 0.5) for p in reg.params])
+    reg.omega[1] = torch.full_like(reg.omega[1], 3.0)  # body.0.bias
+    name, value = reg.stiffness(0.01)
+    assert name == "body.0.bias" and value == pytest.approx(0.01 * 2 * 5.0 * 3.0)
+
+
 def test_diverged_run_is_not_stored(idx_root, tmp_path):
     """run_many stores NO file (no result, no leftover temporary) for a run that diverges."""
     out = tmp_path / "store"
@@ -255,6 +280,39 @@ def test_diverged_run_is_not_stored(idx_root, tmp_path):
     stored = [p for p in out.rglob("*") if p.is_file()] if out.exists() else []
     assert stored == []
     assert dhclib.load_results(out) == []
+
+
+def test_on_diverge_record_goes_on_and_resumes(idx_root, tmp_path, monkeypatch, capsys):
+    """on_diverge="record": the diverging run (EWC with an absurd lambda) is written to diverged/, never to runs/,
+    the batch goes on with the other method, the frame lists the failure in attrs["diverged"], and a resumed
+    batch neither retrains it nor the stored run. The CLI (default: record) exits 0 and names the failure."""
+    out = tmp_path / "store"
+    kw = dict(TINY, lam=1e7, max_epochs=2, min_epochs=2)
+    df = dhclib.run_many("permuted_mnist", "finetune,ewc", "0", "quick", "cpu", data_dir=idx_root, out_dir=out,
+                         progress=False, on_diverge="record", **{k: v for k, v in kw.items() if k != "lam"})
+    assert set(df["method"]) == {"finetune", "ewc"}  # without the big lambda both finish
+    out2 = tmp_path / "store2"
+    df = dhclib.run_many("permuted_mnist", "ewc", "0", "quick", "cpu", data_dir=idx_root, out_dir=out2,
+                         progress=False, on_diverge="record", **kw)
+    assert len(df) == 0 and [d["method"] for d in df.attrs["diverged"]] == ["ewc"]
+    assert "too stiff" in df.attrs["diverged"][0]["message"]
+    assert list((out2 / "runs").rglob("*.json")) == [] and len(list((out2 / "diverged").rglob("*.json"))) == 1
+    assert dhclib.load_results(out2) == [] and len(dhclib.load_diverged(out2)) == 1
+
+    def no_training(*args, **kwargs):
+        raise AssertionError("a stored or recorded run was trained again")
+
+    monkeypatch.setattr(dhclib.runner, "_run_config", no_training)
+    again = dhclib.run_many("permuted_mnist", "ewc", "0", "quick", "cpu", data_dir=idx_root, out_dir=out2,
+                            progress=False, on_diverge="record", **kw)
+    assert [d["config_key"] for d in again.attrs["diverged"]] == [d["config_key"] for d in df.attrs["diverged"]]
+    from dhclib.cli import main
+
+    argv = ["run", "--benchmark", "permuted_mnist", "--method", "ewc", "--profile", "quick", "--device", "cpu",
+            "--out", str(out2), "--data-dir", str(idx_root), "--no-progress"]
+    argv += [f"--set={k}={v}" for k, v in kw.items()]
+    assert main(argv) == 0
+    assert "diverged (no result): permuted_mnist ewc seed 0" in capsys.readouterr().err
 
 
 # ---------------------------------------------------------------------------------------------------------------
