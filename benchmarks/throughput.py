@@ -4,10 +4,11 @@ For each method: seconds per training epoch on Permuted MNIST (the 784-400-400-1
 over two tasks of one epoch each with one task boundary in between, so that the end-of-task consolidation (Online
 EWC's Fisher, MAS's importance, SI's Omega) is counted. Validation and testing are not part of a training epoch and
 are not timed. The plain loop trains the same network (nn.Linear layers, a plain linear softmax output) on the same
-batches, in the same process, on the same device. Plain and method runs alternate, ``--repeats`` times each; the
-table reports medians and the ratio of medians.
+batches, in the same process, on the same device. The speed of a shared 2-core machine drifts by tens of percent
+over minutes, so each repeat times the plain loop and the method back to back (alternating which goes first) and
+takes their ratio; the table reports the median of these paired ratios and the fastest time of each.
 
-    python benchmarks/throughput.py [--device cpu] [--repeats 3] [--methods finetune,dhp,...]
+    python benchmarks/throughput.py [--device cpu] [--repeats 5] [--methods finetune,dhp,...]
 
 Needs MNIST under $DHC_DATA_DIR (or --data-dir); training uses the full 54,000 training rows per task.
 """
@@ -74,7 +75,7 @@ def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--device", default="cpu")
     ap.add_argument("--data-dir", default=None)
-    ap.add_argument("--repeats", type=int, default=3)
+    ap.add_argument("--repeats", type=int, default=5)
     ap.add_argument("--methods", default=",".join(METHODS))
     args = ap.parse_args()
     device = resolve_device(args.device)
@@ -85,15 +86,21 @@ def main() -> None:
     for method in methods:
         plain, ours = [], []
         for rep in range(args.repeats):
-            plain.append(plain_loop(tasks, device, rep) / len(tasks))
-            ours.append(method_loop(tasks, method, device, rep) / len(tasks))
-        p, o = statistics.median(plain), statistics.median(ours)
-        rows.append((method, p, o, o / p))
-        print(f"{method:10s} plain {p:6.3f} s/epoch   dhclib {o:6.3f} s/epoch   ratio {o / p:5.2f}", flush=True)
+            if rep % 2 == 0:
+                plain.append(plain_loop(tasks, device, rep) / len(tasks))
+                ours.append(method_loop(tasks, method, device, rep) / len(tasks))
+            else:
+                ours.append(method_loop(tasks, method, device, rep) / len(tasks))
+                plain.append(plain_loop(tasks, device, rep) / len(tasks))
+        ratio = statistics.median(o / p for p, o in zip(plain, ours))
+        p, o = min(plain), min(ours)
+        rows.append((method, p, o, ratio))
+        print(f"{method:10s} plain {p:6.3f} s/epoch   dhclib {o:6.3f} s/epoch   ratio {ratio:5.2f}   "
+              f"(ratios {', '.join(f'{o / p:.2f}' for p, o in zip(plain, ours))})", flush=True)
     print(f"\nPermuted MNIST, MLP 784-400-400-10, batch 64, 54,000 training rows per task, 2 tasks x 1 epoch + 1 "
-          f"task boundary; median of {args.repeats}; {device_description(device)}, "
+          f"task boundary; {args.repeats} paired repeats; {device_description(device)}, "
           f"torch {torch.__version__}\n")
-    print("| method | plain loop (s/epoch) | dhclib (s/epoch) | ratio |")
+    print("| method | plain loop (s/epoch, fastest) | dhclib (s/epoch, fastest) | ratio (median of paired) |")
     print("| --- | --- | --- | --- |")
     for method, p, o, ratio in rows:
         print(f"| {method} | {p:.3f} | {o:.3f} | {ratio:.2f}x |")
