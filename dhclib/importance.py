@@ -134,7 +134,7 @@ def sample_grad_stats(
             for name, delta in zip(names, deltas):
                 a = captured[name][0]
                 if delta is None:  # a head-irrelevant module; its statistic is 0
-                    delta = torch.zeros(grads.shape[0], *captured[name][1].shape, device=x.device)
+                    delta = torch.zeros(grads.shape[0], *captured[name][1].shape, dtype=grads.dtype, device=x.device)
                 if kind == "fisher":
                     A, D = a.square(), (weights.unsqueeze(-1) * delta.square()).sum(0)
                 else:

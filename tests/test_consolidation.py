@@ -5,6 +5,8 @@ importance values against independent references, and the state round trip used 
 
 from __future__ import annotations
 
+import math
+
 import pytest
 import torch
 import torch.nn.functional as F
@@ -156,7 +158,7 @@ def test_no_penalty_while_learning_task_1(name, output):
         before = [p.grad.clone() for p in model.parameters()]
         reg.add_penalty_grad()
         assert all(torch.equal(p.grad, b) for p, b in zip(model.parameters(), before))
-        assert float(reg.penalty()) == 0.0
+        assert float(reg.penalty().detach()) == 0.0
         opt.step()
         reg.after_step()
     imp = reg.importance()
@@ -208,12 +210,16 @@ def test_add_penalty_grad_adds_the_autograd_gradient_of_penalty(name, output):
     end_task(reg, a)
     star = slow_snapshot(model)
     assert all(torch.equal(s, star[k]) for s, k in zip(reg.theta_star, star))
-    assert float(reg.penalty()) == 0.0
+    assert float(reg.penalty().detach()) == 0.0
     learn(model, b, reg)
+    with torch.no_grad():  # drift in every slow weight (task 2 leaves task 1's head columns where they were)
+        g = torch.Generator().manual_seed(8)
+        for p in model.slow_parameters().values():
+            p.add_(0.1 * torch.randn(p.shape, generator=g, dtype=p.dtype))
     omega = reg.importance()
     by_hand = lam * sum((omega[k] * (p.detach() - star[k]).square()).sum() for k, p in model.slow_parameters().items())
     pen = reg.penalty()
-    assert float(pen) > 0
+    assert float(pen.detach()) > 0
     torch.testing.assert_close(pen.detach(), by_hand, rtol=1e-12, atol=0)
 
     params = dict(model.named_parameters())
@@ -248,7 +254,7 @@ def test_zero_lambda_never_touches_grad(name):
         p.grad = torch.ones_like(p)
     reg.add_penalty_grad()
     assert all(torch.equal(p.grad, torch.ones_like(p)) for p in model.parameters())
-    assert float(reg.penalty()) == 0.0
+    assert float(reg.penalty().detach()) == 0.0
 
 
 # ---------------------------------------------------------------------------------------------------------------
@@ -385,7 +391,7 @@ def test_si_path_integral_by_hand_over_two_tasks(output):
     step2 = si_by_hand(rec2, end, end2, xi)
     assert_close_dicts(reg.importance(), {k: O1[k] + step2[k] for k in O1})
     wrong = si_by_hand(rec2, end, end2, xi, g_key="g_total")
-    assert not torch.allclose(reg.importance()["out.theta"], O1["out.theta"] + wrong["out.theta"])
+    assert any(not torch.allclose(reg.importance()[k], O1[k] + wrong[k]) for k in O1)
     assert all(torch.equal(s, e) for s, e in zip(reg.theta_star, end2.values()))
 
 
@@ -393,8 +399,6 @@ def test_si_hand_values_one_weight():
     """Fully by hand: a 1-input, 2-output matched model (no hidden layer), one sample x = 1 of class 0, lr 0.5,
     two SGD steps. For each step dL/dtheta_c = x (p_c - 1[c=0]) (both theta and theta2), delta = -lr g, so
     omega = sum lr g^2 and Omega = omega / (Delta^2 + xi), written out with floats."""
-    import math
-
     torch.manual_seed(0)
     model = MLP(1, (), 2, output="matched").double()
     with torch.no_grad():
@@ -470,6 +474,8 @@ def test_state_dict_round_trip_restores_the_penalty(name, output):
     # the detour: more steps on task 2, then its end (Omega, theta*, path all change)
     learn(model, b, reg, steps=3, start=False, first_step=2)
     end_task(reg, b)
+    learn(model, b, reg, steps=1, start=False, first_step=5)
+    assert not all(torch.equal(g, g0) for g, g0 in zip(penalty_grad(reg), grad0))  # (caches the new factors)
     assert not torch.equal(reg.importance()["out.theta"], omega0["out.theta"])
     if name == "si":
         assert all(torch.equal(w, w0) for w, w0 in zip(snap["path"], path0))  # the snapshot is a copy
@@ -536,7 +542,7 @@ def test_every_regulariser_trains_with_either_output_layer(name, output):
         assert not torch.equal(after_a[k], initial[k]), k
     assert not torch.equal(model.state_dict()["body.0.weight"], after_a["body.0.weight"])
     assert torch.isfinite(task_loss(model, b, 0))
-    pen = float(reg.penalty())
+    pen = float(reg.penalty().detach())
     assert (pen > 0) if name != "none" else (pen == 0.0)
     if output == "dhp":
         assert model.out.hebb.abs().sum() > 0  # the trace was updated through training

@@ -4,6 +4,8 @@ hand on one-input models; the mini-batch Fisher shortcut; clear errors for unsup
 
 from __future__ import annotations
 
+import math
+
 import pytest
 import torch
 import torch.nn.functional as F
@@ -273,8 +275,6 @@ def test_hand_computed_one_input_dhp_layer():
     ys = [1, 0]
     x = torch.tensor(xs, dtype=torch.float64).unsqueeze(1)
     fisher, emp, mas = [[0.0, 0.0] for _ in range(3)]
-    import math
-
     for xv, yv in zip(xs, ys):
         z = [xv * 1.0, xv * -0.5]
         e = [math.exp(v) for v in z]
@@ -305,8 +305,6 @@ def test_hand_computed_one_hidden_unit_matched_model():
         model.out.theta2.copy_(torch.tensor([[0.5, 0.25]]))  # W = [1.5, -1.75]
     W = [1.5, -1.75]
     xs = [1.0, 2.0, -1.0]  # h = 1.0, 2.5, 0 (inactive)
-    import math
-
     n = len(xs)
     fw = fb = ft0 = ft1 = mw = 0.0
     for xv in xs:
