@@ -296,6 +296,20 @@ def test_ewc_samples_none_uses_all_training_samples():
     assert_close_dicts(reg.importance(), ref_importance(model, x, task.head, "fisher"))
 
 
+def learn_two_tasks(model, reg, kind, seeds):
+    """Learn tasks A then B through the hooks; return the importance of each task's seeded 10-sample subset,
+    computed here independently at its task's end (and check that Omega after task A is the first)."""
+    first, second = make_task(0, HEAD_A), make_task(1, HEAD_B)
+    learn(model, first, reg)
+    I1 = ref_importance(model, seeded_subset(first, 10, seeds[0])[0], first.head, kind)
+    end_task(reg, first, seed=seeds[0])
+    assert_close_dicts(reg.importance(), I1)
+    learn(model, second, reg)
+    I2 = ref_importance(model, seeded_subset(second, 10, seeds[1])[0], second.head, kind)
+    end_task(reg, second, seed=seeds[1])
+    return I1, I2
+
+
 @pytest.mark.parametrize("gamma", [None, 0.5, 0.0])
 def test_online_ewc_running_fisher_with_gamma(gamma):
     """Online EWC over two tasks: Omega = gamma F1 + F2 (gamma 1 by default), with F1 the Fisher of task 1's
@@ -305,14 +319,7 @@ def test_online_ewc_running_fisher_with_gamma(gamma):
     kwargs = {} if gamma is None else {"gamma": gamma}
     reg = OnlineEWC(model, lam=1.0, samples=10, **kwargs)
     gamma = 1.0 if gamma is None else gamma
-    a, b = make_task(0, HEAD_A), make_task(1, HEAD_B)
-    learn(model, a, reg)
-    F1 = ref_importance(model, seeded_subset(a, 10, 31)[0], a.head, "fisher")
-    end_task(reg, a, seed=31)
-    assert_close_dicts(reg.importance(), F1)
-    learn(model, b, reg)
-    F2 = ref_importance(model, seeded_subset(b, 10, 32)[0], b.head, "fisher")
-    end_task(reg, b, seed=32)
+    F1, F2 = learn_two_tasks(model, reg, "fisher", seeds=(31, 32))
     want = {k: gamma * F1[k] + F2[k] for k in F1}
     assert_close_dicts(reg.importance(), want)
     assert not torch.allclose(F2["out.theta"], F1["out.theta"] + F2["out.theta"])  # the two cases differ
@@ -340,14 +347,7 @@ def test_mas_importance_accumulates(output):
     Omega = Omega_1 + Omega_2 (no decay), each computed here independently."""
     model = tiny_model(output)
     reg = MAS(model, lam=1.0, samples=10)
-    a, b = make_task(0, HEAD_A), make_task(1, HEAD_B)
-    learn(model, a, reg)
-    O1 = ref_importance(model, seeded_subset(a, 10, 41)[0], a.head, "mas")
-    end_task(reg, a, seed=41)
-    assert_close_dicts(reg.importance(), O1)
-    learn(model, b, reg)
-    O2 = ref_importance(model, seeded_subset(b, 10, 42)[0], b.head, "mas")
-    end_task(reg, b, seed=42)
+    O1, O2 = learn_two_tasks(model, reg, "mas", seeds=(41, 42))
     assert_close_dicts(reg.importance(), {k: O1[k] + O2[k] for k in O1})
 
 
