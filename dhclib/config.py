@@ -117,8 +117,12 @@ class RunConfig:
         return d
 
     def key(self) -> str:
-        """Short hash of the resolved config: the result store's key, with benchmark, method and seed."""
-        blob = json.dumps(self.to_dict(), sort_keys=True)
+        """Short hash of the resolved config: the result store's key, with benchmark, method and seed.
+
+        Fields that are None (not applicable to the method) are left out of the hash, so that adding an optional
+        field later (default None) keeps the keys of results already stored.
+        """
+        blob = json.dumps({k: v for k, v in self.to_dict().items() if v is not None}, sort_keys=True)
         return hashlib.sha256(blob.encode()).hexdigest()[:10]
 
 

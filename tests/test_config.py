@@ -7,7 +7,7 @@ import pytest
 
 import dhclib
 import dhclib.runner
-from dhclib.config import BENCHMARK_NAMES, METHODS, PROFILES, parse_seeds, resolve_config
+from dhclib.config import BENCHMARK_NAMES, METHODS, PROFILES, RunConfig, parse_seeds, resolve_config
 
 
 def _resolve(benchmark="permuted_mnist", method="finetune", **overrides):
@@ -100,6 +100,17 @@ def test_unknown_names_through_run(idx_root):
         dhclib.run("permuted_mnist", "nope", 0, "quick", "cpu", data_dir=idx_root)
     with pytest.raises(dhclib.ConfigError, match="unknown device"):
         dhclib.run("permuted_mnist", "finetune", 0, "quick", "tpu", data_dir=idx_root)
+
+
+def test_config_key_ignores_fields_that_are_none(monkeypatch):
+    """A field added later with default None (not applicable) must not change the keys of stored results."""
+    cfg = _resolve()
+    before = cfg.key()
+    original = RunConfig.to_dict
+    monkeypatch.setattr(RunConfig, "to_dict", lambda self: dict(original(self), some_future_option=None))
+    assert cfg.key() == before
+    monkeypatch.setattr(RunConfig, "to_dict", lambda self: dict(original(self), some_future_option=3))
+    assert cfg.key() != before
 
 
 def test_unknown_override_key():
