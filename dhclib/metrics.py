@@ -7,7 +7,7 @@ from collections.abc import Sequence
 import numpy as np
 import pandas as pd
 
-__all__ = ["average_accuracy_curve", "average_accuracy", "bwt", "mean_sem", "summarize", "R_from_tidy"]
+__all__ = ["average_accuracy_curve", "average_accuracy", "bwt", "mean_sem", "per_run", "summarize", "R_from_tidy"]
 
 
 def _check(R) -> np.ndarray:
@@ -59,17 +59,22 @@ def R_from_tidy(df: pd.DataFrame) -> np.ndarray:
     return R
 
 
-def summarize(df: pd.DataFrame, by: Sequence[str] = ("benchmark", "method")) -> pd.DataFrame:
-    """Per group: number of trials, average accuracy and BWT after the last task as mean and SEM over seeds.
-
-    ``df`` is the tidy frame of :func:`dhclib.run_many` (one row per R entry).
-    """
+def per_run(df: pd.DataFrame, by: Sequence[str] = ("benchmark", "method")) -> pd.DataFrame:
+    """One row per run of the tidy frame: ``by`` columns, seed, average accuracy and BWT after the last task."""
     rows = []
     keys = list(by) + ["seed"]
     for key, run in df.groupby(keys + (["config_key"] if "config_key" in df else []), sort=False):
         R = R_from_tidy(run)
         rows.append(dict(zip(keys, key[: len(keys)]), avg_acc=average_accuracy(R), bwt=bwt(R)))
-    runs = pd.DataFrame(rows)
+    return pd.DataFrame(rows, columns=keys + ["avg_acc", "bwt"])
+
+
+def summarize(df: pd.DataFrame, by: Sequence[str] = ("benchmark", "method")) -> pd.DataFrame:
+    """Per group: number of trials, average accuracy and BWT after the last task as mean and SEM over seeds.
+
+    ``df`` is the tidy frame of :func:`dhclib.run_many` (one row per R entry).
+    """
+    runs = per_run(df, by)
     out = []
     for key, g in runs.groupby(list(by), sort=False):
         key = key if isinstance(key, tuple) else (key,)

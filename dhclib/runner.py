@@ -18,7 +18,7 @@ from typing import Iterable
 import numpy as np
 import pandas as pd
 import torch
-from tqdm.auto import tqdm
+from ._progress import tqdm
 
 from . import __version__
 from .benchmarks import BENCHMARKS, rng
@@ -211,7 +211,7 @@ def _as_list(value, what: str, everything: Iterable[str]) -> list[str]:
 
 
 def run_many(benchmarks: str | Iterable[str], methods: str | Iterable[str], seeds="0", profile: str = "paper",
-             device: str = "auto", data_dir=None, out_dir="outputs/runs", progress: bool = True,
+             device: str = "auto", data_dir=None, out_dir="outputs/runs", progress: bool | str = True,
              on_diverge: str = "raise", **overrides) -> pd.DataFrame:
     """Run every (benchmark, method, seed), storing each finished run atomically and skipping stored ones.
 
@@ -219,6 +219,9 @@ def run_many(benchmarks: str | Iterable[str], methods: str | Iterable[str], seed
 
     Returns one tidy DataFrame: one row per tested entry of R (columns benchmark, method, seed, profile, config_key,
     after_task, task, accuracy). All configs are resolved and validated before any training starts.
+
+    ``progress``: True shows a bar over the runs and one over each run's tasks; ``"runs"`` only the first (short
+    notebook and papermill logs); False none.
 
     A run whose loss becomes NaN/inf is never stored as a result. ``on_diverge="raise"`` (default) stops the batch
     with the :class:`~dhclib.errors.PlasticInstabilityError`; ``"record"`` writes the failure (message and config)
@@ -244,7 +247,7 @@ def run_many(benchmarks: str | Iterable[str], methods: str | Iterable[str], seed
             continue
         else:
             try:
-                result = _run_config(cfg, data_dir, progress)
+                result = _run_config(cfg, data_dir, progress is True)
             except PlasticInstabilityError as exc:
                 if on_diverge == "raise":
                     raise
@@ -259,6 +262,38 @@ def run_many(benchmarks: str | Iterable[str], methods: str | Iterable[str], seed
     df = pd.concat(frames, ignore_index=True) if frames else pd.DataFrame(columns=_TIDY_COLUMNS)
     df.attrs["diverged"] = diverged
     return df
+
+
+def run_grid(benchmark: str, method: str, param: str, values: Iterable, seeds="0", profile: str = "paper",
+             device: str = "auto", data_dir=None, out_dir="outputs/runs", progress: bool | str = True,
+             on_diverge: str = "record", **overrides) -> pd.DataFrame:
+    """:func:`run_many` for each value of one config field (``eta_init`` for Table 4, ``lam`` or ``si_xi`` for the
+    search of Appendix A); the tidy frame gains a column named ``param``. Diverged runs are recorded (by default)
+    and listed in ``attrs["diverged"]`` with their value."""
+    frames, diverged = [], []
+    for value in values:
+        df = run_many(benchmark, method, seeds, profile, device, data_dir, out_dir, progress, on_diverge,
+                      **dict(overrides, **{param: value}))
+        frames.append(df.assign(**{param: value}))
+        diverged += [dict(d, **{param: value}) for d in df.attrs.get("diverged", [])]
+    out = pd.concat(frames, ignore_index=True)
+    out.attrs["diverged"] = diverged
+    return out
+
+
+def load_runs(out_dir, benchmark: str, method: str, seeds="0", profile: str = "paper", device: str = "auto",
+              **overrides) -> list[RunResult]:
+    """The stored runs of exactly these configs (e.g. to read their traces after :func:`run_many`); a run that is
+    not stored raises FileNotFoundError naming it."""
+    dev = str(resolve_device(device))
+    out = []
+    for s in parse_seeds(seeds):
+        cfg = resolve_config(benchmark, method, s, profile, dev, **overrides)
+        path = result_path(out_dir, cfg)
+        if not path.is_file():
+            raise FileNotFoundError(f"no stored run {benchmark} {method} seed {s} ({path}); run run_many first")
+        out.append(RunResult.from_json(json.loads(path.read_text())))
+    return out
 
 
 def load_diverged(out_dir) -> list[dict]:

@@ -17,7 +17,7 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
-from tqdm.auto import tqdm
+from ._progress import tqdm
 
 from .benchmarks import Task, rng
 from .consolidation import Consolidation

@@ -1,0 +1,52 @@
+"""The paper's reported numbers, as data (SPEC §7), for the notebooks to put beside ours.
+
+The tables live as CSV files in ``dhclib/paper_data/`` (typed from SPEC §7 and the paper's Table 2); this module
+only reads them. Accuracies are fractions in [0, 1] here, like dhclib's own, although the paper prints percent.
+"""
+
+from __future__ import annotations
+
+from importlib import resources
+
+import pandas as pd
+
+from .config import METHODS
+
+__all__ = ["table1", "table4", "figure8", "PAIRS", "PAPER_ETA_INITS"]
+
+# Each DHP variant and the baseline it is compared with (Table 1's rows, two by two).
+PAIRS = (("finetune", "dhp"), ("si", "dhp+si"), ("ewc", "dhp+ewc"), ("mas", "dhp+mas"))
+# Table 4's initial eta values.
+PAPER_ETA_INITS = (0.1, 0.01, 0.001, 0.0005, 0.0001)
+
+
+def _read(name: str) -> pd.DataFrame:
+    with resources.files("dhclib").joinpath(f"paper_data/{name}").open() as f:
+        return pd.read_csv(f)
+
+
+def table1(benchmark: str | None = None) -> pd.DataFrame:
+    """Table 1 (10 trials): columns ``method, benchmark, avg_acc, bwt``; one benchmark's column when given."""
+    df = _read("table1.csv")
+    df["avg_acc"] = df["avg_acc"] / 100.0
+    if benchmark is not None:
+        if benchmark not in set(df["benchmark"]):
+            raise ValueError(f"Table 1 has no {benchmark!r}; it has {', '.join(df['benchmark'].unique())}")
+        df = df[df["benchmark"] == benchmark]
+    order = {m: i for i, m in enumerate(METHODS)}
+    return df.sort_values(["benchmark", "method"], key=lambda s: s.map(order) if s.name == "method" else s,
+                          ignore_index=True)
+
+
+def table4() -> pd.DataFrame:
+    """Table 4 (DHP Softmax alone, 5 trials): columns ``eta_init, benchmark, avg_acc``."""
+    df = _read("table4.csv")
+    df["avg_acc"] = df["avg_acc"] / 100.0
+    return df
+
+
+def figure8() -> pd.DataFrame:
+    """Figure 8 (Split CIFAR-10/100, accuracy after the last task): ``method, avg_acc, source``."""
+    df = _read("figure8.csv")
+    df["avg_acc"] = df["avg_acc"] / 100.0
+    return df

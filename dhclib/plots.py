@@ -1,0 +1,154 @@
+"""The figures the notebooks share, drawn like the paper's (seaborn on matplotlib), and saved as PNG and PDF.
+
+Each function takes a frame of :mod:`dhclib.report` (or a run's traces) and returns the matplotlib Figure.
+Colours pair each baseline with its DHP variant (light: baseline, dark: + DHP Softmax), as Table 1 pairs them.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Sequence
+from pathlib import Path
+
+import matplotlib.pyplot as plt
+import numpy as np
+import pandas as pd
+import seaborn as sns
+
+from .config import METHODS
+from .report import method_order
+
+__all__ = ["METHOD_COLORS", "LABELS", "accuracy_curves", "first_and_latest", "r_heatmaps", "traces", "eta_sweep",
+           "class_counts", "save"]
+
+LABELS = {"finetune": "Finetune", "dhp": "DHP Softmax", "si": "SI", "dhp+si": "DHP Softmax + SI",
+          "ewc": "Online EWC", "dhp+ewc": "DHP Softmax + Online EWC", "mas": "MAS", "dhp+mas": "DHP Softmax + MAS"}
+_PAIRED = sns.color_palette("Paired", 8)
+METHOD_COLORS = dict(zip(METHODS, _PAIRED))
+
+
+def _label(method: str) -> str:
+    return LABELS.get(method, method)
+
+
+def accuracy_curves(curves: pd.DataFrame, title: str = "", ax=None):
+    """Average test accuracy against the number of tasks learned, mean ± SEM band over trials (Figures 2, 5, 6);
+    the legend gives each method's final average accuracy, as the paper's does."""
+    fig, ax = _axes(ax, (6.4, 4.4))
+    methods = method_order(list(curves["method"].unique()))
+    last = curves[curves["tasks_learned"] == curves["tasks_learned"].max()].groupby("method")["avg_acc"].mean()
+    for m in methods:
+        sub = curves[curves["method"] == m]
+        g = sub.groupby("tasks_learned")["avg_acc"]
+        mean, sem = g.mean(), g.sem().fillna(0.0)
+        color = METHOD_COLORS.get(m)
+        ax.plot(mean.index, 100 * mean, marker="o", ms=3, color=color, label=f"{_label(m)} ({100 * last[m]:.2f}%)",
+                ls="-" if m.startswith("dhp") else "--")
+        ax.fill_between(mean.index, 100 * (mean - sem), 100 * (mean + sem), color=color, alpha=0.2, lw=0)
+    ax.set(xlabel="Number of tasks learned", ylabel="Average test accuracy (%)", title=title)
+    ax.set_xticks(sorted(curves["tasks_learned"].unique()))
+    ax.legend(fontsize=7, loc="lower left")
+    ax.grid(alpha=0.3)
+    return fig
+
+
+def first_and_latest(frame: pd.DataFrame, title: str = ""):
+    """Test accuracy on the first task and on the task just learned, against tasks learned (mean ± SEM)."""
+    fig, axes = plt.subplots(1, 2, figsize=(11, 4), sharey=True)
+    methods = method_order(list(frame["method"].unique()))
+    for ax, col, name in zip(axes, ("first_task", "latest_task"), ("first task", "task just learned")):
+        for m in methods:
+            g = frame[frame["method"] == m].groupby("tasks_learned")[col]
+            mean, sem = g.mean(), g.sem().fillna(0.0)
+            ax.plot(mean.index, 100 * mean, marker="o", ms=3, color=METHOD_COLORS.get(m), label=_label(m),
+                    ls="-" if m.startswith("dhp") else "--")
+            ax.fill_between(mean.index, 100 * (mean - sem), 100 * (mean + sem), color=METHOD_COLORS.get(m),
+                            alpha=0.2, lw=0)
+        ax.set(xlabel="Number of tasks learned", title=f"Accuracy on the {name}")
+        ax.grid(alpha=0.3)
+    axes[0].set_ylabel("Test accuracy (%)")
+    axes[1].legend(fontsize=7, loc="lower left")
+    fig.suptitle(title)
+    fig.tight_layout()
+    return fig
+
+
+def r_heatmaps(matrices: dict[str, np.ndarray], title: str = ""):
+    """One heatmap per method of R[T, i] (test accuracy on task i after learning task T), in percent."""
+    fig, axes = plt.subplots(1, len(matrices), figsize=(5.2 * len(matrices), 4.4), squeeze=False)
+    for ax, (method, R) in zip(axes[0], matrices.items()):
+        n = R.shape[0]
+        labels = list(range(1, n + 1))
+        sns.heatmap(pd.DataFrame(100 * R, index=labels, columns=labels), ax=ax, vmin=0, vmax=100, cmap="viridis",
+                    annot=n <= 10, fmt=".0f", annot_kws={"size": 7}, cbar=ax is axes[0][-1],
+                    mask=np.isnan(R))
+        ax.set(xlabel="Task tested", ylabel="After learning task", title=_label(method))
+    fig.suptitle(title)
+    fig.tight_layout()
+    return fig
+
+
+def traces(frame: pd.DataFrame, boundaries: Sequence[int] = (), title: str = ""):
+    """Figure 3: eta, ||Hebb||_F and ||alpha||_F against training steps (mean ± SEM over trials), with the task
+    boundaries as vertical lines. ``frame`` has columns ``seed, step, eta, hebb_norm, alpha_norm``."""
+    fig, axes = plt.subplots(1, 3, figsize=(15, 3.8))
+    for ax, col, name in zip(axes, ("eta", "hebb_norm", "alpha_norm"),
+                             (r"plastic learning rate $\eta$", r"$\|\mathrm{Hebb}\|_F$", r"$\|\alpha\|_F$")):
+        g = frame.groupby("step")[col]
+        mean, sem = g.mean(), g.sem().fillna(0.0)
+        ax.plot(mean.index, mean, lw=1)
+        ax.fill_between(mean.index, mean - sem, mean + sem, alpha=0.3, lw=0)
+        for b in boundaries:
+            ax.axvline(b, color="grey", lw=0.6, ls=":")
+        ax.set(xlabel="Training steps", title=name)
+        ax.grid(alpha=0.3)
+    fig.suptitle(title)
+    fig.tight_layout()
+    return fig
+
+
+def eta_sweep(ours: pd.DataFrame, paper: pd.DataFrame | None = None, title: str = ""):
+    """Table 4 / Figure 4: final average accuracy against the initial eta, one panel per benchmark; ours as mean
+    ± SEM over trials, the paper's as crosses. ``ours``: ``benchmark, eta_init, seed, avg_acc``."""
+    benches = list(dict.fromkeys(ours["benchmark"]))
+    fig, axes = plt.subplots(1, len(benches), figsize=(4.6 * len(benches), 3.8), squeeze=False)
+    for ax, bench in zip(axes[0], benches):
+        g = ours[ours["benchmark"] == bench].groupby("eta_init")["avg_acc"]
+        mean, sem = g.mean(), g.sem().fillna(0.0)
+        ax.errorbar(mean.index, 100 * mean, yerr=100 * sem, marker="o", capsize=3, label="dhc")
+        if paper is not None:
+            p = paper[paper["benchmark"] == bench]
+            ax.plot(p["eta_init"], 100 * p["avg_acc"], "x", color="k", label="paper (Table 4)")
+        ax.set_xscale("log")
+        ax.set(xlabel=r"initial $\eta$", ylabel="Average test accuracy (%)", title=bench)
+        ax.grid(alpha=0.3)
+        ax.legend(fontsize=7)
+    fig.suptitle(title)
+    fig.tight_layout()
+    return fig
+
+
+def class_counts(counts: pd.DataFrame, title: str = ""):
+    """Training samples per class (rows) and task (columns), as a heatmap (Table 2)."""
+    fig, ax = plt.subplots(figsize=(8, 4.2))
+    sns.heatmap(counts, annot=True, fmt="d", cmap="mako", ax=ax, annot_kws={"size": 7})
+    ax.set(xlabel="Task", ylabel="Class", title=title)
+    fig.tight_layout()
+    return fig
+
+
+def save(fig, out_dir: str | os.PathLike, name: str) -> list[Path]:
+    """Write ``fig`` as ``<out_dir>/<name>.png`` and ``.pdf``; returns the paths."""
+    out = Path(out_dir)
+    out.mkdir(parents=True, exist_ok=True)
+    paths = [out / f"{name}.png", out / f"{name}.pdf"]
+    fig.savefig(paths[0], dpi=150, bbox_inches="tight")
+    fig.savefig(paths[1], bbox_inches="tight", metadata={"CreationDate": None})
+    return paths
+
+
+def _axes(ax, size):
+    if ax is None:
+        fig, ax = plt.subplots(figsize=size)
+        return fig, ax
+    return ax.figure, ax

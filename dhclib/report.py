@@ -1,0 +1,139 @@
+"""Tables the notebooks show: ours beside the paper's, Welch t-tests, curves, first/latest-task accuracy.
+
+Every function takes the tidy frame of :func:`dhclib.run_many` (one row per tested entry of R) and returns a pandas
+frame; accuracies stay fractions in [0, 1] (the notebooks format them as percent).
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Sequence
+
+import numpy as np
+import pandas as pd
+from scipy import stats
+
+from .config import METHODS
+from .metrics import R_from_tidy, average_accuracy_curve, per_run, summarize
+from .paper import PAIRS, table1, table4
+
+__all__ = ["table1_comparison", "welch_tests", "curves", "first_and_latest", "method_order", "run_matrix",
+           "task_boundaries", "percent", "trace_summary", "eta_runs", "eta_table"]
+
+
+def method_order(methods: Sequence[str]) -> list[str]:
+    """``methods`` in Table 1's order (unknown names last, as given)."""
+    known = [m for m in METHODS if m in set(methods)]
+    return known + [m for m in methods if m not in METHODS]
+
+
+def table1_comparison(df: pd.DataFrame, benchmark: str) -> pd.DataFrame:
+    """Table 1's column for ``benchmark``: our average accuracy and BWT (mean, SEM, trials) beside the paper's,
+    with the differences (ours − paper). Methods absent from ``df`` have NaN for ours."""
+    ours = summarize(df[df["benchmark"] == benchmark], by=("method",))
+    paper = table1(benchmark)[["method", "avg_acc", "bwt"]].rename(columns={"avg_acc": "paper_avg_acc",
+                                                                            "bwt": "paper_bwt"})
+    out = paper.merge(ours, on="method", how="outer")
+    out["trials"] = out["trials"].fillna(0).astype(int)
+    out["avg_acc_diff"] = out["avg_acc_mean"] - out["paper_avg_acc"]
+    out["bwt_diff"] = out["bwt_mean"] - out["paper_bwt"]
+    cols = ["method", "trials", "avg_acc_mean", "avg_acc_sem", "paper_avg_acc", "avg_acc_diff", "bwt_mean", "bwt_sem",
+            "paper_bwt", "bwt_diff"]
+    order = {m: i for i, m in enumerate(method_order(list(out["method"])))}
+    return out[cols].sort_values("method", key=lambda s: s.map(order), ignore_index=True)
+
+
+def welch_tests(df: pd.DataFrame, pairs: Sequence[tuple[str, str]] = PAIRS) -> pd.DataFrame:
+    """Welch's t-test (unequal variances, two-sided) of each DHP variant against its baseline, over trials, for
+    the average accuracy and the BWT after the last task. Pairs with fewer than two trials on a side give NaN."""
+    runs = per_run(df, by=("method",))
+    rows = []
+    for base, dhp in pairs:
+        a, b = runs[runs["method"] == base], runs[runs["method"] == dhp]
+        row = {"baseline": base, "dhp_variant": dhp, "trials": f"{len(a)} / {len(b)}"}
+        for metric in ("avg_acc", "bwt"):
+            row[f"{metric}_gain"] = b[metric].mean() - a[metric].mean() if len(a) and len(b) else np.nan
+            if len(a) >= 2 and len(b) >= 2 and (a[metric].std() > 0 or b[metric].std() > 0):
+                t, p = stats.ttest_ind(b[metric], a[metric], equal_var=False)
+            else:
+                t, p = np.nan, np.nan
+            row[f"{metric}_t"], row[f"{metric}_p"] = float(t), float(p)
+        rows.append(row)
+    return pd.DataFrame(rows)
+
+
+def curves(df: pd.DataFrame) -> pd.DataFrame:
+    """Average test accuracy after n tasks, per run (Figures 2, 5, 6): ``method, seed, tasks_learned, avg_acc``
+    (plus ``benchmark``)."""
+    rows = []
+    for (bench, method, seed, _), run in df.groupby(["benchmark", "method", "seed", "config_key"], sort=False):
+        for n, acc in enumerate(average_accuracy_curve(R_from_tidy(run)), start=1):
+            rows.append({"benchmark": bench, "method": method, "seed": seed, "tasks_learned": n, "avg_acc": acc})
+    return pd.DataFrame(rows)
+
+
+def first_and_latest(df: pd.DataFrame) -> pd.DataFrame:
+    """Per run and number of tasks learned: test accuracy on the first task and on the task just learned."""
+    rows = []
+    for (bench, method, seed, _), run in df.groupby(["benchmark", "method", "seed", "config_key"], sort=False):
+        R = R_from_tidy(run)
+        for T in range(R.shape[0]):
+            rows.append({"benchmark": bench, "method": method, "seed": seed, "tasks_learned": T + 1,
+                         "first_task": R[T, 0], "latest_task": R[T, T]})
+    return pd.DataFrame(rows)
+
+
+def task_boundaries(traces: pd.DataFrame) -> list[int]:
+    """The training steps at which a new task starts, from a run's traces (for Figure 3's vertical lines)."""
+    t = traces.sort_values("step")
+    starts = t["step"][t["task"].ne(t["task"].shift())]
+    return [int(s) for s in starts.iloc[1:]]
+
+
+def run_matrix(df: pd.DataFrame, method: str, seed: int | None = None) -> np.ndarray:
+    """R of one run of ``method`` (the lowest seed unless given), for a heatmap."""
+    sub = df[df["method"] == method]
+    if sub.empty:
+        raise ValueError(f"no runs of {method!r}; methods present: {', '.join(sorted(df['method'].unique()))}")
+    seed = int(sub["seed"].min()) if seed is None else seed
+    return R_from_tidy(sub[sub["seed"] == seed])
+
+
+def percent(df: pd.DataFrame, decimals: int = 2) -> pd.DataFrame:
+    """A copy for display: accuracy columns (``avg_acc``, ``*_avg_acc``, ``avg_acc_{mean,sem,diff,gain}``,
+    ``first_task``, ``latest_task``) in percent rounded to ``decimals``; other numbers (BWT, t, p) to 3 decimals."""
+    out = df.copy()
+    for c in out.columns:
+        if not pd.api.types.is_float_dtype(out[c]):
+            continue
+        if re.fullmatch(r"(\w+_)?avg_acc(_mean|_sem|_diff|_gain)?|first_task|latest_task", c):
+            out[c] = (100 * out[c]).round(decimals)
+        else:
+            out[c] = out[c].round(3)
+    return out
+
+
+def trace_summary(traces: pd.DataFrame) -> pd.DataFrame:
+    """Figure 3 in numbers: per task, eta at the task's last traced step and its maximum within the task, and
+    ||Hebb||_F and ||alpha||_F at the task's last traced step; means over the trials (column ``seed``)."""
+    t = traces.sort_values("step")
+    per_seed = t.groupby(["seed", "task"]).agg(eta_end=("eta", "last"), eta_max=("eta", "max"),
+                                               hebb_norm_end=("hebb_norm", "last"),
+                                               alpha_norm_end=("alpha_norm", "last"))
+    out = per_seed.groupby("task").mean().reset_index()
+    out["task"] = out["task"] + 1
+    return out
+
+
+def eta_runs(sweep: pd.DataFrame) -> pd.DataFrame:
+    """One row per run of an ``eta_init`` sweep (:func:`dhclib.run_grid`): benchmark, eta_init, seed, avg_acc, bwt."""
+    return per_run(sweep, by=("benchmark", "eta_init"))
+
+
+def eta_table(sweep: pd.DataFrame) -> pd.DataFrame:
+    """Table 4: average accuracy per benchmark and initial eta, mean ± SEM over trials, beside the paper's."""
+    ours = summarize(sweep, by=("benchmark", "eta_init"))[["benchmark", "eta_init", "trials", "avg_acc_mean",
+                                                            "avg_acc_sem"]]
+    out = ours.merge(table4().rename(columns={"avg_acc": "paper_avg_acc"}), on=["benchmark", "eta_init"], how="left")
+    out["avg_acc_diff"] = out["avg_acc_mean"] - out["paper_avg_acc"]
+    return out.sort_values(["benchmark", "eta_init"], ascending=[True, False], ignore_index=True)

@@ -1,0 +1,142 @@
+"""dhclib.paper, dhclib.report and dhclib.plots: the paper's numbers, the comparison tables, the figures."""
+
+from __future__ import annotations
+
+import math
+
+import matplotlib
+
+matplotlib.use("Agg")
+
+import numpy as np  # noqa: E402
+import pandas as pd  # noqa: E402
+import pytest  # noqa: E402
+
+from dhclib import paper, plots, report  # noqa: E402
+from dhclib.outputs import output_dirs, save_table  # noqa: E402
+
+
+def tidy_from(R_by_run: dict[tuple[str, int], np.ndarray], benchmark: str = "split_mnist") -> pd.DataFrame:
+    """A tidy frame as run_many returns it, from hand-written R matrices keyed by (method, seed)."""
+    rows = []
+    for (method, seed), R in R_by_run.items():
+        for t in range(R.shape[0]):
+            for i in range(t + 1):
+                rows.append((benchmark, method, seed, "quick", f"k{method}{seed}", t, i, R[t, i]))
+    return pd.DataFrame(rows, columns=["benchmark", "method", "seed", "profile", "config_key", "after_task", "task",
+                                       "accuracy"])
+
+
+R_A = np.array([[0.9, np.nan], [0.7, 0.8]])  # avg 0.75, BWT -0.2
+R_B = np.array([[0.9, np.nan], [0.8, 0.9]])  # avg 0.85, BWT -0.1
+R_C = np.array([[1.0, np.nan], [0.9, 0.9]])  # avg 0.90, BWT -0.1
+R_D = np.array([[1.0, np.nan], [1.0, 0.9]])  # avg 0.95, BWT  0.0
+
+
+def test_paper_tables_are_the_papers_numbers():
+    """SPEC §7: Table 1 (as fractions), Table 4, Figure 8; spot values and shapes."""
+    t1 = paper.table1()
+    assert len(t1) == 32 and set(t1["benchmark"]) == {"permuted_mnist", "imbalanced_permuted_mnist", "split_mnist",
+                                                       "vision_mixture"}
+    row = t1[(t1["method"] == "dhp+mas") & (t1["benchmark"] == "permuted_mnist")].iloc[0]
+    assert row["avg_acc"] == pytest.approx(0.8953) and row["bwt"] == pytest.approx(-0.06)
+    assert list(paper.table1("split_mnist")["method"])[:2] == ["finetune", "dhp"]
+    t4 = paper.table4()
+    assert t4.loc[(t4["benchmark"] == "imbalanced_permuted_mnist") & (t4["eta_init"] == 0.001), "avg_acc"].item() \
+        == pytest.approx(0.8085)
+    assert paper.figure8().set_index("method").loc["scratch", "avg_acc"] == pytest.approx(0.6483)
+    with pytest.raises(ValueError, match="no 'cifar'"):
+        paper.table1("cifar")
+
+
+def test_table1_comparison_means_sems_and_differences():
+    """Mean and SEM over seeds of average accuracy and BWT, beside the paper's, with ours − paper."""
+    df = tidy_from({("finetune", 0): R_A, ("finetune", 1): R_B, ("dhp", 0): R_C})
+    t = report.table1_comparison(df, "split_mnist").set_index("method")
+    assert t.loc["finetune", "trials"] == 2 and t.loc["dhp", "trials"] == 1 and t.loc["si", "trials"] == 0
+    assert t.loc["finetune", "avg_acc_mean"] == pytest.approx(0.80)
+    assert t.loc["finetune", "avg_acc_sem"] == pytest.approx(0.05)  # std(0.75, 0.85) = 0.0707 / sqrt(2)
+    assert t.loc["finetune", "bwt_mean"] == pytest.approx(-0.15)
+    assert t.loc["finetune", "avg_acc_diff"] == pytest.approx(0.80 - 0.9043)
+    assert t.loc["dhp", "bwt_diff"] == pytest.approx(-0.1 - (-0.02))
+    assert math.isnan(t.loc["si", "avg_acc_mean"])
+    assert list(t.index) == ["finetune", "dhp", "si", "dhp+si", "ewc", "dhp+ewc", "mas", "dhp+mas"]
+
+
+def test_welch_tests_match_the_formula():
+    """Welch's t = (mean_b − mean_a) / sqrt(var_a/n_a + var_b/n_b) (sample variances); p two-sided; NaN with
+    fewer than two trials on a side."""
+    df = tidy_from({("finetune", 0): R_A, ("finetune", 1): R_B, ("finetune", 2): R_A,
+                    ("dhp", 0): R_C, ("dhp", 1): R_D, ("si", 0): R_A})
+    w = report.welch_tests(df).set_index("baseline")
+    a, b = np.array([0.75, 0.85, 0.75]), np.array([0.90, 0.95])
+    t = (b.mean() - a.mean()) / math.sqrt(a.var(ddof=1) / 3 + b.var(ddof=1) / 2)
+    assert w.loc["finetune", "avg_acc_t"] == pytest.approx(t)
+    assert w.loc["finetune", "avg_acc_gain"] == pytest.approx(b.mean() - a.mean())
+    assert 0 < w.loc["finetune", "avg_acc_p"] < 0.2
+    assert math.isnan(w.loc["si", "avg_acc_p"]) and w.loc["si", "trials"] == "1 / 0"
+
+
+def test_curves_first_and_latest_and_run_matrix():
+    """The curve is the mean of each row's seen tasks; first/latest are R[T, 0] and R[T, T]."""
+    df = tidy_from({("ewc", 0): R_A, ("ewc", 1): R_B})
+    c = report.curves(df)
+    assert c[(c["seed"] == 0)]["avg_acc"].tolist() == pytest.approx([0.9, 0.75])
+    fl = report.first_and_latest(df)
+    row = fl[(fl["seed"] == 1) & (fl["tasks_learned"] == 2)].iloc[0]
+    assert (row["first_task"], row["latest_task"]) == pytest.approx((0.8, 0.9))
+    np.testing.assert_array_equal(report.run_matrix(df, "ewc"), R_A)
+    with pytest.raises(ValueError, match="methods present: ewc"):
+        report.run_matrix(df, "mas")
+
+
+def test_percent_scales_accuracies_only():
+    """Accuracy columns become percent; BWT, t and p stay fractions (rounded to 3 decimals)."""
+    df = pd.DataFrame({"avg_acc_mean": [0.12345], "paper_avg_acc": [0.5], "avg_acc_p": [0.01234],
+                       "bwt_mean": [-0.12345], "trials": [3]})
+    out = report.percent(df, 1)
+    assert out.iloc[0].tolist() == [12.3, 50.0, 0.012, -0.123, 3]
+
+
+def test_traces_boundaries_summary_and_eta_table():
+    """Task boundaries are the first traced step of each later task; the summary averages over seeds; the eta
+    table sits beside Table 4."""
+    tr = pd.DataFrame({"step": [0, 50, 100, 150] * 2, "task": [0, 0, 1, 1] * 2, "seed": [0] * 4 + [1] * 4,
+                       "eta": [1.0, 2.0, 3.0, 1.0, 3.0, 4.0, 5.0, 3.0], "hebb_norm": [0.0, 1, 2, 3] * 2,
+                       "alpha_norm": [1.0, 1, 1, 1] * 2})
+    assert report.task_boundaries(tr[tr["seed"] == 0]) == [100]
+    s = report.trace_summary(tr).set_index("task")
+    assert s.loc[1, "eta_end"] == pytest.approx(3.0) and s.loc[2, "eta_max"] == pytest.approx(4.0)
+    sweep = pd.concat([tidy_from({("dhp", 0): R_A}, "split_mnist").assign(eta_init=0.1),
+                       tidy_from({("dhp", 0): R_C}, "split_mnist").assign(eta_init=0.001)])
+    t4 = report.eta_table(sweep)
+    assert t4["eta_init"].tolist() == [0.1, 0.001]
+    assert t4["avg_acc_diff"].tolist() == pytest.approx([0.75 - 0.9843, 0.90 - 0.9832])
+
+
+def test_figures_are_drawn_and_saved_as_png_and_pdf(tmp_path):
+    """Every figure function draws from the report frames; save writes both formats."""
+    df = tidy_from({("finetune", 0): R_A, ("finetune", 1): R_B, ("dhp", 0): R_C, ("dhp", 1): R_D})
+    figs = {
+        "curves": plots.accuracy_curves(report.curves(df), "t"),
+        "fl": plots.first_and_latest(report.first_and_latest(df)),
+        "r": plots.r_heatmaps({"finetune": R_A, "dhp": R_C}),
+        "counts": plots.class_counts(pd.DataFrame([[1, 2], [3, 4]])),
+    }
+    for name, fig in figs.items():
+        paths = plots.save(fig, tmp_path, name)
+        assert all(p.is_file() and p.stat().st_size > 0 for p in paths)
+    legend = [t.get_text() for t in figs["curves"].axes[0].get_legend().get_texts()]
+    assert legend == ["Finetune (80.00%)", "DHP Softmax (92.50%)"]
+
+
+def test_output_dirs_and_save_table(tmp_path, monkeypatch):
+    """Defaults: <root>/<profile>/<notebook>/ for artefacts and <root>/<profile>/ for the store, root from
+    $DHC_OUTPUT_ROOT; explicit folders win."""
+    monkeypatch.setenv("DHC_OUTPUT_ROOT", str(tmp_path))
+    out, store = output_dirs("01_x", "quick")
+    assert out == tmp_path / "quick" / "01_x" and store == tmp_path / "quick" and out.is_dir()
+    out, store = output_dirs("01_x", "quick", tmp_path / "a", tmp_path / "b")
+    assert (out, store) == (tmp_path / "a", tmp_path / "b")
+    path = save_table(pd.DataFrame({"x": [1]}), out, "t")
+    assert pd.read_csv(path)["x"].tolist() == [1] and not list(out.glob(".*tmp"))
