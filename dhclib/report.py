@@ -101,14 +101,15 @@ def run_matrix(df: pd.DataFrame, method: str, seed: int | None = None) -> np.nda
 
 def percent(df: pd.DataFrame, decimals: int = 2) -> pd.DataFrame:
     """A copy for display: accuracy columns (``avg_acc``, ``*_avg_acc``, ``avg_acc_{mean,sem,diff,gain}``,
-    ``first_task``, ``latest_task``) in percent rounded to ``decimals``; other numbers (BWT, t, p) to 3 decimals."""
+    ``first_task``, ``latest_task``) in percent rounded to ``decimals``; BWT, t and p columns rounded to 3
+    decimals; anything else (e.g. ``eta_init``) left as it is."""
     out = df.copy()
     for c in out.columns:
         if not pd.api.types.is_float_dtype(out[c]):
             continue
         if re.fullmatch(r"(\w+_)?avg_acc(_mean|_sem|_diff|_gain)?|first_task|latest_task", c):
             out[c] = (100 * out[c]).round(decimals)
-        else:
+        elif re.search(r"bwt|_t$|_p$", c):
             out[c] = out[c].round(3)
     return out
 

@@ -121,14 +121,14 @@ def benchmark_notebook(name: str, spec: dict) -> nbformat.NotebookNode:
         code("curves = report.curves(df)\n"
              "save_table(curves, out_dir, \"curves\")\n"
              f"fig = plots.accuracy_curves(curves, f\"{title} ({{profile}} profile, {{trials}} trials)\")\n"
-             "plots.save(fig, out_dir, \"average_accuracy\")"),
+             "plots.save(fig, out_dir, \"average_accuracy\");"),
         new_markdown_cell(
             "## Accuracy on the first task and on the task just learned\n\nForgetting shows on the left; the "
             "right panel shows whether consolidation costs the ability to learn the new task."),
         code("fl = report.first_and_latest(df)\n"
              "save_table(fl, out_dir, \"first_and_latest\")\n"
              "fig = plots.first_and_latest(fl, f\"{BENCHMARK} ({profile} profile)\")\n"
-             "plots.save(fig, out_dir, \"first_and_latest\")"),
+             "plots.save(fig, out_dir, \"first_and_latest\");"),
         new_markdown_cell(
             "## The accuracy matrix R of one trial\n\nR[T, i] is the test accuracy on task i after learning "
             "task T (seed 0): Online EWC and its DHP variant (MAS where EWC diverged)."),
@@ -136,7 +136,7 @@ def benchmark_notebook(name: str, spec: dict) -> nbformat.NotebookNode:
              "pair = (\"ewc\", \"dhp+ewc\") if {\"ewc\", \"dhp+ewc\"} <= present else (\"mas\", \"dhp+mas\")\n"
              "pair = [m for m in pair if m in present] or sorted(present)[:2]\n"
              "fig = plots.r_heatmaps({m: report.run_matrix(df, m) for m in pair}, f\"{BENCHMARK}: R, seed 0\")\n"
-             "plots.save(fig, out_dir, \"r_matrices\")"),
+             "plots.save(fig, out_dir, \"r_matrices\");"),
     ]
     nb = new_notebook(cells=cells)
     nb.metadata["kernelspec"] = {"name": "python3", "display_name": "Python 3", "language": "python"}
@@ -172,7 +172,7 @@ def ablation_notebook() -> nbformat.NotebookNode:
              "save_table(traces, out_dir, \"traces\")\n"
              "fig = plots.traces(traces, report.task_boundaries(runs[0].traces),\n"
              "                   f\"DHP Softmax on Permuted MNIST ({profile} profile, {trials} trials)\")\n"
-             "plots.save(fig, out_dir, \"figure3_traces\")"),
+             "plots.save(fig, out_dir, \"figure3_traces\");"),
         code("# NBVAL_CHECK_OUTPUT\n"
              "summary = report.trace_summary(traces)\n"
              "save_table(summary, out_dir, \"traces_by_task\")\n"
@@ -185,13 +185,13 @@ def ablation_notebook() -> nbformat.NotebookNode:
              "    dhclib.run_grid(b, \"dhp\", \"eta_init\", eta_inits, f\"0-{sweep_trials - 1}\", profile, device,\n"
              "                    data_dir, store_dir, progress=\"runs\", **overrides)\n"
              "    for b in (\"permuted_mnist\", \"imbalanced_permuted_mnist\", \"split_mnist\")], ignore_index=True)\n"
-             "save_table(sweep, out_dir, \"eta_sweep_tidy\")"),
+             "save_table(sweep, out_dir, \"eta_sweep_tidy\");"),
         code("# NBVAL_CHECK_OUTPUT\n"
              "table4 = report.eta_table(sweep)\n"
              "save_table(table4, out_dir, \"table4\")\n"
              "print(report.percent(table4, 1).to_string(index=False))"),
         code("fig = plots.eta_sweep(report.eta_runs(sweep), paper.table4(), f\"Initial eta ({profile} profile)\")\n"
-             "plots.save(fig, out_dir, \"figure4_eta_sweep\")"),
+             "plots.save(fig, out_dir, \"figure4_eta_sweep\");"),
     ]
     nb = new_notebook(cells=cells)
     nb.metadata["kernelspec"] = {"name": "python3", "display_name": "Python 3", "language": "python"}

@@ -91,11 +91,11 @@ def test_curves_first_and_latest_and_run_matrix():
 
 
 def test_percent_scales_accuracies_only():
-    """Accuracy columns become percent; BWT, t and p stay fractions (rounded to 3 decimals)."""
+    """Accuracy columns become percent; BWT, t and p stay fractions (rounded to 3 decimals); eta_init untouched."""
     df = pd.DataFrame({"avg_acc_mean": [0.12345], "paper_avg_acc": [0.5], "avg_acc_p": [0.01234],
-                       "bwt_mean": [-0.12345], "trials": [3]})
+                       "bwt_mean": [-0.12345], "trials": [3], "eta_init": [0.0005]})
     out = report.percent(df, 1)
-    assert out.iloc[0].tolist() == [12.3, 50.0, 0.012, -0.123, 3]
+    assert out.iloc[0].tolist() == [12.3, 50.0, 0.012, -0.123, 3, 0.0005]
 
 
 def test_traces_boundaries_summary_and_eta_table():
