@@ -45,7 +45,11 @@ def table1_comparison(df: pd.DataFrame, benchmark: str) -> pd.DataFrame:
 
 def welch_tests(df: pd.DataFrame, pairs: Sequence[tuple[str, str]] = PAIRS) -> pd.DataFrame:
     """Welch's t-test (unequal variances, two-sided) of each DHP variant against its baseline, over trials, for
-    the average accuracy and the BWT after the last task. Pairs with fewer than two trials on a side give NaN."""
+    the average accuracy and the BWT after the last task, on one benchmark's runs. Pairs with fewer than two
+    trials on a side give NaN."""
+    if df["benchmark"].nunique() > 1:
+        raise ValueError(f"welch_tests compares runs of one benchmark; got {', '.join(df['benchmark'].unique())}: "
+                         "filter the frame first, e.g. df[df.benchmark == 'split_mnist']")
     runs = per_run(df, by=("method",))
     rows = []
     for base, dhp in pairs:

@@ -75,6 +75,9 @@ def test_welch_tests_match_the_formula():
     assert w.loc["finetune", "avg_acc_gain"] == pytest.approx(b.mean() - a.mean())
     assert 0 < w.loc["finetune", "avg_acc_p"] < 0.2
     assert math.isnan(w.loc["si", "avg_acc_p"]) and w.loc["si", "trials"] == "1 / 0"
+    two = pd.concat([df, tidy_from({("dhp", 0): R_C}, "permuted_mnist")])
+    with pytest.raises(ValueError, match="one benchmark"):
+        report.welch_tests(two)
 
 
 def test_curves_first_and_latest_and_run_matrix():
