@@ -1,4 +1,4 @@
-"""Command line: ``python -m dhclib run|summary|list`` (README: "Command line")."""
+"""Command line: ``python -m dhclib run|grid|summary|report|list`` (README: "Command line")."""
 
 from __future__ import annotations
 
@@ -27,23 +27,62 @@ def parse_overrides(items: list[str]) -> dict:
     return out
 
 
+_COMMON = [
+    ("--seeds", dict(default="0", help="'0-9', '3' or '0,2,5' (default 0)")),
+    ("--profile", dict(default="paper", help=f"one of: {', '.join(PROFILES)} (default paper)")),
+    ("--out", dict(required=True, help="output directory of the result store")),
+    ("--device", dict(default="auto", help="auto (default), cpu, cuda or cuda:N")),
+    ("--data-dir", dict(default=None, help="data root (default: $DHC_DATA_DIR)")),
+    ("--set", dict(action="append", default=[], metavar="KEY=VALUE", help="override a config value")),
+    ("--no-progress", dict(action="store_true", help="no progress bars")),
+]
+
+
+def grid_values(benchmark: str, method: str, param: str, values: str) -> list:
+    """``--values``: ``paper`` (Appendix A's lambda grid, Table 4's eta_init values) or comma-separated numbers."""
+    from .paper import PAPER_ETA_INITS, search_grid
+
+    if values == "paper":
+        if param == "lam":
+            try:
+                return list(search_grid(benchmark, method))
+            except ValueError as exc:
+                raise DhcError(f"--values paper: {exc}") from None
+        if param == "eta_init":
+            return list(PAPER_ETA_INITS)
+        raise DhcError(f"--values paper is defined for --param lam or eta_init, not {param!r}; give the values")
+    out = []
+    for v in values.split(","):
+        try:
+            out.append(json.loads(v))
+        except json.JSONDecodeError:
+            raise DhcError(f"--values must be comma-separated numbers or 'paper', got {values!r}") from None
+    return out
+
+
 def _parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog="python -m dhclib", description=__doc__)
     sub = p.add_subparsers(dest="command", required=True)
     r = sub.add_parser("run", help="run benchmarks x methods x seeds into a resumable result store")
     r.add_argument("--benchmark", required=True, help=f"comma-separated, or all; from: {', '.join(BENCHMARK_NAMES)}")
     r.add_argument("--method", required=True, help=f"comma-separated, or all; from: {', '.join(METHODS)}")
-    r.add_argument("--seeds", default="0", help="'0-9', '3' or '0,2,5' (default 0)")
-    r.add_argument("--profile", default="paper", help=f"one of: {', '.join(PROFILES)} (default paper)")
-    r.add_argument("--out", required=True, help="output directory of the result store")
-    r.add_argument("--device", default="auto", help="auto (default), cpu, cuda or cuda:N")
-    r.add_argument("--data-dir", default=None, help="data root (default: $DHC_DATA_DIR)")
-    r.add_argument("--set", action="append", default=[], metavar="KEY=VALUE", help="override a config value")
-    r.add_argument("--no-progress", action="store_true", help="no progress bars")
+    for name, kw in _COMMON:
+        r.add_argument(name, **kw)
     r.add_argument("--on-diverge", default="record", choices=("record", "raise"),
                    help="a run whose loss becomes NaN/inf: record the failure and go on (default), or stop")
+    g = sub.add_parser("grid", help="one method on one benchmark for each value of one config field "
+                                    "(Appendix A's lambda search, Table 4's eta_init)")
+    g.add_argument("--benchmark", required=True, help=f"one of: {', '.join(BENCHMARK_NAMES)}")
+    g.add_argument("--method", required=True, help=f"one of: {', '.join(METHODS)}")
+    g.add_argument("--param", required=True, help="the config field to vary, e.g. lam, si_xi, eta_init")
+    g.add_argument("--values", default="paper",
+                   help="comma-separated values, or 'paper': Appendix A's grid (lam) or Table 4's values (eta_init)")
+    for name, kw in _COMMON:
+        g.add_argument(name, **kw)
     s = sub.add_parser("summary", help="mean ± SEM of the runs stored in a result store")
     s.add_argument("--out", required=True, help="output directory of the result store")
+    rep = sub.add_parser("report", help="write <out>/REPORT.md and its CSV tables: every stored run beside the paper")
+    rep.add_argument("--out", required=True, help="output directory of the result store, e.g. outputs/paper")
     sub.add_parser("list", help="benchmarks, methods and profiles")
     return p
 
@@ -59,8 +98,26 @@ def main(argv: list[str] | None = None) -> int:
         import pandas as pd
 
         from .metrics import summarize
-        from .runner import load_diverged, load_results, run_many
+        from .runner import load_diverged, load_results, run_grid, run_many
 
+        if args.command == "report":
+            from .paper_report import write_report
+
+            path = write_report(args.out)
+            print(f"wrote {path} and its tables (report_*.csv) beside it")
+            return 0
+        if args.command == "grid":
+            overrides = parse_overrides(args.set)
+            check_reserved(overrides)
+            values = grid_values(args.benchmark, args.method, args.param, args.values)
+            df = run_grid(args.benchmark, args.method, args.param, values, args.seeds, profile=args.profile,
+                          device=args.device, data_dir=args.data_dir, out_dir=args.out,
+                          progress=not args.no_progress, **overrides)
+            from .report import grid_table
+
+            with pd.option_context("display.width", 200, "display.max_columns", 20):
+                print(grid_table(df, args.param).to_string(index=False))
+            return 0
         if args.command == "run":
             overrides = parse_overrides(args.set)
             check_reserved(overrides)

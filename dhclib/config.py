@@ -139,6 +139,8 @@ _ALWAYS = {f.name for f in dataclasses.fields(RunConfig)} - set(_DHP_FIELDS) - {
 }
 
 
+_REAL_FIELDS = ("val_fraction", "lr", "eta_init", "lam", "si_xi", "ewc_gamma")
+
 # Options that have an argument of their own in run()/run_many()/the CLI, never an override.
 RESERVED = {"benchmark": "benchmarks", "method": "methods", "seed": "seeds (--seeds)", "seeds": "seeds (--seeds)",
             "profile": "profile (--profile)", "device": "device (--device)", "data_dir": "data_dir (--data-dir)",
@@ -190,6 +192,11 @@ def resolve_config(
                                   f"accepted: {', '.join(sorted(applicable))}")
             raise ConfigError(f"unknown override {k!r}; accepted: {', '.join(sorted(applicable))}")
         values[k] = v
+    # An integer given for a real-valued field (lam=400) is the same run as its float (lam=400.0): one store key.
+    for k in _REAL_FIELDS:
+        v = values.get(k)
+        if isinstance(v, int) and not isinstance(v, bool):
+            values[k] = float(v)
     if isinstance(values.get("hidden"), (list, tuple)):
         values["hidden"] = tuple(values["hidden"])
     else:

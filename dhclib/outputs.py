@@ -13,16 +13,22 @@ from pathlib import Path
 
 import pandas as pd
 
-__all__ = ["output_dirs", "save_table"]
+__all__ = ["output_dirs", "store_root", "save_table"]
 
 
 def output_dirs(notebook: str, profile: str, output_dir=None, store_dir=None) -> tuple[Path, Path]:
     """``(output_dir, store_dir)`` for a notebook: explicit values win, else the defaults above."""
     root = Path(os.environ.get("DHC_OUTPUT_ROOT") or _repo_outputs())
     out = Path(output_dir) if output_dir else root / profile / notebook
-    store = Path(store_dir) if store_dir else root / profile
     out.mkdir(parents=True, exist_ok=True)
-    return out, store
+    return out, store_root(profile, store_dir)
+
+
+def store_root(profile: str, store_dir=None) -> Path:
+    """The result store of ``profile`` (``<root>/<profile>``), unless ``store_dir`` is given."""
+    if store_dir:
+        return Path(store_dir)
+    return Path(os.environ.get("DHC_OUTPUT_ROOT") or _repo_outputs()) / profile
 
 
 def _repo_outputs() -> Path:

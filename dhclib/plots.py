@@ -19,7 +19,7 @@ from .config import METHODS
 from .report import method_order
 
 __all__ = ["METHOD_COLORS", "LABELS", "accuracy_curves", "first_and_latest", "r_heatmaps", "traces", "eta_sweep",
-           "class_counts", "save"]
+           "lambda_search", "class_counts", "save"]
 
 LABELS = {"finetune": "Finetune", "dhp": "DHP Softmax", "si": "SI", "dhp+si": "DHP Softmax + SI",
           "ewc": "Online EWC", "dhp+ewc": "DHP Softmax + Online EWC", "mas": "MAS", "dhp+mas": "DHP Softmax + MAS"}
@@ -121,6 +121,39 @@ def eta_sweep(ours: pd.DataFrame, paper: pd.DataFrame | None = None, title: str 
             ax.plot(p["eta_init"], 100 * p["avg_acc"], "x", color="k", label="paper (Table 4)")
         ax.set_xscale("log")
         ax.set(xlabel=r"initial $\eta$", ylabel="Average test accuracy (%)", title=bench)
+        ax.grid(alpha=0.3)
+        ax.legend(fontsize=7)
+    fig.suptitle(title)
+    fig.tight_layout()
+    return fig
+
+
+def lambda_search(table: pd.DataFrame, title: str = "", param: str = "lam"):
+    """Appendix A's search: average accuracy after the last task against lambda (log axis), one panel per method
+    of a :func:`dhclib.report.grid_table`; the paper's choice is a dashed line with a ring, the best value a star,
+    and values whose runs diverged are crosses on the panel's floor."""
+    methods = method_order(list(table["method"].unique()))
+    fig, axes = plt.subplots(1, len(methods), figsize=(4.2 * len(methods), 3.6), squeeze=False)
+    for ax, m in zip(axes[0], methods):
+        sub = table[table["method"] == m].sort_values(param)
+        ok = sub[~sub["diverged"]]
+        color = METHOD_COLORS.get(m.split(" [")[0])
+        ax.plot(ok[param], 100 * ok["avg_acc"], marker="o", ms=4, color=color, label="dhc, seed 0")
+        ref = sub[sub["paper_choice"]]
+        for _, row in ref.iterrows():
+            ax.axvline(row[param], color="k", ls="--", lw=0.8, label=f"paper's choice ({row[param]:g})")
+            if not row["diverged"]:
+                ax.plot(row[param], 100 * row["avg_acc"], "o", ms=10, mfc="none", mec="k")
+        if len(ok):
+            best = ok.loc[ok["avg_acc"].idxmax()]
+            ax.plot(best[param], 100 * best["avg_acc"], "*", ms=12, color="gold", mec="k",
+                    label=f"best here ({best[param]:g}: {100 * best['avg_acc']:.2f}%)")
+        bad = sub[sub["diverged"]]
+        if len(bad):
+            floor = 100 * ok["avg_acc"].min() if len(ok) else 0.0
+            ax.plot(bad[param], [floor] * len(bad), "x", color="red", ms=8, label="diverged (no result)")
+        ax.set_xscale("log")
+        ax.set(xlabel=r"$\lambda$" if param == "lam" else param, ylabel="Average test accuracy (%)", title=_label(m))
         ax.grid(alpha=0.3)
         ax.legend(fontsize=7)
     fig.suptitle(title)

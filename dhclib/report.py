@@ -15,25 +15,49 @@ from scipy import stats
 
 from .config import METHODS
 from .metrics import R_from_tidy, average_accuracy_curve, per_run, summarize
-from .paper import PAIRS, table1, table4
+from .paper import PAIRS, PAPER_LAMBDAS, table1, table4
+from .runner import base_method
 
-__all__ = ["table1_comparison", "welch_tests", "curves", "first_and_latest", "method_order", "run_matrix",
-           "task_boundaries", "percent", "trace_summary", "eta_runs", "eta_table"]
+__all__ = ["table1_comparison", "welch_tests", "pairs_present", "curves", "first_and_latest", "method_order",
+           "run_matrix", "task_boundaries", "percent", "trace_summary", "eta_runs", "eta_table", "grid_table",
+           "grid_best"]
 
 
 def method_order(methods: Sequence[str]) -> list[str]:
-    """``methods`` in Table 1's order (unknown names last, as given)."""
+    """``methods`` in Table 1's order; a labelled variant (``"ewc [fisher_mode=batch]"``) right after Table 1's
+    rows, in the order of its method; unknown names last, as given."""
+    methods = list(dict.fromkeys(methods))
     known = [m for m in METHODS if m in set(methods)]
-    return known + [m for m in methods if m not in METHODS]
+    variants = sorted((m for m in methods if m not in METHODS and base_method(m) in METHODS),
+                      key=lambda m: (m.split(" [", 1)[1], list(METHODS).index(base_method(m))))
+    return known + variants + [m for m in methods if m not in known and m not in variants]
+
+
+def pairs_present(methods: Sequence[str], pairs: Sequence[tuple[str, str]] = PAIRS) -> list[tuple[str, str]]:
+    """Table 1's (baseline, DHP variant) pairs, plus the same pairs of every labelled variant present in
+    ``methods`` (``("ewc [fisher_mode=batch]", "dhp+ewc [fisher_mode=batch]")``)."""
+    present = set(methods)
+    out = list(pairs)
+    labels = sorted({m.split(" [", 1)[1] for m in present if " [" in m})
+    for label in labels:
+        out += [(f"{b} [{label}", f"{d} [{label}") for b, d in pairs
+                if f"{b} [{label}" in present or f"{d} [{label}" in present]
+    return out
 
 
 def table1_comparison(df: pd.DataFrame, benchmark: str) -> pd.DataFrame:
     """Table 1's column for ``benchmark``: our average accuracy and BWT (mean, SEM, trials) beside the paper's,
-    with the differences (ours − paper). Methods absent from ``df`` have NaN for ours."""
+    with the differences (ours − paper). Methods absent from ``df`` have NaN for ours. A labelled variant
+    (:func:`dhclib.run_variants`) is its own row, beside the paper's value for its method."""
     ours = summarize(df[df["benchmark"] == benchmark], by=("method",))
+    if ours.empty:
+        ours = pd.DataFrame(columns=["method", "trials", "avg_acc_mean", "avg_acc_sem", "bwt_mean", "bwt_sem"])
     paper = table1(benchmark)[["method", "avg_acc", "bwt"]].rename(columns={"avg_acc": "paper_avg_acc",
                                                                             "bwt": "paper_bwt"})
     out = paper.merge(ours, on="method", how="outer")
+    by_method = paper.set_index("method")
+    for col in ("paper_avg_acc", "paper_bwt"):
+        out[col] = out[col].fillna(out["method"].map(lambda m: by_method[col].get(base_method(m), np.nan)))
     out["trials"] = out["trials"].fillna(0).astype(int)
     out["avg_acc_diff"] = out["avg_acc_mean"] - out["paper_avg_acc"]
     out["bwt_diff"] = out["bwt_mean"] - out["paper_bwt"]
@@ -43,10 +67,12 @@ def table1_comparison(df: pd.DataFrame, benchmark: str) -> pd.DataFrame:
     return out[cols].sort_values("method", key=lambda s: s.map(order), ignore_index=True)
 
 
-def welch_tests(df: pd.DataFrame, pairs: Sequence[tuple[str, str]] = PAIRS) -> pd.DataFrame:
+def welch_tests(df: pd.DataFrame, pairs: Sequence[tuple[str, str]] | None = None) -> pd.DataFrame:
     """Welch's t-test (unequal variances, two-sided) of each DHP variant against its baseline, over trials, for
     the average accuracy and the BWT after the last task, on one benchmark's runs. Pairs with fewer than two
-    trials on a side give NaN."""
+    trials on a side give NaN. ``pairs``: default Table 1's four, plus those of any labelled variant present."""
+    if pairs is None:
+        pairs = pairs_present(df["method"].unique())
     if df["benchmark"].nunique() > 1:
         raise ValueError(f"welch_tests compares runs of one benchmark; got {', '.join(df['benchmark'].unique())}: "
                          "filter the frame first, e.g. df[df.benchmark == 'split_mnist']")
@@ -111,7 +137,7 @@ def percent(df: pd.DataFrame, decimals: int = 2) -> pd.DataFrame:
     for c in out.columns:
         if not pd.api.types.is_float_dtype(out[c]):
             continue
-        if re.fullmatch(r"(\w+_)?avg_acc(_mean|_sem|_diff|_gain)?|first_task|latest_task", c):
+        if re.fullmatch(r"(\w+_)?avg_acc(_mean|_sem|_diff|_gain|_gap)?|first_task|latest_task", c):
             out[c] = (100 * out[c]).round(decimals)
         elif re.search(r"bwt|_t$|_p$", c):
             out[c] = out[c].round(3)
@@ -142,3 +168,50 @@ def eta_table(sweep: pd.DataFrame) -> pd.DataFrame:
     out = ours.merge(table4().rename(columns={"avg_acc": "paper_avg_acc"}), on=["benchmark", "eta_init"], how="left")
     out["avg_acc_diff"] = out["avg_acc_mean"] - out["paper_avg_acc"]
     return out.sort_values(["benchmark", "eta_init"], ascending=[True, False], ignore_index=True)
+
+
+def grid_table(grid: pd.DataFrame, param: str = "lam") -> pd.DataFrame:
+    """The search of Appendix A in numbers: per benchmark, method and value of ``param`` (a :func:`dhclib.run_grid`
+    frame), average accuracy and BWT after the last task (mean over the seeds run), and whether the value is the
+    paper's choice (SPEC §5). Values whose runs diverged (``grid.attrs["diverged"]``) are rows with
+    ``diverged=True`` and NaN results, never dropped."""
+    runs = per_run(grid, by=("benchmark", "method", param)) if len(grid) else pd.DataFrame(
+        columns=["benchmark", "method", param, "seed", "avg_acc", "bwt"])
+    out = runs.groupby(["benchmark", "method", param], as_index=False).agg(
+        trials=("seed", "size"), avg_acc=("avg_acc", "mean"), bwt=("bwt", "mean"))
+    out["diverged"] = False
+    failed = [dict(benchmark=d["benchmark"], method=d["method"], **{param: d[param]}, trials=0, avg_acc=np.nan,
+                   bwt=np.nan, diverged=True) for d in grid.attrs.get("diverged", [])]
+    if failed:
+        out = pd.concat([out, pd.DataFrame(failed)], ignore_index=True)
+    out["trials"] = out["trials"].astype(int)
+    out["diverged"] = out["diverged"].astype(bool)
+
+    def chosen(row) -> bool:
+        if param == "lam":
+            ref = PAPER_LAMBDAS.get(row["benchmark"], {}).get(base_method(row["method"]).split("+")[-1])
+        else:
+            ref = None
+        return ref is not None and np.isclose(float(row[param]), ref)
+
+    out["paper_choice"] = out.apply(chosen, axis=1) if len(out) else pd.Series(dtype=bool)
+    return out.sort_values(["benchmark", "method", param], ignore_index=True)
+
+
+def grid_best(table: pd.DataFrame, param: str = "lam") -> pd.DataFrame:
+    """Per benchmark and method of a :func:`grid_table`: the best value found, its accuracy, the paper's choice
+    and its accuracy here, and the gap (best − paper's choice)."""
+    rows = []
+    for (bench, method), g in table.groupby(["benchmark", "method"], sort=False):
+        ok = g[~g["diverged"]]
+        best = ok.loc[ok["avg_acc"].idxmax()] if len(ok) else None
+        ref = g[g["paper_choice"]]
+        ref_acc = float(ref["avg_acc"].iloc[0]) if len(ref) else np.nan
+        rows.append({"benchmark": bench, "method": method,
+                     f"best_{param}": best[param] if best is not None else np.nan,
+                     "best_avg_acc": float(best["avg_acc"]) if best is not None else np.nan,
+                     f"paper_{param}": float(ref[param].iloc[0]) if len(ref) else np.nan,
+                     "paper_choice_avg_acc": ref_acc,
+                     "avg_acc_gap": (float(best["avg_acc"]) - ref_acc) if best is not None else np.nan,
+                     "values": len(g), "diverged": int(g["diverged"].sum())})
+    return pd.DataFrame(rows)

@@ -29,7 +29,8 @@ from .metrics import average_accuracy, average_accuracy_curve, bwt
 from .models import MLP
 from .train import train_sequence
 
-__all__ = ["run", "run_many", "RunResult", "load_results", "build_model", "build_regulariser", "resolve_device"]
+__all__ = ["run", "run_many", "run_grid", "run_variants", "variant_label", "base_method", "RunResult", "load_results",
+           "load_runs", "load_diverged", "build_model", "build_regulariser", "resolve_device"]
 
 
 def resolve_device(device: str | torch.device = "auto") -> torch.device:
@@ -212,7 +213,7 @@ def _as_list(value, what: str, everything: Iterable[str]) -> list[str]:
 
 def run_many(benchmarks: str | Iterable[str], methods: str | Iterable[str], seeds="0", profile: str = "paper",
              device: str = "auto", data_dir=None, out_dir="outputs/runs", progress: bool | str = True,
-             on_diverge: str = "raise", **overrides) -> pd.DataFrame:
+             on_diverge: str = "raise", missing: str = "train", **overrides) -> pd.DataFrame:
     """Run every (benchmark, method, seed), storing each finished run atomically and skipping stored ones.
 
     ``benchmarks`` and ``methods`` are names, comma-separated strings or ``"all"``; ``seeds`` as :func:`parse_seeds`.
@@ -227,15 +228,20 @@ def run_many(benchmarks: str | Iterable[str], methods: str | Iterable[str], seed
     with the :class:`~dhclib.errors.PlasticInstabilityError`; ``"record"`` writes the failure (message and config)
     to ``<out_dir>/diverged/...`` instead, goes on with the batch, and lists the failures (stored ones included:
     a run is deterministic, so it is not retried) in the frame's ``attrs["diverged"]``.
+
+    ``missing="skip"`` trains nothing: runs not in the store are left out and listed in ``attrs["missing"]`` (to
+    tabulate the paper-profile runs that exist without training the rest, e.g. on a CPU).
     """
     check_reserved(overrides)
     if on_diverge not in ("raise", "record"):
         raise ConfigError(f"on_diverge must be 'raise' or 'record', got {on_diverge!r}")
+    if missing not in ("train", "skip"):
+        raise ConfigError(f"missing must be 'train' or 'skip', got {missing!r}")
     dev = str(resolve_device(device))
     configs = [resolve_config(b, m, s, profile, dev, **overrides)
                for b in _as_list(benchmarks, "benchmarks", BENCHMARK_NAMES) for m in _as_list(methods, "methods", METHODS)
                for s in parse_seeds(seeds)]
-    frames, diverged = [], []
+    frames, diverged, absent = [], [], []
     bar = tqdm(configs, desc="runs", disable=not progress)
     for cfg in bar:
         path, failed = result_path(out_dir, cfg), result_path(out_dir, cfg, "diverged")
@@ -244,6 +250,9 @@ def run_many(benchmarks: str | Iterable[str], methods: str | Iterable[str], seed
             result = RunResult.from_json(json.loads(path.read_text()))
         elif on_diverge == "record" and failed.is_file():
             diverged.append(json.loads(failed.read_text()))
+            continue
+        elif missing == "skip":
+            absent.append(dict(benchmark=cfg.benchmark, method=cfg.method, seed=cfg.seed, config_key=cfg.key()))
             continue
         else:
             try:
@@ -261,35 +270,85 @@ def run_many(benchmarks: str | Iterable[str], methods: str | Iterable[str], seed
     bar.close()
     df = pd.concat(frames, ignore_index=True) if frames else pd.DataFrame(columns=_TIDY_COLUMNS)
     df.attrs["diverged"] = diverged
+    df.attrs["missing"] = absent
     return df
+
+
+def variant_label(method: str, overrides: dict) -> str:
+    """The name a method run with non-default settings gets in tables and figures, e.g.
+    ``"ewc [fisher_mode=batch]"``, so that it can never be mistaken for the paper's configuration."""
+    if not overrides:
+        return method
+    return f"{method} [{', '.join(f'{k}={v}' for k, v in sorted(overrides.items()))}]"
+
+
+def base_method(label: str) -> str:
+    """The method of a :func:`variant_label` (``"ewc [fisher_mode=batch]"`` -> ``"ewc"``)."""
+    return label.split(" [", 1)[0]
+
+
+def run_variants(benchmark: str, variants: Iterable[dict], seeds="0", profile: str = "paper", device: str = "auto",
+                 data_dir=None, out_dir="outputs/runs", progress: bool | str = True, on_diverge: str = "record",
+                 missing: str = "train", **overrides) -> pd.DataFrame:
+    """Extra, clearly labelled rows beside Table 1's: each variant is ``{"methods": [...], "overrides": {...}}``
+    and its runs are named by :func:`variant_label` in the ``method`` column (e.g. Online EWC with the mini-batch
+    Fisher where the paper's lambda diverges, or a baseline with the lambda of our search). ``overrides`` apply to
+    every variant (a profile-wide setting such as ``max_epochs``) and do not enter the label."""
+    frames, diverged, absent = [], [], []
+    for v in variants:
+        if not isinstance(v, dict) or set(v) - {"methods", "overrides"} or "methods" not in v:
+            raise ConfigError(f"a variant is {{'methods': [...], 'overrides': {{...}}}}, got {v!r}")
+        own = dict(v.get("overrides") or {})
+        if not own:
+            raise ConfigError(f"variant {v!r} has no overrides: it would repeat Table 1's runs")
+        df = run_many(benchmark, v["methods"], seeds, profile, device, data_dir, out_dir, progress, on_diverge,
+                      missing, **dict(overrides, **own))
+        df["method"] = df["method"].map(lambda m: variant_label(m, own))
+        frames.append(df)
+        diverged += [dict(d, method=variant_label(d["method"], own)) for d in df.attrs["diverged"]]
+        absent += [dict(d, method=variant_label(d["method"], own)) for d in df.attrs["missing"]]
+    out = pd.concat(frames, ignore_index=True) if frames else pd.DataFrame(columns=_TIDY_COLUMNS)
+    out.attrs["diverged"], out.attrs["missing"] = diverged, absent
+    return out
 
 
 def run_grid(benchmark: str, method: str, param: str, values: Iterable, seeds="0", profile: str = "paper",
              device: str = "auto", data_dir=None, out_dir="outputs/runs", progress: bool | str = True,
-             on_diverge: str = "record", **overrides) -> pd.DataFrame:
+             on_diverge: str = "record", missing: str = "train", **overrides) -> pd.DataFrame:
     """:func:`run_many` for each value of one config field (``eta_init`` for Table 4, ``lam`` or ``si_xi`` for the
     search of Appendix A); the tidy frame gains a column named ``param``. Diverged runs are recorded (by default)
-    and listed in ``attrs["diverged"]`` with their value."""
-    frames, diverged = [], []
+    and listed in ``attrs["diverged"]`` with their value; with ``missing="skip"``, runs not stored are listed in
+    ``attrs["missing"]``."""
+    values = list(values)
+    if not values:
+        raise ConfigError(f"run_grid needs at least one value of {param!r}")
+    if param in overrides:
+        raise ConfigError(f"{param!r} is the grid's parameter; it cannot also be an override")
+    frames, diverged, absent = [], [], []
     for value in values:
-        df = run_many(benchmark, method, seeds, profile, device, data_dir, out_dir, progress, on_diverge,
+        df = run_many(benchmark, method, seeds, profile, device, data_dir, out_dir, progress, on_diverge, missing,
                       **dict(overrides, **{param: value}))
         frames.append(df.assign(**{param: value}))
         diverged += [dict(d, **{param: value}) for d in df.attrs.get("diverged", [])]
+        absent += [dict(d, **{param: value}) for d in df.attrs.get("missing", [])]
     out = pd.concat(frames, ignore_index=True)
-    out.attrs["diverged"] = diverged
+    out.attrs["diverged"], out.attrs["missing"] = diverged, absent
     return out
 
 
 def load_runs(out_dir, benchmark: str, method: str, seeds="0", profile: str = "paper", device: str = "auto",
-              **overrides) -> list[RunResult]:
+              missing: str = "raise", **overrides) -> list[RunResult]:
     """The stored runs of exactly these configs (e.g. to read their traces after :func:`run_many`); a run that is
-    not stored raises FileNotFoundError naming it."""
+    not stored raises FileNotFoundError naming it (``missing="skip"``: it is left out)."""
+    if missing not in ("raise", "skip"):
+        raise ConfigError(f"missing must be 'raise' or 'skip', got {missing!r}")
     dev = str(resolve_device(device))
     out = []
     for s in parse_seeds(seeds):
         cfg = resolve_config(benchmark, method, s, profile, dev, **overrides)
         path = result_path(out_dir, cfg)
+        if not path.is_file() and missing == "skip":
+            continue
         if not path.is_file():
             raise FileNotFoundError(f"no stored run {benchmark} {method} seed {s} ({path}); run run_many first")
         out.append(RunResult.from_json(json.loads(path.read_text())))

@@ -1,0 +1,188 @@
+"""``outputs/<profile>/REPORT.md``: every stored run of a result store, the paper beside ours (issue #3, item 8).
+
+The report is generated, never written by hand: :func:`write_report` loads the store, writes its tables as CSV
+(``report_table1.csv``, ``report_welch.csv``, ``report_search.csv``, ``report_variants.csv``) and then renders
+REPORT.md from those frames. Runs are sorted by how their config differs from the profile's default for their
+benchmark, method and seed (SPEC §4-§5): no difference = a Table 1 run; only ``lam`` differs = the search of
+Appendix A; only ``eta_init`` = Table 4; anything else = a labelled variant (e.g. ``fisher_mode=batch``).
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+
+from .config import BENCHMARK_NAMES, resolve_config
+from .errors import DhcError
+from .outputs import save_table
+from .report import eta_table, grid_best, grid_table, percent, table1_comparison, welch_tests
+from .runner import RunResult, load_diverged, load_results, variant_label
+
+__all__ = ["config_difference", "classify_runs", "report_tables", "render_report", "write_report"]
+
+_TITLES = {"permuted_mnist": "Permuted MNIST", "imbalanced_permuted_mnist": "Imbalanced Permuted MNIST",
+           "split_mnist": "Split MNIST"}
+_IGNORED = {"key", "device", "eval_batch_size", "trace_every"}  # never change a result's numbers
+
+
+def config_difference(config: dict) -> dict:
+    """The fields of a stored run's config that differ from the profile's default for its benchmark, method and
+    seed (bookkeeping fields that cannot change the numbers, such as ``trace_every``, are ignored)."""
+    c = config
+    default = resolve_config(c["benchmark"], c["method"], c["seed"], c["profile"], c["device"]).to_dict()
+    return {k: v for k, v in c.items() if k not in _IGNORED and k in default and default[k] != v}
+
+
+def classify_runs(results: list[RunResult]) -> dict[str, pd.DataFrame]:
+    """Tidy frames of the stored runs, by kind: ``table1`` (default configs), ``search`` (only ``lam`` differs;
+    column ``lam``), ``eta`` (only ``eta_init``; column ``eta_init``), ``variants`` (anything else; the method
+    column holds :func:`dhclib.variant_label`)."""
+    kinds: dict[str, list[pd.DataFrame]] = {"table1": [], "search": [], "eta": [], "variants": []}
+    for r in results:
+        diff = config_difference(r.config)
+        tidy = r.tidy().assign(device_name=r.device_name, wall_time=r.wall_time)
+        if not diff:
+            kinds["table1"].append(tidy.assign(lam=r.config.get("lam")))
+        elif set(diff) == {"lam"}:
+            kinds["search"].append(tidy.assign(lam=diff["lam"]))
+        elif set(diff) == {"eta_init"}:
+            kinds["eta"].append(tidy.assign(eta_init=diff["eta_init"]))
+        else:
+            kinds["variants"].append(tidy.assign(method=variant_label(r.config["method"], diff)))
+    out = {k: pd.concat(v, ignore_index=True) if v else pd.DataFrame() for k, v in kinds.items()}
+    if len(out["search"]):
+        # The paper's own lambda is a point of its grid: the Table 1 run of the same seed is that point.
+        searched = out["search"][["benchmark", "method", "seed"]].drop_duplicates()
+        same = out["table1"].merge(searched, on=["benchmark", "method", "seed"])
+        out["search"] = pd.concat([out["search"], same], ignore_index=True)
+    if len(out["table1"]):
+        out["table1"] = out["table1"].drop(columns="lam")
+    return out
+
+
+def report_tables(store_dir) -> dict[str, pd.DataFrame]:
+    """The report's tables from the runs stored under ``store_dir``: ``table1`` (per benchmark, ours beside the
+    paper), ``welch``, ``search`` (:func:`dhclib.report.grid_best` of the lambda searches), ``eta`` (Table 4),
+    ``variants``, ``diverged`` and ``hardware`` (device, runs, wall time per benchmark)."""
+    results = load_results(store_dir)
+    diverged = load_diverged(store_dir)
+    if not results and not diverged:
+        raise DhcError(f"no stored runs under {Path(store_dir) / 'runs'}: nothing to report")
+    kinds = classify_runs(results)
+    benches = [b for b in BENCHMARK_NAMES if any(len(f) and b in set(f["benchmark"]) for f in kinds.values())]
+    t1, welch, variants = [], [], []
+    for b in benches:
+        main = kinds["table1"][kinds["table1"]["benchmark"] == b] if len(kinds["table1"]) else pd.DataFrame()
+        var = kinds["variants"][kinds["variants"]["benchmark"] == b] if len(kinds["variants"]) else pd.DataFrame()
+        if len(main):
+            t1.append(table1_comparison(main, b).assign(benchmark=b))
+            welch.append(welch_tests(main).assign(benchmark=b))
+        if len(var):
+            variants.append(table1_comparison(var, b).query("trials > 0").assign(benchmark=b))
+    search = pd.DataFrame()
+    if len(kinds["search"]):
+        search = grid_best(grid_table(kinds["search"], "lam"), "lam")
+    eta = eta_table(kinds["eta"]) if len(kinds["eta"]) else pd.DataFrame()
+    runs = pd.concat([f for f in kinds.values() if len(f)], ignore_index=True) if results else pd.DataFrame()
+    hardware = pd.DataFrame()
+    if len(runs):
+        one = runs.drop_duplicates(["benchmark", "method", "seed", "config_key"])
+        hardware = one.groupby(["benchmark", "device_name"], as_index=False).agg(
+            runs=("seed", "size"), wall_time_h=("wall_time", lambda w: w.sum() / 3600))
+    div = pd.DataFrame([{k: d[k] for k in ("benchmark", "method", "seed", "config_key", "message")} for d in diverged],
+                       columns=["benchmark", "method", "seed", "config_key", "message"])
+    cat = (lambda fs: pd.concat(fs, ignore_index=True) if fs else pd.DataFrame())
+    return {"table1": cat(t1), "welch": cat(welch), "search": search, "eta": eta, "variants": cat(variants),
+            "diverged": div, "hardware": hardware}
+
+
+def _md(df: pd.DataFrame) -> str:
+    """A pipe table (no extra dependency): NaN shown as an em dash."""
+    cols = list(df.columns)
+    lines = ["| " + " | ".join(cols) + " |", "| " + " | ".join("---" for _ in cols) + " |"]
+    for row in df.itertuples(index=False):
+        cells = ["—" if isinstance(v, float) and np.isnan(v) else str(v) for v in row]
+        lines.append("| " + " | ".join(cells) + " |")
+    return "\n".join(lines)
+
+
+def _pm(mean: float, sem: float, scale: float = 100.0, digits: int = 2) -> str:
+    if np.isnan(mean):
+        return "—"
+    return f"{scale * mean:.{digits}f}" + ("" if np.isnan(sem) else f" ± {scale * sem:.{digits}f}")
+
+
+def _column(t: pd.DataFrame) -> pd.DataFrame:
+    return pd.DataFrame({
+        "method": t["method"], "trials": t["trials"],
+        "avg acc % (ours)": [_pm(m, s) for m, s in zip(t["avg_acc_mean"], t["avg_acc_sem"])],
+        "paper": (100 * t["paper_avg_acc"]).round(2), "ours − paper": (100 * t["avg_acc_diff"]).round(2),
+        "BWT (ours)": [_pm(m, s, 1.0, 3) for m, s in zip(t["bwt_mean"], t["bwt_sem"])],
+        "BWT paper": t["paper_bwt"], "BWT ours − paper": t["bwt_diff"].round(3)})
+
+
+def render_report(tables: dict[str, pd.DataFrame], profile: str) -> str:
+    """REPORT.md's text from :func:`report_tables`."""
+    out = [f"# dhc against the paper: every stored `{profile}`-profile run",
+           "",
+           "Generated by `python -m dhclib report --out outputs/" + profile + "` from the runs stored under "
+           "`runs/` (do not edit by hand). Table 1 rows use the exact configuration of SPEC §4–§5; rows with any "
+           "other setting are listed separately under their differences. Accuracy in %, mean ± SEM over the trials "
+           "run (one trial: no SEM); the paper's Table 1 used 10 trials. A method with 0 trials has not been run, "
+           "or every trial diverged (listed below)."]
+    hw = tables["hardware"]
+    for b in [b for b in BENCHMARK_NAMES if len(tables["table1"]) and b in set(tables["table1"]["benchmark"])]:
+        t = tables["table1"][tables["table1"]["benchmark"] == b]
+        out += ["", f"## {_TITLES.get(b, b)}", "", _md(_column(t))]
+        w = tables["welch"][tables["welch"]["benchmark"] == b]
+        w = w[[not np.isnan(v) for v in w["avg_acc_gain"]]]
+        if len(w):
+            w = percent(w.drop(columns="benchmark"), 2)
+            out += ["", "DHP Softmax against its baseline (Welch's t-test, two-sided; gain = variant − baseline, "
+                        "accuracy in points; p is NaN with fewer than two trials a side):", "",
+                    _md(w[["baseline", "dhp_variant", "trials", "avg_acc_gain", "avg_acc_p", "bwt_gain", "bwt_p"]])]
+        v = tables["variants"]
+        v = v[v["benchmark"] == b] if len(v) else v
+        if len(v):
+            out += ["", "Other settings (labelled by what differs from SPEC; the paper column is the paper's value "
+                        "for the method):", "", _md(_column(v))]
+    if len(tables["search"]):
+        s = tables["search"].copy()
+        out += ["", "## Consolidation-strength search (Appendix A), seed 0", "",
+                "Per benchmark and regulariser: the best λ of the grid in `dhclib.paper.SEARCH_GRIDS`, the "
+                "paper's λ and their average accuracies here (%).", "",
+                _md(percent(s, 2))]
+    if len(tables["eta"]):
+        out += ["", "## Initial η (Table 4), DHP Softmax alone", "", _md(percent(tables["eta"], 2))]
+    d = tables["diverged"]
+    out += ["", "## Diverged runs (no result)", ""]
+    if len(d):
+        out += [_md(d.assign(message=d["message"].str.replace("|", "/", regex=False)))]
+    else:
+        out += ["None."]
+    if len(hw):
+        h = hw.copy()
+        h["wall_time_h"] = h["wall_time_h"].round(2)
+        out += ["", "## Where the runs ran", "", _md(h)]
+    return "\n".join(out) + "\n"
+
+
+def write_report(store_dir, profile: str | None = None) -> Path:
+    """Write the report's CSV tables and ``<store_dir>/REPORT.md`` (atomically); returns the REPORT.md path.
+    ``profile`` (for the title) defaults to the store folder's name."""
+    store = Path(store_dir)
+    tables = report_tables(store)
+    for name, frame in tables.items():
+        save_table(frame, store, f"report_{name}")
+    profile = profile or store.resolve().name
+    text = render_report({k: pd.read_csv(store / f"report_{k}.csv") if len(v) else v for k, v in tables.items()},
+                         profile)
+    path = store / "REPORT.md"
+    tmp = path.with_name(f".{path.name}.tmp")
+    tmp.write_text(text)
+    os.replace(tmp, path)
+    return path
+

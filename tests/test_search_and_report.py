@@ -1,0 +1,270 @@
+"""Issue #3's tools: Appendix A's lambda grids, ``missing="skip"``, labelled variants, the grid tables and figure,
+``python -m dhclib grid|report`` and the generated REPORT.md."""
+
+from __future__ import annotations
+
+import json
+
+import matplotlib
+
+matplotlib.use("Agg")
+
+import numpy as np  # noqa: E402
+import pandas as pd  # noqa: E402
+import pytest  # noqa: E402
+
+import dhclib  # noqa: E402
+import dhclib.runner  # noqa: E402
+from dhclib import paper, plots, report  # noqa: E402
+from dhclib.cli import main  # noqa: E402
+from dhclib.config import LAMBDAS  # noqa: E402
+from dhclib.paper_report import classify_runs, config_difference, report_tables, write_report  # noqa: E402
+from dhclib.runner import RunResult, _write_atomic, result_path  # noqa: E402
+
+SMALL = dict(n_tasks=2, train_size=100)
+
+
+def _forbid_training(monkeypatch):
+    def no_training(*args, **kwargs):
+        raise AssertionError("_run_config called although nothing may be trained")
+
+    monkeypatch.setattr(dhclib.runner, "_run_config", no_training)
+
+
+# ---------------------------------------------------------------------------------------------------------------
+# the paper's grids and config keys
+# ---------------------------------------------------------------------------------------------------------------
+@pytest.mark.parametrize("benchmark", sorted(LAMBDAS))
+def test_each_grid_holds_the_papers_lambda_and_is_increasing(benchmark):
+    """SPEC §5: the lambda the paper chose is a point of its (expanded) grid, for every regulariser; grids are
+    strictly increasing and positive (a log axis)."""
+    for reg, chosen in LAMBDAS[benchmark].items():
+        grid = paper.search_grid(benchmark, reg)
+        assert chosen in grid, (benchmark, reg)
+        assert all(a < b for a, b in zip(grid, grid[1:])) and grid[0] > 0
+    assert paper.search_grid(benchmark, "dhp+si") == paper.search_grid(benchmark, "si")
+
+
+def test_printed_grid_values_are_kept():
+    """The values Appendix A prints survive the expansion of its ellipses (A.1, A.3)."""
+    assert {10, 20, 50, 400} <= set(paper.search_grid("permuted_mnist", "ewc"))
+    assert {0.01, 0.05, 0.5, 1.0} <= set(paper.search_grid("permuted_mnist", "si"))
+    assert {0.01, 0.5, 1.5, 2.0} <= set(paper.search_grid("permuted_mnist", "mas"))
+    assert {1, 25, 50, 100, 1000, 2000} <= set(paper.search_grid("split_mnist", "ewc"))
+    assert {0.01, 0.05, 1.0, 4.5, 5.0} <= set(paper.search_grid("split_mnist", "mas"))
+
+
+@pytest.mark.parametrize("bad, match", [(("cifar", "ewc"), "no search grid for benchmark 'cifar'"),
+                                        (("split_mnist", "dhp"), "accepted: ewc, si, mas")])
+def test_search_grid_rejects_unknown_names(bad, match):
+    with pytest.raises(ValueError, match=match):
+        paper.search_grid(*bad)
+
+
+def test_integer_lambda_is_the_same_run_as_its_float():
+    """lam=400 and lam=400.0 (and the default) resolve to one config, so a grid point reuses a stored run."""
+    a = dhclib.resolve_config("split_mnist", "ewc", 0, "paper", "cpu", lam=400)
+    b = dhclib.resolve_config("split_mnist", "ewc", 0, "paper", "cpu")
+    assert a == b and a.key() == b.key() and isinstance(a.lam, float)
+    assert dhclib.resolve_config("split_mnist", "dhp", 0, "paper", "cpu", eta_init=1).eta_init == 1.0
+
+
+# ---------------------------------------------------------------------------------------------------------------
+# missing="skip", variants, run_grid on generated data
+# ---------------------------------------------------------------------------------------------------------------
+def test_missing_skip_trains_nothing_and_lists_what_is_absent(idx_root, tmp_path, monkeypatch):
+    out = tmp_path / "store"
+    dhclib.run_many("split_mnist", "finetune", "0", "quick", "cpu", idx_root, out, progress=False, **SMALL)
+    _forbid_training(monkeypatch)
+    df = dhclib.run_many("split_mnist", "finetune,dhp", "0-1", "quick", "cpu", idx_root, out, progress=False,
+                         missing="skip", **SMALL)
+    assert set(map(tuple, df[["method", "seed"]].drop_duplicates().to_numpy().tolist())) == {("finetune", 0)}
+    assert {(d["method"], d["seed"]) for d in df.attrs["missing"]} == {("finetune", 1), ("dhp", 0), ("dhp", 1)}
+    assert dhclib.load_runs(out, "split_mnist", "finetune", "0-1", "quick", "cpu", missing="skip", **SMALL)[0] \
+        .config["seed"] == 0
+    with pytest.raises(FileNotFoundError, match="seed 1"):
+        dhclib.load_runs(out, "split_mnist", "finetune", "0-1", "quick", "cpu", **SMALL)
+    with pytest.raises(dhclib.ConfigError, match="missing must be 'train' or 'skip'"):
+        dhclib.run_many("split_mnist", "dhp", "0", "quick", "cpu", idx_root, out, missing="never", **SMALL)
+
+
+def test_variants_are_labelled_stored_apart_and_reused(idx_root, tmp_path, monkeypatch):
+    """A variant's runs carry their setting in the method name, use their own store key, and are reloaded."""
+    out = tmp_path / "store"
+    variants = [{"methods": ["ewc", "dhp+ewc"], "overrides": {"fisher_mode": "batch"}}]
+    df = dhclib.run_variants("split_mnist", variants, "0", "quick", "cpu", idx_root, out, progress=False, **SMALL)
+    assert sorted(df["method"].unique()) == ["dhp+ewc [fisher_mode=batch]", "ewc [fisher_mode=batch]"]
+    stored = dhclib.load_results(out)
+    assert {r.config["fisher_mode"] for r in stored} == {"batch"}
+    default_key = dhclib.resolve_config("split_mnist", "ewc", 0, "quick", "cpu", **SMALL).key()
+    assert default_key not in set(df["config_key"])
+    _forbid_training(monkeypatch)
+    again = dhclib.run_variants("split_mnist", variants, "0", "quick", "cpu", idx_root, out, progress=False, **SMALL)
+    pd.testing.assert_frame_equal(df, again)
+
+
+@pytest.mark.parametrize("variants, match", [
+    ([{"methods": ["ewc"]}], "has no overrides"),
+    ([{"methods": ["ewc"], "overrides": {"fisher_mode": "batch"}, "lam": 3}], "a variant is"),
+    (["ewc"], "a variant is"),
+])
+def test_bad_variants_are_one_line_errors(variants, match, tmp_path):
+    with pytest.raises(dhclib.ConfigError, match=match):
+        dhclib.run_variants("split_mnist", variants, out_dir=tmp_path, progress=False)
+
+
+def test_variant_label_round_trip():
+    label = dhclib.variant_label("dhp+ewc", {"fisher_mode": "batch", "lam": 50.0})
+    assert label == "dhp+ewc [fisher_mode=batch, lam=50.0]"
+    assert dhclib.runner.base_method(label) == "dhp+ewc" and dhclib.variant_label("si", {}) == "si"
+
+
+def test_run_grid_marks_each_value_and_rejects_a_clash(idx_root, tmp_path):
+    out = tmp_path / "store"
+    grid = dhclib.run_grid("split_mnist", "mas", "lam", [0.5, 1.5], "0", "quick", "cpu", idx_root, out,
+                           progress=False, **SMALL)
+    assert sorted(grid["lam"].unique()) == [0.5, 1.5] and grid.groupby("lam")["config_key"].nunique().eq(1).all()
+    assert grid["config_key"].nunique() == 2
+    with pytest.raises(dhclib.ConfigError, match="cannot also be an override"):
+        dhclib.run_grid("split_mnist", "mas", "lam", [1.0], out_dir=out, lam=2.0)
+    with pytest.raises(dhclib.ConfigError, match="at least one value"):
+        dhclib.run_grid("split_mnist", "mas", "lam", [], out_dir=out)
+
+
+# ---------------------------------------------------------------------------------------------------------------
+# tables: variants beside Table 1, grid tables
+# ---------------------------------------------------------------------------------------------------------------
+def _tidy(R_by_run: dict[tuple[str, int], np.ndarray], benchmark: str = "imbalanced_permuted_mnist", **cols):
+    rows = []
+    for (method, seed), R in R_by_run.items():
+        for t in range(R.shape[0]):
+            for i in range(t + 1):
+                rows.append((benchmark, method, seed, "quick", f"k{method}{seed}", t, i, R[t, i]))
+    df = pd.DataFrame(rows, columns=["benchmark", "method", "seed", "profile", "config_key", "after_task", "task",
+                                     "accuracy"])
+    return df.assign(**cols)
+
+
+R_LOW = np.array([[0.9, np.nan], [0.7, 0.8]])  # avg 0.75
+R_HIGH = np.array([[1.0, np.nan], [0.9, 0.9]])  # avg 0.90
+
+
+def test_variant_row_sits_beside_the_papers_value_of_its_method():
+    df = _tidy({("ewc [fisher_mode=batch]", 0): R_LOW, ("ewc [fisher_mode=batch]", 1): R_HIGH, ("mas", 0): R_HIGH})
+    t = report.table1_comparison(df, "imbalanced_permuted_mnist").set_index("method")
+    row = t.loc["ewc [fisher_mode=batch]"]
+    assert row["paper_avg_acc"] == pytest.approx(0.8718) and row["paper_bwt"] == pytest.approx(-0.09)
+    assert row["avg_acc_diff"] == pytest.approx(0.825 - 0.8718) and row["trials"] == 2
+    assert t.loc["ewc", "trials"] == 0  # Table 1's own row stays, empty
+    order = list(t.index)
+    assert order.index("ewc [fisher_mode=batch]") > order.index("dhp+mas")
+
+
+def test_welch_tests_add_the_pairs_of_labelled_variants():
+    runs = {("ewc [fisher_mode=batch]", s): R_LOW if s else R_HIGH for s in range(3)}
+    runs.update({("dhp+ewc [fisher_mode=batch]", s): R_HIGH for s in range(3)})
+    w = report.welch_tests(_tidy(runs))
+    pair = w[w["baseline"] == "ewc [fisher_mode=batch]"].iloc[0]
+    assert pair["dhp_variant"] == "dhp+ewc [fisher_mode=batch]" and pair["trials"] == "3 / 3"
+    assert pair["avg_acc_gain"] == pytest.approx(0.90 - (0.90 + 0.75 + 0.75) / 3)
+    assert len(w) == 5  # Table 1's four pairs (empty here) + the variant's
+
+
+def _grid(values_R: dict[float, np.ndarray], method="ewc", benchmark="split_mnist", diverged=()):
+    frames = [_tidy({(method, 0): R}, benchmark).assign(lam=v, config_key=f"k{v}") for v, R in values_R.items()]
+    g = pd.concat(frames, ignore_index=True)
+    g.attrs["diverged"] = [dict(benchmark=benchmark, method=method, seed=0, lam=v, message="nan") for v in diverged]
+    return g
+
+
+def test_grid_table_and_best_against_the_papers_choice():
+    """Split MNIST EWC: the paper chose 400; 800 is better here by 0.15; 2000 diverged and stays a row."""
+    g = _grid({100.0: R_LOW, 400.0: R_LOW, 800.0: R_HIGH}, diverged=(2000.0,))
+    t = report.grid_table(g)
+    assert list(t["lam"]) == [100.0, 400.0, 800.0, 2000.0]
+    assert list(t["paper_choice"]) == [False, True, False, False]
+    assert list(t["diverged"]) == [False, False, False, True] and np.isnan(t["avg_acc"].iloc[-1])
+    best = report.grid_best(t).iloc[0]
+    assert best["best_lam"] == 800.0 and best["paper_lam"] == 400.0
+    assert best["avg_acc_gap"] == pytest.approx(0.15) and best["diverged"] == 1 and best["values"] == 4
+    fig = plots.lambda_search(t, "test")
+    ax = fig.axes[0]
+    assert ax.get_xscale() == "log"
+    assert any(list(line.get_xdata()) == [400.0, 400.0] for line in ax.get_lines())  # the paper's choice
+    labels = [t.get_text() for t in ax.get_legend().get_texts()]
+    assert "diverged (no result)" in labels and any(lab.startswith("best here (800") for lab in labels)
+
+
+# ---------------------------------------------------------------------------------------------------------------
+# REPORT.md
+# ---------------------------------------------------------------------------------------------------------------
+def _store_run(out, benchmark, method, seed, R, **overrides) -> RunResult:
+    cfg = dhclib.resolve_config(benchmark, method, seed, "paper", "cpu", **overrides)
+    r = RunResult(config=dict(cfg.to_dict(), key=cfg.key()), R=R, traces=pd.DataFrame(), epochs=pd.DataFrame(),
+                  tasks=pd.DataFrame(), wall_time=3600.0, versions={}, device_name="cpu: test")
+    _write_atomic(result_path(out, cfg), r.to_json())
+    return r
+
+
+def test_config_difference_sorts_runs_by_what_differs(tmp_path):
+    runs = [_store_run(tmp_path, "split_mnist", "ewc", 0, R_LOW),
+            _store_run(tmp_path, "split_mnist", "ewc", 0, R_HIGH, lam=800.0),
+            _store_run(tmp_path, "split_mnist", "dhp", 0, R_HIGH, eta_init=0.1),
+            _store_run(tmp_path, "split_mnist", "ewc", 0, R_HIGH, fisher_mode="batch", trace_every=7)]
+    assert config_difference(runs[0].config) == {}
+    assert config_difference(runs[1].config) == {"lam": 800.0}
+    assert config_difference(runs[3].config) == {"fisher_mode": "batch"}  # trace_every cannot change a number
+    kinds = classify_runs(dhclib.load_results(tmp_path))
+    assert set(kinds["table1"]["method"]) == {"ewc"}
+    assert sorted(kinds["search"]["lam"].unique()) == [400.0, 800.0]  # the paper's lambda joins its grid
+    assert set(kinds["eta"]["eta_init"]) == {0.1}
+    assert set(kinds["variants"]["method"]) == {"ewc [fisher_mode=batch]"}
+
+
+def test_write_report_tables_and_text(tmp_path):
+    out = tmp_path / "paper"
+    for s, R in enumerate((R_LOW, R_HIGH)):
+        _store_run(out, "split_mnist", "finetune", s, R)
+        _store_run(out, "split_mnist", "dhp", s, R_HIGH)
+    _store_run(out, "split_mnist", "ewc", 0, R_LOW)
+    _store_run(out, "split_mnist", "ewc", 0, R_HIGH, lam=800.0)
+    _store_run(out, "split_mnist", "ewc", 0, R_HIGH, fisher_mode="batch")
+    _write_atomic(out / "diverged" / "split_mnist" / "ewc" / "seed0-x.json",
+                  dict(benchmark="split_mnist", method="ewc", seed=0, config_key="x", message="loss | nan"))
+    tables = report_tables(out)
+    t1 = tables["table1"].set_index("method")
+    assert t1.loc["finetune", "trials"] == 2 and t1.loc["finetune", "avg_acc_mean"] == pytest.approx(0.825)
+    assert t1.loc["si", "trials"] == 0
+    assert tables["search"].iloc[0]["best_lam"] == 800.0
+    path = write_report(out)
+    text = path.read_text()
+    assert path == out / "REPORT.md" and "`paper`-profile" in text
+    assert "| finetune | 2 | 82.50 ± 7.50 | 90.43 | -7.93 |" in text
+    assert "| dhp | 2 | 90.00 ± 0.00 | 98.23 | -8.23 |" in text  # two equal trials: SEM 0 shown
+    assert "ewc [fisher_mode=batch]" in text and "loss / nan" in text and "cpu: test" in text
+    for name in ("table1", "welch", "search", "variants", "diverged", "hardware"):
+        assert (out / f"report_{name}.csv").is_file()
+    assert write_report(out).read_text() == text  # deterministic: regenerating changes nothing
+
+
+def test_cli_report_and_grid_errors(tmp_path, capsys):
+    assert main(["report", "--out", str(tmp_path)]) == 2
+    assert "no stored runs under" in capsys.readouterr().err
+    assert main(["grid", "--benchmark", "split_mnist", "--method", "dhp", "--param", "lam", "--out",
+                 str(tmp_path)]) == 2
+    assert "accepted: ewc, si, mas" in capsys.readouterr().err
+    assert main(["grid", "--benchmark", "split_mnist", "--method", "si", "--param", "lam", "--values", "a,b",
+                 "--out", str(tmp_path)]) == 2
+    assert "comma-separated numbers" in capsys.readouterr().err
+
+
+def test_cli_grid_runs_each_value(idx_root, tmp_path, capsys):
+    out = tmp_path / "store"
+    args = ["grid", "--benchmark", "split_mnist", "--method", "si", "--param", "lam", "--values", "0.5,1",
+            "--profile", "quick", "--out", str(out), "--data-dir", str(idx_root), "--no-progress",
+            "--set", "n_tasks=2", "--set", "train_size=100"]
+    assert main(args) == 0
+    printed = capsys.readouterr().out
+    assert "paper_choice" in printed and len(printed.strip().splitlines()) == 3
+    stored = [json.loads(p.read_text())["config"]["lam"] for p in (out / "runs").rglob("*.json")]
+    assert sorted(stored) == [0.5, 1.0]
