@@ -1,5 +1,7 @@
 # make test       : create .venv if missing, install dhclib with its dependencies, run the unit tests and nbval
-# make reproduce  : run every notebook headless with papermill (PROFILE=quick|paper DEVICE=auto|cpu|cuda TRIALS=N)
+# make reproduce  : run every notebook headless with papermill (PROFILE=quick|paper DEVICE=auto|cpu|cuda TRIALS=N
+#                   MISSING=train|skip: skip tabulates only the runs already stored, e.g. the committed paper runs)
+# make report     : outputs/$(PROFILE)/REPORT.md and its CSV tables from the runs stored under outputs/$(PROFILE)
 # make notebooks  : re-execute the committed notebooks in place (quick profile) so that nbval checks fresh outputs
 # make bench      : the throughput benchmark (benchmarks/throughput.py)
 PYTHON ?= python3
@@ -8,9 +10,12 @@ PY     := $(VENV)/bin/python
 PROFILE ?= quick
 DEVICE  ?= auto
 TRIALS  ?=
-NOTEBOOKS := 01_permuted_mnist 02_imbalanced_permuted_mnist 03_split_mnist 05_ablation
+MISSING ?=
+NOTEBOOKS := 01_permuted_mnist 02_imbalanced_permuted_mnist 03_split_mnist 05_ablation 07_lambda_search
+# Two lanes of notebooks, one torch thread each (notebooks/lanes.sh says why); 05 reuses 01's runs: same lane.
+LANES := "01_permuted_mnist 03_split_mnist 05_ablation" "02_imbalanced_permuted_mnist 07_lambda_search"
 
-.PHONY: install test unit nbval reproduce notebooks bench clean
+.PHONY: install test unit nbval reproduce notebooks report bench clean
 
 $(VENV)/.installed: pyproject.toml
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
@@ -31,24 +36,20 @@ nbval: $(VENV)/.installed
 	  echo "SKIPPED nbval: the notebooks need MNIST: $$(tail -1 .nbval-skip.txt)"; \
 	else \
 	  tmp=$$(mktemp -d); \
-	  DHC_OUTPUT_ROOT=$$tmp $(PY) -m pytest -p no:cacheprovider --nbval-lax --nbval-current-env \
-	    $(addprefix notebooks/,$(addsuffix .ipynb,$(NOTEBOOKS))); \
+	  DHC_OUTPUT_ROOT=$$tmp bash notebooks/lanes.sh nbval $(PY) $(LANES); \
 	  status=$$?; rm -rf $$tmp; exit $$status; \
 	fi
 
 reproduce: $(VENV)/.installed
-	set -e; for nb in $(NOTEBOOKS); do \
-	  mkdir -p outputs/$(PROFILE)/$$nb; \
-	  echo "== $$nb ($(PROFILE) profile, device $(DEVICE))"; \
-	  $(PY) -m papermill --cwd notebooks --log-output notebooks/$$nb.ipynb outputs/$(PROFILE)/$$nb/$$nb.ipynb \
-	    -p profile $(PROFILE) -p device $(DEVICE) $(if $(TRIALS),-p trials $(TRIALS)); \
-	done
+	NB_OUT=outputs/$(PROFILE) NB_ARGS="--log-output -p profile $(PROFILE) -p device $(DEVICE) \
+	  $(if $(TRIALS),-p trials $(TRIALS)) $(if $(MISSING),-p missing $(MISSING))" \
+	  bash notebooks/lanes.sh execute $(PY) $(LANES)
+
+report: $(VENV)/.installed
+	$(PY) -m dhclib report --out outputs/$(PROFILE)
 
 notebooks: $(VENV)/.installed
-	set -e; for nb in $(NOTEBOOKS); do \
-	  echo "== $$nb"; \
-	  $(PY) -m papermill --cwd notebooks notebooks/$$nb.ipynb notebooks/$$nb.ipynb; \
-	done
+	bash notebooks/lanes.sh execute $(PY) $(LANES)
 
 bench: $(VENV)/.installed
 	$(PY) benchmarks/throughput.py

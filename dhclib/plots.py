@@ -17,6 +17,7 @@ import seaborn as sns
 
 from .config import METHODS
 from .report import method_order
+from .runner import base_method
 
 __all__ = ["METHOD_COLORS", "LABELS", "accuracy_curves", "first_and_latest", "r_heatmaps", "traces", "eta_sweep",
            "lambda_search", "class_counts", "save"]
@@ -28,7 +29,18 @@ METHOD_COLORS = dict(zip(METHODS, _PAIRED))
 
 
 def _label(method: str) -> str:
-    return LABELS.get(method, method)
+    """The paper's name of a method; a labelled variant keeps its setting: "SI [lam=50.0]"."""
+    base = base_method(method)
+    return LABELS.get(base, base) + method[len(base):]
+
+
+def _style(method: str) -> dict:
+    """Line style of a method: its pair's colour (light: baseline, dark: + DHP Softmax), solid with DHP Softmax and
+    dashed without; a labelled variant takes its method's colour, dotted, with square markers."""
+    base = base_method(method)
+    variant = base != method
+    return dict(color=METHOD_COLORS.get(base), marker="s" if variant else "o", ms=3,
+                ls=":" if variant else ("-" if base.startswith("dhp") else "--"))
 
 
 def accuracy_curves(curves: pd.DataFrame, title: str = "", ax=None):
@@ -41,10 +53,9 @@ def accuracy_curves(curves: pd.DataFrame, title: str = "", ax=None):
         sub = curves[curves["method"] == m]
         g = sub.groupby("tasks_learned")["avg_acc"]
         mean, sem = g.mean(), g.sem().fillna(0.0)
-        color = METHOD_COLORS.get(m)
-        ax.plot(mean.index, 100 * mean, marker="o", ms=3, color=color, label=f"{_label(m)} ({100 * last[m]:.2f}%)",
-                ls="-" if m.startswith("dhp") else "--")
-        ax.fill_between(mean.index, 100 * (mean - sem), 100 * (mean + sem), color=color, alpha=0.2, lw=0)
+        style = _style(m)
+        ax.plot(mean.index, 100 * mean, label=f"{_label(m)} ({100 * last[m]:.2f}%)", **style)
+        ax.fill_between(mean.index, 100 * (mean - sem), 100 * (mean + sem), color=style["color"], alpha=0.2, lw=0)
     ax.set(xlabel="Number of tasks learned", ylabel="Average test accuracy (%)", title=title)
     ax.set_xticks(sorted(curves["tasks_learned"].unique()))
     ax.legend(fontsize=7, loc="lower left")
@@ -60,10 +71,9 @@ def first_and_latest(frame: pd.DataFrame, title: str = ""):
         for m in methods:
             g = frame[frame["method"] == m].groupby("tasks_learned")[col]
             mean, sem = g.mean(), g.sem().fillna(0.0)
-            ax.plot(mean.index, 100 * mean, marker="o", ms=3, color=METHOD_COLORS.get(m), label=_label(m),
-                    ls="-" if m.startswith("dhp") else "--")
-            ax.fill_between(mean.index, 100 * (mean - sem), 100 * (mean + sem), color=METHOD_COLORS.get(m),
-                            alpha=0.2, lw=0)
+            style = _style(m)
+            ax.plot(mean.index, 100 * mean, label=_label(m), **style)
+            ax.fill_between(mean.index, 100 * (mean - sem), 100 * (mean + sem), color=style["color"], alpha=0.2, lw=0)
         ax.set(xlabel="Number of tasks learned", title=f"Accuracy on the {name}")
         ax.grid(alpha=0.3)
     axes[0].set_ylabel("Test accuracy (%)")
@@ -128,16 +138,17 @@ def eta_sweep(ours: pd.DataFrame, paper: pd.DataFrame | None = None, title: str 
     return fig
 
 
-def lambda_search(table: pd.DataFrame, title: str = "", param: str = "lam"):
+def lambda_search(table: pd.DataFrame, title: str = "", param: str = "lam", grid_end: dict | None = None):
     """Appendix A's search: average accuracy after the last task against lambda (log axis), one panel per method
     of a :func:`dhclib.report.grid_table`; the paper's choice is a dashed line with a ring, the best value a star,
-    and values whose runs diverged are crosses on the panel's floor."""
+    and values whose runs diverged are crosses on the panel's floor. ``grid_end``: per method, the largest value of
+    the paper's grid, shaded beyond (values we added)."""
     methods = method_order(list(table["method"].unique()))
     fig, axes = plt.subplots(1, len(methods), figsize=(4.2 * len(methods), 3.6), squeeze=False)
     for ax, m in zip(axes[0], methods):
         sub = table[table["method"] == m].sort_values(param)
         ok = sub[~sub["diverged"]]
-        color = METHOD_COLORS.get(m.split(" [")[0])
+        color = METHOD_COLORS.get(base_method(m))
         ax.plot(ok[param], 100 * ok["avg_acc"], marker="o", ms=4, color=color, label="dhc, seed 0")
         ref = sub[sub["paper_choice"]]
         for _, row in ref.iterrows():
@@ -152,6 +163,9 @@ def lambda_search(table: pd.DataFrame, title: str = "", param: str = "lam"):
         if len(bad):
             floor = 100 * ok["avg_acc"].min() if len(ok) else 0.0
             ax.plot(bad[param], [floor] * len(bad), "x", color="red", ms=8, label="diverged (no result)")
+        if grid_end and m in grid_end:
+            ax.axvspan(grid_end[m], sub[param].max() * 1.5, color="grey", alpha=0.15, lw=0,
+                       label="beyond the paper's grid")
         ax.set_xscale("log")
         ax.set(xlabel=r"$\lambda$" if param == "lam" else param, ylabel="Average test accuracy (%)", title=_label(m))
         ax.grid(alpha=0.3)

@@ -195,7 +195,9 @@ def grid_table(grid: pd.DataFrame, param: str = "lam") -> pd.DataFrame:
         return ref is not None and np.isclose(float(row[param]), ref)
 
     out["paper_choice"] = out.apply(chosen, axis=1) if len(out) else pd.Series(dtype=bool)
-    return out.sort_values(["benchmark", "method", param], ignore_index=True)
+    order = {m: i for i, m in enumerate(method_order(list(out["method"].unique())))}
+    return out.sort_values(["benchmark", "method", param], ignore_index=True,
+                           key=lambda c: c.map(order) if c.name == "method" else c)
 
 
 def grid_best(table: pd.DataFrame, param: str = "lam") -> pd.DataFrame:

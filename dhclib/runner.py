@@ -29,7 +29,7 @@ from .metrics import average_accuracy, average_accuracy_curve, bwt
 from .models import MLP
 from .train import train_sequence
 
-__all__ = ["run", "run_many", "run_grid", "run_variants", "variant_label", "base_method", "RunResult", "load_results",
+__all__ = ["run", "run_many", "run_grid", "run_search", "concat_runs", "run_variants", "variant_label", "base_method", "RunResult", "load_results",
            "load_runs", "load_diverged", "build_model", "build_regulariser", "resolve_device"]
 
 
@@ -333,6 +333,32 @@ def run_grid(benchmark: str, method: str, param: str, values: Iterable, seeds="0
         absent += [dict(d, **{param: value}) for d in df.attrs.get("missing", [])]
     out = pd.concat(frames, ignore_index=True)
     out.attrs["diverged"], out.attrs["missing"] = diverged, absent
+    return out
+
+
+def run_search(benchmark: str, grids: dict[str, Iterable] | Iterable[str] = ("ewc", "si", "mas"), seed: int = 0,
+               profile: str = "paper", device: str = "auto", data_dir=None, out_dir="outputs/runs",
+               progress: bool | str = True, missing: str = "train", **overrides) -> pd.DataFrame:
+    """The consolidation-strength search of Appendix A: :func:`run_grid` over ``lam`` for each regulariser, on one
+    seed as the paper did. ``grids``: regulariser names (each gets the paper's grid, :func:`dhclib.paper.search_grid`)
+    or a dict ``{regulariser: values}``. One tidy frame with a ``lam`` column; ``attrs["diverged"]`` and
+    ``attrs["missing"]`` gather those of every grid."""
+    from .paper import search_grid
+
+    if not isinstance(grids, dict):
+        grids = {reg: search_grid(benchmark, reg) for reg in grids}
+    frames = [run_grid(benchmark, reg, "lam", values, seed, profile, device, data_dir, out_dir, progress,
+                       missing=missing, **overrides) for reg, values in grids.items()]
+    if not frames:
+        raise ConfigError("run_search needs at least one regulariser ('ewc', 'si', 'mas')")
+    return concat_runs(frames)
+
+
+def concat_runs(frames: list[pd.DataFrame]) -> pd.DataFrame:
+    """Concatenate tidy frames, keeping the union of their ``attrs["diverged"]`` and ``attrs["missing"]``."""
+    out = pd.concat(frames, ignore_index=True)
+    out.attrs["diverged"] = [d for f in frames for d in f.attrs.get("diverged", [])]
+    out.attrs["missing"] = [d for f in frames for d in f.attrs.get("missing", [])]
     return out
 
 

@@ -21,7 +21,8 @@ device = "auto"  # "auto" | "cpu" | "cuda"
 data_dir = None  # data root; None: $DHC_DATA_DIR (README, "Data")
 output_dir = None  # tables, figures, executed notebook; None: outputs/<profile>/<notebook>/
 store_dir = None  # the result store shared by the notebooks; None: outputs/<profile>/
-overrides = {}  # config overrides passed to dhclib, e.g. {"max_epochs": 20}'''
+overrides = {}  # config overrides passed to dhclib, e.g. {"max_epochs": 20}
+missing = "train"  # runs not in the store: "train" them, or "skip" (tabulate only what is stored)'''
 
 SETUP = '''import pandas as pd
 
@@ -32,24 +33,47 @@ from dhclib.outputs import output_dirs, save_table
 pd.set_option("display.width", 160)
 out_dir, store_dir = output_dirs(NOTEBOOK, profile, output_dir, store_dir)'''
 
+# Extra rows beside Table 1's, each clearly labelled by what differs from the paper's configuration.
+VARIANTS = {
+    "01_permuted_mnist": '[{"methods": ["si", "dhp+si"], "overrides": {"lam": 50.0}}]',
+    "02_imbalanced_permuted_mnist": '[{"methods": ["ewc", "dhp+ewc"], "overrides": {"fisher_mode": "batch"}}]',
+}
+
 BENCHMARKS = {
     "01_permuted_mnist": dict(
         benchmark="permuted_mnist", title="Permuted MNIST", figure="Figure 2a",
         claim="DHP Softmax alone forgets less than finetuning (Table 1: 78.49% vs 76.73% average accuracy after 10 "
               "tasks), and adding it to Online EWC, SI or MAS improves each of them (best: DHP Softmax + MAS, "
               "89.53%).",
-        extra=""),
+        extra="",
+        variant_note="\n\nThe rows `si [lam=50.0]` and `dhp+si [lam=50.0]` use the SI strength c = 50 that our "
+                     "search found on the quick profile (notebook 07: accuracy rises with c far past the paper's "
+                     "grid, which ends at 1.0). At the paper's c = 0.1, SI's penalty is so weak with plain SGD that "
+                     "SI behaves like finetuning. This is our tuning, on seed 0, not the paper's configuration; "
+                     "the Online EWC search also found λ = 20 better than 100 on the quick profile (not shown here "
+                     "to keep the notebook's test time down)."),
     "02_imbalanced_permuted_mnist": dict(
         benchmark="imbalanced_permuted_mnist", title="Imbalanced Permuted MNIST", figure="Figure 5",
         claim="With class-imbalanced tasks (Table 2) DHP Softmax helps more than on balanced Permuted MNIST: 80.85% "
               "vs 76.44% for finetuning, and DHP Softmax + MAS is best (88.80%).",
-        extra="imbalance"),
+        extra="imbalance",
+        variant_note="\n\nWith the paper's λ = 400 and SPEC §3's per-sample Fisher, Online EWC diverges on this "
+                     "benchmark (the penalty's stiffness `lr · 2λ · Ω` exceeds 2, where plain SGD diverges; README, "
+                     "\"Known issue\"). Its Table 1 rows therefore stay empty, and the rows "
+                     "`ewc [fisher_mode=batch]` and `dhp+ewc [fisher_mode=batch]` show Online EWC with the "
+                     "squared mini-batch gradients, a Fisher estimate about 64 times smaller, at the same λ."),
     "03_split_mnist": dict(
         benchmark="split_mnist", title="Split MNIST", figure="Figure 2b",
         claim="On the five two-class tasks (multi-head) DHP Softmax alone nearly removes forgetting (98.23% vs 90.43% "
               "for finetuning), and DHP Softmax + SI is best (99.15%).",
         extra=""),
 }
+
+
+def _notebook(cells: list) -> nbformat.NotebookNode:
+    nb = new_notebook(cells=cells)
+    nb.metadata["kernelspec"] = {"name": "python3", "display_name": "Python 3", "language": "python"}
+    return nb
 
 
 def code(source: str, tags: tuple[str, ...] = ()) -> nbformat.NotebookNode:
@@ -61,6 +85,9 @@ def code(source: str, tags: tuple[str, ...] = ()) -> nbformat.NotebookNode:
 
 def benchmark_notebook(name: str, spec: dict) -> nbformat.NotebookNode:
     b, title = spec["benchmark"], spec["title"]
+    params = PARAMETERS + (
+        f"\nvariants = {VARIANTS.get(name, '[]')}  # extra labelled rows: "
+        '[{"methods": [...], "overrides": {...}}]')
     cells = [
         new_markdown_cell(
             f"# {title}: Table 1 and {spec['figure']}\n\n"
@@ -71,7 +98,7 @@ def benchmark_notebook(name: str, spec: dict) -> nbformat.NotebookNode:
             "\"Profiles\"), so their numbers are **not** comparable to the paper's one to one; `profile=\"paper\"` "
             "follows SPEC §4–§5 exactly. Runs are stored in a resumable result store: re-running trains only what "
             "is missing."),
-        code(PARAMETERS, ("parameters",)),
+        code(params, ("parameters",)),
         code(f'NOTEBOOK = "{name}"\nBENCHMARK = "{b}"\n' + SETUP),
     ]
     if spec["extra"] == "imbalance":
@@ -91,20 +118,26 @@ def benchmark_notebook(name: str, spec: dict) -> nbformat.NotebookNode:
     cells += [
         new_markdown_cell(f"## Training\n\nThe paper's claim: {spec['claim']}"),
         code("# NBVAL_IGNORE_OUTPUT\n"
-             "df = dhclib.run_many(BENCHMARK, methods, seeds=f\"0-{trials - 1}\", profile=profile, device=device,\n"
-             "                     data_dir=data_dir, out_dir=store_dir, on_diverge=\"record\", progress=\"runs\",\n"
-             "                     **overrides)\n"
+             "seeds = f\"0-{trials - 1}\"\n"
+             "df = dhclib.run_many(BENCHMARK, methods, seeds, profile, device, data_dir, store_dir, progress=\"runs\",\n"
+             "                     on_diverge=\"record\", missing=missing, **overrides)\n"
+             "extra = dhclib.run_variants(BENCHMARK, variants, seeds, profile, device, data_dir, store_dir,\n"
+             "                            progress=\"runs\", missing=missing, **overrides)\n"
+             "failed = df.attrs[\"diverged\"] + extra.attrs[\"diverged\"]\n"
+             "df = pd.concat([df, extra], ignore_index=True)\n"
              "save_table(df, out_dir, \"results_tidy\")\n"
-             "diverged = pd.DataFrame(df.attrs[\"diverged\"], columns=[\"method\", \"seed\", \"message\"])\n"
+             "diverged = pd.DataFrame(failed, columns=[\"method\", \"seed\", \"message\"])\n"
              "save_table(diverged, out_dir, \"diverged\")\n"
              "print(f\"{df.groupby(['method', 'seed']).ngroups} runs, {len(diverged)} diverged\")"),
         new_markdown_cell(
-            "Runs whose loss became NaN/inf are not results: they are listed here with the reason (none is "
-            "hidden or re-run with other settings)."),
+            "Runs whose loss became NaN/inf are not results: they are listed here with the reason. None is hidden "
+            "or replaced: an extra row with another setting is labelled as such in the table below."),
         code("# NBVAL_CHECK_OUTPUT\nprint(diverged.to_string(index=False) if len(diverged) else \"no run diverged\")"),
         new_markdown_cell(
             f"## Table 1, {title} column\n\nOurs: mean ± SEM over the trials run here; the paper's: 10 trials. "
-            "Accuracy in %, BWT as a fraction; `diff` = ours − paper."),
+            "Accuracy in %, BWT as a fraction; `diff` = ours − paper. A row named `method [setting=value]` is an "
+            "extra row (parameter `variants`) run with a setting that differs from the paper's; its paper column "
+            f"is the paper's value for the method.{spec.get('variant_note', '')}"),
         code("# NBVAL_CHECK_OUTPUT\n"
              "table = report.table1_comparison(df, BENCHMARK)\n"
              "save_table(table, out_dir, \"table1\")\n"
@@ -120,7 +153,7 @@ def benchmark_notebook(name: str, spec: dict) -> nbformat.NotebookNode:
         new_markdown_cell(f"## {spec['figure']}: average accuracy against the number of tasks learned"),
         code("curves = report.curves(df)\n"
              "save_table(curves, out_dir, \"curves\")\n"
-             f"fig = plots.accuracy_curves(curves, f\"{title} ({{profile}} profile, {{trials}} trials)\")\n"
+             f"fig = plots.accuracy_curves(curves, f\"{title} ({{profile}} profile, {{df.seed.nunique()}} trials)\")\n"
              "plots.save(fig, out_dir, \"average_accuracy\");"),
         new_markdown_cell(
             "## Accuracy on the first task and on the task just learned\n\nForgetting shows on the left; the "
@@ -138,9 +171,7 @@ def benchmark_notebook(name: str, spec: dict) -> nbformat.NotebookNode:
              "fig = plots.r_heatmaps({m: report.run_matrix(df, m) for m in pair}, f\"{BENCHMARK}: R, seed 0\")\n"
              "plots.save(fig, out_dir, \"r_matrices\");"),
     ]
-    nb = new_notebook(cells=cells)
-    nb.metadata["kernelspec"] = {"name": "python3", "display_name": "Python 3", "language": "python"}
-    return nb
+    return _notebook(cells)
 
 
 def ablation_notebook() -> nbformat.NotebookNode:
@@ -166,12 +197,13 @@ def ablation_notebook() -> nbformat.NotebookNode:
         code("# NBVAL_IGNORE_OUTPUT\n"
              "seeds = f\"0-{trials - 1}\"\n"
              "dhclib.run_many(\"permuted_mnist\", \"dhp\", seeds, profile, device, data_dir, store_dir, progress=\"runs\",\n"
-             "                on_diverge=\"record\", **overrides)\n"
-             "runs = dhclib.load_runs(store_dir, \"permuted_mnist\", \"dhp\", seeds, profile, device, **overrides)\n"
+             "                on_diverge=\"record\", missing=missing, **overrides)\n"
+             "runs = dhclib.load_runs(store_dir, \"permuted_mnist\", \"dhp\", seeds, profile, device,\n"
+             "                        missing=\"skip\" if missing == \"skip\" else \"raise\", **overrides)\n"
              "traces = pd.concat([r.traces.assign(seed=r.config[\"seed\"]) for r in runs], ignore_index=True)\n"
              "save_table(traces, out_dir, \"traces\")\n"
              "fig = plots.traces(traces, report.task_boundaries(runs[0].traces),\n"
-             "                   f\"DHP Softmax on Permuted MNIST ({profile} profile, {trials} trials)\")\n"
+             "                   f\"DHP Softmax on Permuted MNIST ({profile} profile, {len(runs)} trials)\")\n"
              "plots.save(fig, out_dir, \"figure3_traces\");"),
         code("# NBVAL_CHECK_OUTPUT\n"
              "summary = report.trace_summary(traces)\n"
@@ -183,7 +215,7 @@ def ablation_notebook() -> nbformat.NotebookNode:
         code("# NBVAL_IGNORE_OUTPUT\n"
              "sweep = pd.concat([\n"
              "    dhclib.run_grid(b, \"dhp\", \"eta_init\", eta_inits, f\"0-{sweep_trials - 1}\", profile, device,\n"
-             "                    data_dir, store_dir, progress=\"runs\", **overrides)\n"
+             "                    data_dir, store_dir, progress=\"runs\", missing=missing, **overrides)\n"
              "    for b in (\"permuted_mnist\", \"imbalanced_permuted_mnist\", \"split_mnist\")], ignore_index=True)\n"
              "save_table(sweep, out_dir, \"eta_sweep_tidy\");"),
         code("# NBVAL_CHECK_OUTPUT\n"
@@ -193,15 +225,105 @@ def ablation_notebook() -> nbformat.NotebookNode:
         code("fig = plots.eta_sweep(report.eta_runs(sweep), paper.table4(), f\"Initial eta ({profile} profile)\")\n"
              "plots.save(fig, out_dir, \"figure4_eta_sweep\");"),
     ]
-    nb = new_notebook(cells=cells)
-    nb.metadata["kernelspec"] = {"name": "python3", "display_name": "Python 3", "language": "python"}
-    return nb
+    return _notebook(cells)
+
+
+LAMBDA_PARAMETERS = '''profile = "quick"  # Split MNIST's search: "quick" (CPU, a minute) | "paper" (SPEC §4, as the paper searched)
+permuted_profile = "quick"  # Permuted MNIST's search (the paper profile costs about 10 min a run on a CPU)
+seed = 0  # the paper searched on one task sequence, i.e. one seed
+regularisers = ["ewc", "si", "mas"]  # the baselines whose lambda the paper searched
+device = "auto"  # "auto" | "cpu" | "cuda"
+data_dir = None  # data root; None: $DHC_DATA_DIR (README, "Data")
+output_dir = None  # tables and figures; None: outputs/<profile>/07_lambda_search/
+store_dir = None  # Split MNIST's result store; None: outputs/<profile>/ (Permuted: outputs/<permuted_profile>/)
+overrides = {}  # config overrides passed to dhclib for both searches
+missing = "train"  # runs not in the store: "train" them, or "skip" (tabulate only what is stored)
+beyond = {"si": [2.0, 5.0, 10.0, 50.0, 100.0]}  # Permuted MNIST: values past the paper's grid (ours, labelled)
+clear_gain = 0.01  # a lambda counts as clearly better than the paper's when it beats it by this much (1 point)'''
+
+
+def lambda_search_notebook() -> nbformat.NotebookNode:
+    cells = [
+        new_markdown_cell(
+            "# The consolidation-strength search of Appendix A\n\n"
+            "The paper chose λ for Online EWC, SI (λ is SI's c) and MAS by a grid search on one task sequence "
+            "(one seed), and used the same λ with and without DHP Softmax (SPEC §5). Its grids are printed with "
+            "ellipses; `dhclib.paper.SEARCH_GRIDS` holds our expansion of each (the printed values, the evident "
+            "step, and always the paper's choice). This notebook runs those grids for Split MNIST (A.3) and, on "
+            "the quick profile, Permuted MNIST (A.1), and asks: is the paper's λ the best of its grid here?\n\n"
+            "The defaults run the quick profile on a CPU in minutes: the best λ of the quick profile need not be "
+            "the best of the paper's protocol (`profile=\"paper\"` runs Split MNIST's search as the paper did)."),
+        code(LAMBDA_PARAMETERS, ("parameters",)),
+        code('NOTEBOOK = "07_lambda_search"\n' + SETUP + "\n"
+             "from dhclib.outputs import store_root\n\n"
+             "search = dict(seed=seed, device=device, data_dir=data_dir, progress=\"runs\", missing=missing, **overrides)"),
+        new_markdown_cell(
+            "## Split MNIST (A.3)\n\nPrinted grids: Online EWC λ ∈ {1, 25, 50, 100, …, 1×10³, 2×10³}, SI "
+            "λ ∈ {0.1, 0.5, 1.0, …, 5.0}, MAS λ ∈ {0.01, 0.05, 1.0, …, 4.5, 5.0}; chosen: 400, 1.0 and 1.5 "
+            "(SI's ξ = 0.001)."),
+        code("# NBVAL_IGNORE_OUTPUT\n"
+             "split = dhclib.run_search(\"split_mnist\", regularisers, profile=profile, out_dir=store_dir, **search)\n"
+             "save_table(split, out_dir, \"split_mnist_grid_tidy\")\n"
+             "split_table = report.grid_table(split)\n"
+             "save_table(split_table, out_dir, \"split_mnist_grid\")"),
+        code("# NBVAL_CHECK_OUTPUT\n"
+             "print(report.percent(split_table, 2).to_string(index=False))"),
+        code("fig = plots.lambda_search(split_table, f\"Split MNIST, seed {seed} ({profile} profile)\")\n"
+             "plots.save(fig, out_dir, \"split_mnist_lambda\");"),
+        new_markdown_cell(
+            "## Permuted MNIST (A.1), quick profile\n\nPrinted grids: Online EWC λ ∈ {10, 20, 50, …, 400}, SI "
+            "λ ∈ {0.01, 0.05, …, 0.5, 1.0}, MAS λ ∈ {0.01, 0.5, …, 1.5, 2.0} (which, as printed, does not contain "
+            "the chosen 0.1: we add 0.05 and 0.1); chosen: 100, 0.1 and 0.1 (SI's ξ = 0.1)."),
+        code("# NBVAL_IGNORE_OUTPUT\n"
+             "permuted_store = store_dir if permuted_profile == profile else store_root(permuted_profile)\n"
+             "permuted = dhclib.run_search(\"permuted_mnist\", regularisers, profile=permuted_profile, out_dir=permuted_store,\n"
+             "                             **search)\n"
+             "save_table(permuted, out_dir, \"permuted_mnist_grid_tidy\")\n"
+             "permuted_table = report.grid_table(permuted)\n"
+             "save_table(permuted_table, out_dir, \"permuted_mnist_grid\")"),
+        code("# NBVAL_CHECK_OUTPUT\n"
+             "print(report.percent(permuted_table, 2).to_string(index=False))"),
+        code("fig = plots.lambda_search(permuted_table, f\"Permuted MNIST, seed {seed} ({permuted_profile} profile)\")\n"
+             "plots.save(fig, out_dir, \"permuted_mnist_lambda\");"),
+        new_markdown_cell(
+            "## Beyond the paper's grid: SI on Permuted MNIST\n\n"
+            "With plain SGD at lr 0.01, SI's path integral ω = −Σ g·Δθ ≈ lr·Σ g² is small, so at the paper's "
+            "c = 0.1 the penalty barely acts (quick profile, seed 0: SI ≈ finetuning in notebook 01). If that is the "
+            "reason, accuracy should keep rising with c past the grid's end (1.0). These values are **ours**, not "
+            "the paper's (parameter `beyond`); the shaded region of the figure marks them."),
+        code("# NBVAL_IGNORE_OUTPUT\n"
+             "wider = {reg: sorted({*paper.search_grid(\"permuted_mnist\", reg), *values}) for reg, values in beyond.items()}\n"
+             "extended = dhclib.run_search(\"permuted_mnist\", wider, profile=permuted_profile, out_dir=permuted_store, **search)\n"
+             "beyond_table = report.grid_table(extended)\n"
+             "beyond_table[\"in_paper_grid\"] = [v in paper.search_grid(\"permuted_mnist\", m)\n"
+             "                                   for m, v in zip(beyond_table[\"method\"], beyond_table[\"lam\"])]\n"
+             "save_table(beyond_table, out_dir, \"permuted_mnist_beyond_grid\")"),
+        code("# NBVAL_CHECK_OUTPUT\n"
+             "print(report.percent(beyond_table, 2).to_string(index=False))"),
+        code("ends = {m: max(paper.search_grid(\"permuted_mnist\", m)) for m in beyond}\n"
+             "fig = plots.lambda_search(beyond_table, f\"Permuted MNIST beyond the paper's grid ({permuted_profile} profile)\",\n"
+             "                          grid_end=ends)\n"
+             "plots.save(fig, out_dir, \"permuted_mnist_beyond_grid\");"),
+        new_markdown_cell(
+            "## The best λ of each grid against the paper's choice\n\n"
+            "`avg_acc_gap` = best − paper's choice, in points, on this one seed. A gap above `clear_gain` marks a "
+            "λ that a benchmark notebook may show as an extra, labelled row (`variants`); the paper-budget rows "
+            "stay the reference. One seed is a noisy judge: the SEM of one method over three quick-profile seeds "
+            "is 0.6–1.2 points."),
+        code("# NBVAL_CHECK_OUTPUT\n"
+             "best = report.grid_best(pd.concat([split_table, permuted_table], ignore_index=True))\n"
+             "best[\"clearly_better\"] = best[\"avg_acc_gap\"] > clear_gain\n"
+             "save_table(best, out_dir, \"best_lambda\")\n"
+             "print(report.percent(best, 2).to_string(index=False))"),
+    ]
+    return _notebook(cells)
 
 
 def main() -> None:
     for name, spec in BENCHMARKS.items():
         nbformat.write(benchmark_notebook(name, spec), HERE / f"{name}.ipynb")
     nbformat.write(ablation_notebook(), HERE / "05_ablation.ipynb")
+    nbformat.write(lambda_search_notebook(), HERE / "07_lambda_search.ipynb")
 
 
 if __name__ == "__main__":

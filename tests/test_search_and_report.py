@@ -268,3 +268,48 @@ def test_cli_grid_runs_each_value(idx_root, tmp_path, capsys):
     assert "paper_choice" in printed and len(printed.strip().splitlines()) == 3
     stored = [json.loads(p.read_text())["config"]["lam"] for p in (out / "runs").rglob("*.json")]
     assert sorted(stored) == [0.5, 1.0]
+
+
+def test_run_search_runs_the_papers_grids_and_gathers_failures(idx_root, tmp_path, monkeypatch):
+    """run_search: each regulariser's grid (given or the paper's) on one seed, one frame with a lam column, the
+    diverged runs of every grid in attrs; with missing='skip', the absent points of the paper's grids listed."""
+    out = tmp_path / "store"
+    df = dhclib.run_search("split_mnist", {"mas": [0.5, 1.0], "si": [1.0]}, 0, "quick", "cpu", idx_root, out,
+                           progress=False, **SMALL)
+    assert set(map(tuple, df[["method", "lam"]].drop_duplicates().to_numpy().tolist())) == {
+        ("mas", 0.5), ("mas", 1.0), ("si", 1.0)}
+    assert df["seed"].eq(0).all() and df.attrs["diverged"] == []
+    _forbid_training(monkeypatch)
+    skipped = dhclib.run_search("split_mnist", ["si"], 0, "quick", "cpu", idx_root, out, progress=False,
+                                missing="skip", **SMALL)
+    assert set(skipped["lam"]) == {1.0}
+    assert len(skipped.attrs["missing"]) == len(paper.search_grid("split_mnist", "si")) - 1
+    with pytest.raises(dhclib.ConfigError, match="at least one regulariser"):
+        dhclib.run_search("split_mnist", {}, out_dir=out)
+
+
+def test_concat_runs_keeps_every_failure():
+    a, b = pd.DataFrame({"x": [1]}), pd.DataFrame({"x": [2]})
+    a.attrs["diverged"], b.attrs["diverged"] = [{"m": 1}], [{"m": 2}]
+    b.attrs["missing"] = [{"m": 3}]
+    c = dhclib.runner.concat_runs([a, b])
+    assert list(c["x"]) == [1, 2] and c.attrs["diverged"] == [{"m": 1}, {"m": 2}] and c.attrs["missing"] == [{"m": 3}]
+
+
+def test_lambda_search_shades_values_beyond_the_papers_grid():
+    t = report.grid_table(_grid({0.1: R_LOW, 1.0: R_LOW, 10.0: R_HIGH}, method="si", benchmark="permuted_mnist"))
+    fig = plots.lambda_search(t, grid_end={"si": 1.0})
+    ax = fig.axes[0]
+    assert "beyond the paper's grid" in [x.get_text() for x in ax.get_legend().get_texts()]
+    (span,) = [p for p in ax.patches if p.get_label() == "beyond the paper's grid"]
+    assert span.get_x() == pytest.approx(1.0)
+
+
+def test_variant_curves_take_their_methods_colour_dotted():
+    curves = pd.DataFrame({"method": ["si", "si", "si [lam=50.0]", "si [lam=50.0]"], "seed": 0,
+                           "tasks_learned": [1, 2, 1, 2], "avg_acc": [0.9, 0.8, 0.9, 0.85]})
+    ax = plots.accuracy_curves(curves).axes[0]
+    base, variant = ax.get_lines()
+    assert base.get_color() == variant.get_color() == plots.METHOD_COLORS["si"]
+    assert base.get_linestyle() == "--" and variant.get_linestyle() == ":"
+    assert [t.get_text() for t in ax.get_legend().get_texts()] == ["SI (80.00%)", "SI [lam=50.0] (85.00%)"]
