@@ -20,7 +20,7 @@ from .runner import base_method
 
 __all__ = ["table1_comparison", "welch_tests", "pairs_present", "curves", "first_and_latest", "method_order",
            "run_matrix", "task_boundaries", "percent", "trace_summary", "eta_runs", "eta_table", "grid_table",
-           "grid_best"]
+           "grid_best", "dhp_verdicts", "figure3_checks"]
 
 
 def method_order(methods: Sequence[str]) -> list[str]:
@@ -217,3 +217,49 @@ def grid_best(table: pd.DataFrame, param: str = "lam") -> pd.DataFrame:
                      "avg_acc_gap": (float(best["avg_acc"]) - ref_acc) if best is not None else np.nan,
                      "values": len(g), "diverged": int(g["diverged"].sum())})
     return pd.DataFrame(rows)
+
+
+def dhp_verdicts(df: pd.DataFrame, benchmark: str, alpha: float = 0.05) -> pd.DataFrame:
+    """The paper's central claim, pair by pair, in words: does adding DHP Softmax to each baseline raise the average
+    accuracy after the last task? Ours (mean gain over trials, Welch's p) beside the paper's gain (Table 1), and
+    a verdict: "reproduced" only for a positive gain with p < ``alpha`` where the paper reports a gain."""
+    tests = welch_tests(df[df["benchmark"] == benchmark])
+    paper = table1(benchmark).set_index("method")["avg_acc"]
+    rows = []
+    for t in tests.itertuples(index=False):
+        paper_gain = paper.get(base_method(t.dhp_variant), np.nan) - paper.get(base_method(t.baseline), np.nan)
+        gain, p = t.avg_acc_gain, t.avg_acc_p
+        if np.isnan(gain):
+            verdict = "no result (not run, or every trial diverged)"
+        elif np.isnan(p):
+            verdict = "too few trials to test"
+        elif gain > 0 and p < alpha:
+            verdict = "reproduced" if paper_gain > 0 else "a gain the paper does not report"
+        elif gain < 0 and p < alpha:
+            verdict = "not reproduced: DHP Softmax is worse"
+        else:
+            verdict = "not reproduced: no significant difference" if paper_gain > 0 else "no significant difference"
+        rows.append({"baseline": t.baseline, "dhp_variant": t.dhp_variant, "trials": t.trials, "avg_acc_gain": gain,
+                     "avg_acc_p": p, "paper_avg_acc_gain": paper_gain, "verdict": verdict})
+    return pd.DataFrame(rows)
+
+
+def figure3_checks(summary: pd.DataFrame) -> pd.DataFrame:
+    """Figure 3's claims (SPEC §7) tested on a :func:`trace_summary`: the largest eta during task 1 (paper: about
+    0.024), whether eta is lower after the last task than its peak over tasks 1-3 (paper: it decays after task 3),
+    ||Hebb||_F after the last task relative to after task 1 (paper: grows without runaway), and the share of tasks
+    that end with a larger ||alpha||_F than the previous one (paper: it grows within each task)."""
+    s = summary.sort_values("task")
+    peak_early = s.loc[s["task"] <= 3, "eta_max"].max()
+    last = s.iloc[-1]
+    alpha_up = (s["alpha_norm_end"].diff().dropna() > 0).mean() if len(s) > 1 else np.nan
+    rows = [
+        ("eta's largest value during task 1", "about 0.024", f"{s.iloc[0]['eta_max']:.4f}"),
+        ("eta after the last task below its peak over tasks 1-3", "yes (decays after task 3)",
+         "yes" if last["eta_end"] < peak_early else "no"),
+        ("||Hebb||_F after the last task / after task 1", "grows, no runaway",
+         f"{last['hebb_norm_end'] / s.iloc[0]['hebb_norm_end']:.2f}"),
+        ("share of tasks ending with a larger ||alpha||_F", "grows within each task",
+         "n/a" if np.isnan(alpha_up) else f"{alpha_up:.2f}"),
+    ]
+    return pd.DataFrame(rows, columns=["claim", "paper", "ours"])
