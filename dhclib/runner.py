@@ -11,7 +11,7 @@ import json
 import os
 import platform
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Iterable
 
@@ -28,6 +28,7 @@ from .consolidation import MAS, SI, Consolidation, OnlineEWC
 from .errors import ConfigError, PlasticInstabilityError
 from .metrics import average_accuracy, average_accuracy_curve, bwt
 from .models import MLP, NETWORKS
+from .numerics import cpu_model, numeric_environment
 from .train import train_sequence
 
 __all__ = ["run", "run_many", "run_grid", "run_search", "concat_runs", "run_variants", "variant_label", "base_method", "RunResult", "load_results",
@@ -91,13 +92,7 @@ def device_description(device: str | torch.device) -> str:
     dev = torch.device(device)
     if dev.type == "cuda":
         return f"cuda: {torch.cuda.get_device_name(dev)}"
-    name = platform.processor() or platform.machine()
-    try:
-        with open("/proc/cpuinfo") as f:
-            name = next(line.split(":", 1)[1].strip() for line in f if line.startswith("model name"))
-    except (OSError, StopIteration):
-        pass
-    return f"cpu: {name}, {torch.get_num_threads()} threads"
+    return f"cpu: {cpu_model()}, {torch.get_num_threads()} threads"
 
 
 def versions() -> dict[str, str]:
@@ -120,6 +115,8 @@ class RunResult:
     wall_time: float
     versions: dict
     device_name: str
+    # What decided the floating-point path (dhclib.numerics); empty for runs stored before it was recorded.
+    numeric_env: dict = field(default_factory=dict)
 
     @property
     def curve(self) -> np.ndarray:
@@ -149,7 +146,7 @@ class RunResult:
     def to_json(self) -> dict:
         return {"config": self.config, "R": [[None if np.isnan(v) else v for v in row] for row in self.R.tolist()],
                 "avg_acc": self.avg_acc, "bwt": self.bwt, "curve": self.curve.tolist(), "wall_time": self.wall_time,
-                "versions": self.versions, "device_name": self.device_name,
+                "versions": self.versions, "device_name": self.device_name, "numeric_env": self.numeric_env,
                 "traces": self.traces.to_dict(orient="list"), "epochs": self.epochs.to_dict(orient="list"),
                 "tasks": self.tasks.to_dict(orient="list")}
 
@@ -158,7 +155,7 @@ class RunResult:
         R = np.array([[np.nan if v is None else v for v in row] for row in d["R"]], dtype=float)
         return cls(config=d["config"], R=R, traces=pd.DataFrame(d["traces"]), epochs=pd.DataFrame(d["epochs"]),
                    tasks=pd.DataFrame(d["tasks"]), wall_time=d["wall_time"], versions=d["versions"],
-                   device_name=d["device_name"])
+                   device_name=d["device_name"], numeric_env=d.get("numeric_env", {}))
 
     def __repr__(self) -> str:
         return (f"RunResult({self.key}: avg_acc={self.avg_acc:.4f}, bwt={self.bwt:+.4f}, "
@@ -182,7 +179,7 @@ def _run_config(cfg: RunConfig, data_dir=None, progress: bool = False) -> RunRes
     config = dict(cfg.to_dict(), key=cfg.key())
     return RunResult(config=config, R=log.R, traces=pd.DataFrame(log.traces), epochs=pd.DataFrame(log.epochs),
                      tasks=pd.DataFrame(log.tasks), wall_time=time.perf_counter() - t0, versions=versions(),
-                     device_name=device_description(cfg.device))
+                     device_name=device_description(cfg.device), numeric_env=numeric_environment(cfg.device))
 
 
 def run(benchmark: str, method: str, seed: int = 0, profile: str = "paper", device: str = "auto",
