@@ -1,9 +1,13 @@
-# make test       : create .venv if missing, install dhclib with its dependencies, run the unit tests and nbval
+# make test       : create .venv if missing, install the lock (requirements-lock.txt) and dhclib, check the installed
+#                   versions against the lock, run the unit tests and nbval
 # make reproduce  : run every notebook headless with papermill (PROFILE=quick|paper DEVICE=auto|cpu|cuda TRIALS=N
 #                   MISSING=train|skip: skip tabulates only the runs already stored, e.g. the committed paper runs)
 # make report     : outputs/$(PROFILE)/REPORT.md and its CSV tables from the runs stored under outputs/$(PROFILE)
 # make notebooks  : re-execute the committed notebooks in place (quick profile) so that nbval checks fresh outputs
 # make bench      : the throughput benchmark (benchmarks/throughput.py)
+# make reference  : copy the checked tables of the quick notebooks (outputs/quick) to tests/reference/quick, the
+#                   references nbval compares with (after `make notebooks` on the reference numeric path)
+# make lock       : re-resolve requirements-lock.txt from pyproject.toml and requirements-pins.txt (needs uv)
 PYTHON ?= python3
 VENV   ?= .venv
 PY     := $(VENV)/bin/python
@@ -16,19 +20,33 @@ NOTEBOOKS := 01_permuted_mnist 02_imbalanced_permuted_mnist 03_split_mnist 04_vi
 LANES := "01_permuted_mnist 04_vision_mixture 05_ablation" "02_imbalanced_permuted_mnist 03_split_mnist 06_split_cifar 07_lambda_search"
 # The paper profile runs the Vision Mixture's five tasks with notMNIST's official split (notebook 04's defaults are
 # the three tasks whose data this project's CI has); papermill ignores the two parameters in the other notebooks.
-VISION_ARGS := $(if $(filter paper,$(PROFILE)),-p vision_tasks paper -p notmnist_split official)
+# Also on the paper profile: Table 4 with the paper's 5 trials per eta (05), and the lambda search's Permuted MNIST
+# grids from the paper store (07), so that outputs/paper/ depends on nothing but outputs/paper/runs; 04 is skipped
+# with the reason where its five datasets cannot be read.
+PAPER_ARGS := $(if $(filter paper,$(PROFILE)),-p vision_tasks paper -p notmnist_split official -p sweep_trials 5 \
+                -p permuted_profile paper)
+PAPER_NEEDS := $(if $(filter paper,$(PROFILE)),04_vision_mixture:vision_mixture)
 
-.PHONY: install test unit nbval reproduce notebooks report bench clean
+.PHONY: install lockcheck lock reference test unit nbval reproduce notebooks report bench clean
 
-$(VENV)/.installed: pyproject.toml
+# The lock pins every dependency with its hashes; dhclib itself goes in without touching them (--no-deps), built
+# with the lock's setuptools (--no-build-isolation: nothing unpinned is fetched).
+$(VENV)/.installed: pyproject.toml requirements-lock.txt
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
-	$(PY) -m pip install -q --upgrade pip
-	$(PY) -m pip install -q -e .
+	$(PY) -m pip install -q --require-hashes -r requirements-lock.txt
+	$(PY) -m pip install -q --no-deps --no-build-isolation -e .
 	touch $@
 
 install: $(VENV)/.installed
 
-test: unit nbval
+lockcheck: $(VENV)/.installed
+	$(PY) scripts/check_lock.py requirements-lock.txt
+
+lock:
+	uv pip compile pyproject.toml --universal --python-version 3.11 --generate-hashes \
+	  -c requirements-pins.txt -o requirements-lock.txt
+
+test: lockcheck unit nbval
 
 unit: $(VENV)/.installed
 	$(PY) -m pytest tests
@@ -45,8 +63,19 @@ nbval: $(VENV)/.installed
 
 reproduce: $(VENV)/.installed
 	NB_OUT=outputs/$(PROFILE) NB_ARGS="--log-output -p profile $(PROFILE) -p device $(DEVICE) \
-	  $(if $(TRIALS),-p trials $(TRIALS)) $(if $(MISSING),-p missing $(MISSING)) $(VISION_ARGS)" \
-	  bash notebooks/lanes.sh execute $(PY) $(LANES)
+	  $(if $(TRIALS),-p trials $(TRIALS)) $(if $(MISSING),-p missing $(MISSING)) $(PAPER_ARGS)" \
+	  NB_NEEDS="$(PAPER_NEEDS)" bash notebooks/lanes.sh execute $(PY) $(LANES)
+
+# The tables each notebook's NBVAL_CHECK_OUTPUT cells compare with (dhclib.regression).
+REFERENCE_TABLES := 01_permuted_mnist:table1,verdicts,diverged 02_imbalanced_permuted_mnist:table1,verdicts,diverged \
+  03_split_mnist:table1,verdicts,diverged 04_vision_mixture:table1,verdicts,diverged 05_ablation:traces_by_task,table4 \
+  07_lambda_search:split_mnist_grid,permuted_mnist_grid,permuted_mnist_beyond_grid,best_lambda
+
+reference:
+	@for entry in $(REFERENCE_TABLES); do \
+	  nb=$${entry%%:*}; mkdir -p tests/reference/quick/$$nb; \
+	  for t in $$(echo $${entry#*:} | tr , ' '); do cp outputs/quick/$$nb/$$t.csv tests/reference/quick/$$nb/ || exit 1; done; \
+	done; echo "references copied to tests/reference/quick/"
 
 report: $(VENV)/.installed
 	$(PY) -m dhclib report --out outputs/$(PROFILE)

@@ -36,9 +36,10 @@ SETS = {
 SEEDS = "0-2"
 
 
-def frames(store: str, missing: str = "train") -> pd.DataFrame:
+def frames(store: str, missing: str = "train", benchmarks=tuple(SETS)) -> pd.DataFrame:
     out = []
-    for bench, variants in SETS.items():
+    for bench in benchmarks:
+        variants = SETS[bench]
         df = dhclib.run_many(bench, "all", SEEDS, "quick", "cpu", None, store, progress="runs",
                              on_diverge="record", missing=missing)
         extra = dhclib.run_variants(bench, variants, SEEDS, "quick", "cpu", None, store, progress="runs",
@@ -53,10 +54,10 @@ def path_of(store: str) -> dict:
     return json.loads(first.read_text()).get("numeric_env", {}) if first else {}
 
 
-def compare(stores: list[str], labels: list[str]) -> tuple[pd.DataFrame, pd.DataFrame]:
+def compare(stores: list[str], labels: list[str], benchmarks=tuple(SETS)) -> tuple[pd.DataFrame, pd.DataFrame]:
     tables, verdicts, tidy = [], [], {}
     for store, label in zip(stores, labels):
-        df = frames(store, missing="skip")
+        df = frames(store, missing="skip", benchmarks=benchmarks)
         tidy[label] = df.sort_values(["bench", "method", "seed", "after_task", "task"]).reset_index(drop=True)
         for bench, part in df.groupby("bench"):
             t = report.table1_comparison(part, bench)[["method", "avg_acc_mean", "avg_acc_sem"]]
@@ -80,20 +81,22 @@ def main(argv: list[str]) -> None:
     sub = ap.add_subparsers(dest="cmd", required=True)
     r = sub.add_parser("run", help="train the quick runs of notebooks 01 and 02 into STORE")
     r.add_argument("store")
+    r.add_argument("--benchmarks", default=",".join(SETS), help="comma-separated subset of " + ", ".join(SETS))
     c = sub.add_parser("compare", help="compare stores (the first is the reference)")
     c.add_argument("stores", nargs="+")
     c.add_argument("--labels", help="comma-separated, one per store (default: the folder names)")
     c.add_argument("--csv", help="write the per-method table here")
+    c.add_argument("--benchmarks", default=",".join(SETS), help="comma-separated subset of " + ", ".join(SETS))
     args = ap.parse_args(argv)
     if args.cmd == "run":
-        frames(args.store)
+        frames(args.store, benchmarks=args.benchmarks.split(","))
         print(json.dumps(path_of(args.store)))
         return
     labels = args.labels.split(",") if args.labels else [Path(s).name for s in args.stores]
     for s, lab in zip(args.stores, labels):
         env = path_of(s)
         print(f"{lab}: torch {env.get('torch')}, {env.get('cpu_capability')}, env {env.get('env')}, {env.get('cpu')}")
-    table, verdicts = compare(args.stores, labels)
+    table, verdicts = compare(args.stores, labels, args.benchmarks.split(","))
     if args.csv:
         table.to_csv(args.csv, index=False)
         verdicts.to_csv(Path(args.csv).with_name(Path(args.csv).stem + "_verdicts.csv"), index=False)
