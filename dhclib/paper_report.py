@@ -1,7 +1,7 @@
 """``outputs/<profile>/REPORT.md``: every stored run of a result store, the paper beside ours (issue #3, item 8).
 
 The report is generated, never written by hand: :func:`write_report` loads the store, writes its tables as CSV
-(``report_table1.csv``, ``report_welch.csv``, ``report_search.csv``, ``report_variants.csv``) and then renders
+(``report_table1.csv``, ``report_paired.csv``, ``report_search.csv``, ``report_variants.csv``) and then renders
 REPORT.md from those frames. Runs are sorted by how their config differs from the profile's default for their
 benchmark, method and seed (SPEC §4-§5): no difference = a Table 1 run; only ``lam`` differs = the search of
 Appendix A; only ``eta_init`` = Table 4; anything else = a labelled variant (e.g. ``fisher_mode=batch``).
@@ -18,7 +18,7 @@ import pandas as pd
 from .config import BENCHMARK_NAMES, resolve_config
 from .errors import DhcError
 from .outputs import save_table
-from .report import eta_table, grid_best, grid_table, percent, table1_comparison, welch_tests
+from .report import eta_table, grid_best, grid_table, paired_tests, percent, table1_comparison
 from .runner import RunResult, load_diverged, load_results, variant_label
 
 __all__ = ["config_difference", "classify_runs", "report_tables", "render_report", "write_report"]
@@ -73,7 +73,7 @@ def classify_runs(results: list[RunResult]) -> dict[str, pd.DataFrame]:
 
 def report_tables(store_dir) -> dict[str, pd.DataFrame]:
     """The report's tables from the runs stored under ``store_dir``: ``table1`` (per benchmark, ours beside the
-    paper), ``welch``, ``search`` (:func:`dhclib.report.grid_best` of the lambda searches), ``eta`` (Table 4),
+    paper), ``paired`` (each DHP variant against its baseline, paired by seed), ``search`` (:func:`dhclib.report.grid_best` of the lambda searches), ``eta`` (Table 4),
     ``variants``, ``diverged`` and ``hardware`` (device, runs, wall time per benchmark)."""
     results = load_results(store_dir)
     diverged = load_diverged(store_dir)
@@ -81,13 +81,13 @@ def report_tables(store_dir) -> dict[str, pd.DataFrame]:
         raise DhcError(f"no stored runs under {Path(store_dir) / 'runs'}: nothing to report")
     kinds = classify_runs(results)
     benches = [b for b in BENCHMARK_NAMES if any(len(f) and b in set(f["benchmark"]) for f in kinds.values())]
-    t1, welch, variants = [], [], []
+    t1, paired, variants = [], [], []
     for b in benches:
         main = kinds["table1"][kinds["table1"]["benchmark"] == b] if len(kinds["table1"]) else pd.DataFrame()
         var = kinds["variants"][kinds["variants"]["benchmark"] == b] if len(kinds["variants"]) else pd.DataFrame()
         if len(main):
             t1.append(table1_comparison(main, b).assign(benchmark=b))
-            welch.append(welch_tests(main).assign(benchmark=b))
+            paired.append(paired_tests(main).assign(benchmark=b))
         if len(var):
             variants.append(table1_comparison(var, b).query("trials > 0").assign(benchmark=b))
     search = pd.DataFrame()
@@ -103,7 +103,7 @@ def report_tables(store_dir) -> dict[str, pd.DataFrame]:
     div = pd.DataFrame([{k: d[k] for k in ("benchmark", "method", "seed", "config_key", "message")} for d in diverged],
                        columns=["benchmark", "method", "seed", "config_key", "message"])
     cat = (lambda fs: pd.concat(fs, ignore_index=True) if fs else pd.DataFrame())
-    return {"table1": cat(t1), "welch": cat(welch), "search": search, "eta": eta, "variants": cat(variants),
+    return {"table1": cat(t1), "paired": cat(paired), "search": search, "eta": eta, "variants": cat(variants),
             "diverged": div, "hardware": hardware}
 
 
@@ -152,14 +152,18 @@ def render_report(tables: dict[str, pd.DataFrame], profile: str) -> str:
         out += [_md(_column(t)) if len(t) else "No run with the paper's exact configuration."]
         if not len(t):
             t = pd.DataFrame(columns=["benchmark"])
-        w = tables["welch"][tables["welch"]["benchmark"] == b] if len(tables["welch"]) else pd.DataFrame(
+        w = tables["paired"][tables["paired"]["benchmark"] == b] if len(tables["paired"]) else pd.DataFrame(
             columns=["avg_acc_gain", "benchmark"])
         w = w[[not np.isnan(v) for v in w["avg_acc_gain"]]]
         if len(w):
             w = percent(w.drop(columns="benchmark"), 2)
-            out += ["", "DHP Softmax against its baseline (Welch's t-test, two-sided; gain = variant − baseline, "
-                        "accuracy in points; p is NaN with fewer than two trials a side):", "",
-                    _md(w[["baseline", "dhp_variant", "trials", "avg_acc_gain", "avg_acc_p", "bwt_gain", "bwt_p"]])]
+            out += ["", "DHP Softmax against its baseline, paired by seed (a DHP run and its baseline's run of one "
+                        "seed share initialisation, permutations and data order): mean gain = variant − baseline "
+                        "over the seeds both have (accuracy in points), `better` = seeds on which DHP is higher, "
+                        "paired t-test and Wilcoxon signed-rank p (two-sided), and Welch's unpaired p for "
+                        "comparison; p is NaN with fewer than two pairs:", "",
+                    _md(w[["baseline", "dhp_variant", "pairs", "avg_acc_gain", "avg_acc_better", "avg_acc_p",
+                           "avg_acc_wilcoxon_p", "avg_acc_welch_p", "bwt_gain", "bwt_p"]])]
         v = tables["variants"]
         v = v[v["benchmark"] == b] if len(v) else v
         if len(v):

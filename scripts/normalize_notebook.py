@@ -4,8 +4,9 @@ path rewrites it byte for byte (issue #5, item 6); `notebooks/lanes.sh execute` 
     python scripts/normalize_notebook.py NOTEBOOK.ipynb [...]
 
 Dropped: papermill's and Jupyter's timestamps and durations (notebook and cell metadata), and progress-bar output
-(stderr stream text drawn with carriage returns: its rates and times differ on every run). Everything else, every
-result and figure included, is kept as executed.
+(stderr stream text drawn with carriage returns: its rates and times differ on every run); cell ids are set to
+their position (``cell-<i>``: nbformat draws random ones). Everything else, every result and figure included, is
+kept as executed.
 """
 
 from __future__ import annotations
@@ -21,7 +22,8 @@ _TIMING = ("start_time", "end_time", "duration")
 def normalize(nb: nbformat.NotebookNode) -> nbformat.NotebookNode:
     for key in _TIMING:
         nb.metadata.get("papermill", {}).pop(key, None)
-    for cell in nb.cells:
+    for i, cell in enumerate(nb.cells):
+        cell["id"] = f"cell-{i}"
         cell.metadata.pop("execution", None)
         for key in _TIMING:
             cell.metadata.get("papermill", {}).pop(key, None)

@@ -110,6 +110,9 @@ def test_traces_boundaries_summary_and_eta_table():
     assert report.task_boundaries(tr[tr["seed"] == 0]) == [100]
     s = report.trace_summary(tr).set_index("task")
     assert s.loc[1, "eta_end"] == pytest.approx(3.0) and s.loc[2, "eta_max"] == pytest.approx(4.0)
+    assert s.loc[2, "hebb_norm_max"] == pytest.approx(3.0) and s.loc[1, "eta_min"] == pytest.approx(2.0)
+    neg = tr.assign(eta=[1.0, -2.0, 3.0, 1.0, -3.0, -4.0, 5.0, 3.0])
+    assert report.trace_summary(neg).set_index("task").loc[1, "eta_negative_share"] == pytest.approx(0.75)
     sweep = pd.concat([tidy_from({("dhp", 0): R_A}, "split_mnist").assign(eta_init=0.1),
                        tidy_from({("dhp", 0): R_C}, "split_mnist").assign(eta_init=0.001)])
     t4 = report.eta_table(sweep)
@@ -143,3 +146,32 @@ def test_output_dirs_and_save_table(tmp_path, monkeypatch):
     assert (out, store) == (tmp_path / "a", tmp_path / "b")
     path = save_table(pd.DataFrame({"x": [1]}), out, "t")
     assert pd.read_csv(path)["x"].tolist() == [1] and not list(out.glob(".*tmp"))
+
+
+def _flat(x: float) -> np.ndarray:
+    return np.array([[x, np.nan], [x, x]])  # average accuracy x, BWT 0
+
+
+def test_paired_tests_pair_the_seeds_and_match_the_formulas():
+    """Baseline and DHP runs of one seed are pairs: a small, consistent loss on 4 of 5 seeds is significant paired
+    (t on the differences, df = n − 1) although the seeds' spread hides it from Welch's test; the Wilcoxon
+    signed-rank p is exact (one positive difference of rank 1: W+ = 1, p = 2·2/32); unpaired seeds are ignored."""
+    a = np.array([0.80, 0.85, 0.90, 0.75, 0.70])
+    d = np.array([-0.010, -0.012, -0.008, -0.011, 0.002])
+    runs = {("finetune", s): _flat(a[s]) for s in range(5)} | {("dhp", s): _flat(a[s] + d[s]) for s in range(5)}
+    runs[("finetune", 7)] = _flat(0.1)  # no dhp run of seed 7: not a pair
+    runs |= {("si", 0): _flat(0.8), ("dhp+si", 0): _flat(0.9)}
+    p = report.paired_tests(tidy_from(runs)).set_index("baseline")
+    row = p.loc["finetune"]
+    assert row["pairs"] == 5 and row["avg_acc_better"] == 1
+    assert row["avg_acc_gain"] == pytest.approx(d.mean())
+    t = d.mean() / (d.std(ddof=1) / math.sqrt(5))
+    from scipy import stats
+
+    assert row["avg_acc_p"] == pytest.approx(2 * stats.t.sf(abs(t), df=4))
+    assert row["avg_acc_p"] < 0.05 < row["avg_acc_welch_p"]
+    assert row["avg_acc_wilcoxon_p"] == pytest.approx(2 * 2 / 32)
+    assert math.isnan(row["bwt_p"])  # every BWT difference is zero
+    assert p.loc["si", "pairs"] == 1 and math.isnan(p.loc["si", "avg_acc_p"])
+    with pytest.raises(ValueError, match="one benchmark"):
+        report.paired_tests(pd.concat([tidy_from(runs), tidy_from(runs, "permuted_mnist")]))

@@ -254,7 +254,7 @@ def test_write_report_tables_and_text(tmp_path):
     assert "| finetune | 2 | 82.50 ± 7.50 | 90.43 | -7.93 |" in text
     assert "| dhp | 2 | 90.00 ± 0.00 | 98.23 | -8.23 |" in text  # two equal trials: SEM 0 shown
     assert "ewc [fisher_mode=batch]" in text and "loss / nan" in text and "cpu: test" in text
-    for name in ("table1", "welch", "search", "variants", "diverged", "hardware"):
+    for name in ("table1", "paired", "search", "variants", "diverged", "hardware"):
         assert (out / f"report_{name}.csv").is_file()
     assert write_report(out).read_text() == text  # deterministic: regenerating changes nothing
 
@@ -345,7 +345,8 @@ def test_dhp_verdicts_say_in_words_whether_the_gain_reproduces():
 
 def test_figure3_checks_read_the_trace_summary():
     summary = pd.DataFrame({"task": [1, 2, 3, 4], "eta_end": [0.02, 0.03, 0.01, 0.005],
-                            "eta_max": [0.024, 0.031, 0.03, 0.01], "hebb_norm_end": [10.0, 12.0, 13.0, 15.0],
+                            "eta_max": [0.024, 0.031, 0.03, 0.01], "eta_negative_share": [0.0, 0.2, 0.4, 0.3],
+                            "hebb_norm_end": [10.0, 12.0, 13.0, 15.0], "hebb_norm_max": [10.0, 230.0, 13.0, 15.0],
                             "alpha_norm_end": [0.3, 0.4, 0.35, 0.5]})
     c = report.figure3_checks(summary).set_index("claim")["ours"]
-    assert list(c) == ["0.0240", "yes", "1.50", "0.67"]
+    assert list(c) == ["0.0240", "0.30", "23.00", "yes", "1.50", "0.67"]  # the runaway of task 2 shows
