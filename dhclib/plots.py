@@ -118,6 +118,10 @@ def traces(frame: pd.DataFrame, boundaries: Sequence[int] = (), title: str = "")
         for b in boundaries:
             ax.axvline(b, color="grey", lw=0.6, ls=":")
         ax.set(xlabel="Training steps", title=name)
+        if col == "hebb_norm" and mean.max() > 10 * max(mean.median(), 1e-12):
+            # a runaway trace spans orders of magnitude: on a linear axis the rest of the curve is a flat line
+            ax.set_yscale("log")
+            ax.set_title(name + " (log scale)")
         ax.grid(alpha=0.3)
     fig.suptitle(title)
     fig.tight_layout()

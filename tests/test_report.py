@@ -175,3 +175,12 @@ def test_paired_tests_pair_the_seeds_and_match_the_formulas():
     assert p.loc["si", "pairs"] == 1 and math.isnan(p.loc["si", "avg_acc_p"])
     with pytest.raises(ValueError, match="one benchmark"):
         report.paired_tests(pd.concat([tidy_from(runs), tidy_from(runs, "permuted_mnist")]))
+
+
+def test_figure3_puts_a_runaway_trace_on_a_log_axis():
+    steps = np.arange(40)
+    calm = pd.DataFrame({"seed": 0, "step": steps, "eta": 0.01, "hebb_norm": 15.0 + steps * 0.1, "alpha_norm": 1.0})
+    assert plots.traces(calm).axes[1].get_yscale() == "linear"
+    spiky = calm.assign(hebb_norm=np.where(steps == 20, 2300.0, 15.0))
+    ax = plots.traces(spiky).axes[1]
+    assert ax.get_yscale() == "log" and ax.get_title().endswith("(log scale)")
