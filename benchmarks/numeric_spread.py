@@ -9,6 +9,7 @@ extra rows — into one store per numeric path, then compares the stores.
     ATEN_CPU_CAPABILITY=avx2 MKL_CBWR=AVX2 OMP_NUM_THREADS=1 python benchmarks/numeric_spread.py run STORE_A
     ATEN_CPU_CAPABILITY=avx512 OMP_NUM_THREADS=1 python benchmarks/numeric_spread.py run STORE_B
     python benchmarks/numeric_spread.py compare STORE_A STORE_B ... [--csv spread.csv]
+    # a '+'-separated list of notebooks' results_tidy.csv stands for a store made elsewhere (committed outputs)
 
 ``compare`` prints, per benchmark and method, each store's mean average accuracy (3 trials) and its deviation from
 the first store, whether the stores' R matrices are bitwise equal, and each store's verdict per DHP pair. The
@@ -36,20 +37,24 @@ SETS = {
 SEEDS = "0-2"
 
 
-def frames(store: str, missing: str = "train", benchmarks=tuple(SETS)) -> pd.DataFrame:
+def frames(store: str, missing: str = "train", benchmarks=tuple(SETS), methods="all") -> pd.DataFrame:
     out = []
     for bench in benchmarks:
-        variants = SETS[bench]
-        df = dhclib.run_many(bench, "all", SEEDS, "quick", "cpu", None, store, progress="runs",
+        variants = SETS[bench] if methods == "all" else []
+        df = dhclib.run_many(bench, methods, SEEDS, "quick", "cpu", None, store, progress="runs",
                              on_diverge="record", missing=missing)
-        extra = dhclib.run_variants(bench, variants, SEEDS, "quick", "cpu", None, store, progress="runs",
-                                    missing=missing)
-        out.append(pd.concat([df, extra], ignore_index=True).assign(bench=bench))
+        parts = [df]
+        if variants:
+            parts.append(dhclib.run_variants(bench, variants, SEEDS, "quick", "cpu", None, store, progress="runs",
+                                             missing=missing))
+        out.append(pd.concat(parts, ignore_index=True).assign(bench=bench))
     return pd.concat(out, ignore_index=True)
 
 
 def path_of(store: str) -> dict:
     """The numeric environment recorded by the store's first run."""
+    if store.endswith(".csv"):
+        return {}
     first = next(Path(store).glob("runs/*/*/seed*.json"), None)
     return json.loads(first.read_text()).get("numeric_env", {}) if first else {}
 
@@ -57,10 +62,16 @@ def path_of(store: str) -> dict:
 def compare(stores: list[str], labels: list[str], benchmarks=tuple(SETS)) -> tuple[pd.DataFrame, pd.DataFrame]:
     tables, verdicts, tidy = [], [], {}
     for store, label in zip(stores, labels):
-        df = frames(store, missing="skip", benchmarks=benchmarks)
+        if store.endswith(".csv"):  # tidy frames saved by the notebooks (results_tidy.csv), '+'-separated
+            df = pd.concat([pd.read_csv(p) for p in store.split("+")], ignore_index=True)
+            df = df[df["benchmark"].isin(benchmarks)].assign(bench=lambda d: d["benchmark"])
+        else:
+            df = frames(store, missing="skip", benchmarks=benchmarks)
         tidy[label] = df.sort_values(["bench", "method", "seed", "after_task", "task"]).reset_index(drop=True)
         for bench, part in df.groupby("bench"):
-            t = report.table1_comparison(part, bench)[["method", "avg_acc_mean", "avg_acc_sem"]]
+            t = report.table1_comparison(part, bench)
+            # a store stopped early holds some methods with fewer trials: compare complete methods only
+            t = t[t["trials"] == len(dhclib.config.parse_seeds(SEEDS))][["method", "avg_acc_mean", "avg_acc_sem"]]
             tables.append(t.assign(benchmark=bench, path=label))
             v = report.dhp_verdicts(part, bench)
             verdicts.append(v.assign(benchmark=bench, path=label))
@@ -82,6 +93,8 @@ def main(argv: list[str]) -> None:
     r = sub.add_parser("run", help="train the quick runs of notebooks 01 and 02 into STORE")
     r.add_argument("store")
     r.add_argument("--benchmarks", default=",".join(SETS), help="comma-separated subset of " + ", ".join(SETS))
+    r.add_argument("--methods", default="all", help="comma-separated subset of Table 1's methods (default: all, "
+                   "with the notebooks' labelled extra rows)")
     c = sub.add_parser("compare", help="compare stores (the first is the reference)")
     c.add_argument("stores", nargs="+")
     c.add_argument("--labels", help="comma-separated, one per store (default: the folder names)")
@@ -89,7 +102,7 @@ def main(argv: list[str]) -> None:
     c.add_argument("--benchmarks", default=",".join(SETS), help="comma-separated subset of " + ", ".join(SETS))
     args = ap.parse_args(argv)
     if args.cmd == "run":
-        frames(args.store, benchmarks=args.benchmarks.split(","))
+        frames(args.store, benchmarks=args.benchmarks.split(","), methods=args.methods)
         print(json.dumps(path_of(args.store)))
         return
     labels = args.labels.split(",") if args.labels else [Path(s).name for s in args.stores]

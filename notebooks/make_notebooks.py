@@ -13,6 +13,8 @@ from pathlib import Path
 import nbformat
 from nbformat.v4 import new_code_cell, new_markdown_cell, new_notebook
 
+from dhclib.regression import MEASURED_SPREAD, RELATIVE_TOLERANCE, TOLERANCE
+
 HERE = Path(__file__).resolve().parent
 
 PARAMETERS = '''profile = "quick"  # "quick" (CPU, minutes) | "paper" (SPEC §4-§5 exactly; a GPU is advised)
@@ -25,14 +27,40 @@ store_dir = None  # the result store shared by the notebooks; None: outputs/<pro
 overrides = {}  # config overrides passed to dhclib, e.g. {"max_epochs": 20}
 missing = "train"  # runs not in the store: "train" them, or "skip" (tabulate only what is stored)'''
 
-SETUP = '''import pandas as pd
+SETUP = '''from functools import partial
+
+import pandas as pd
 
 import dhclib
-from dhclib import paper, plots, report
+from dhclib import paper, plots, regression, report
 from dhclib.outputs import output_dirs, save_table
 
 pd.set_option("display.width", 160)
-out_dir, store_dir = output_dirs(NOTEBOOK, profile, output_dir, store_dir)'''
+out_dir, store_dir = output_dirs(NOTEBOOK, profile, output_dir, store_dir)
+# reference("table1"): the committed table the checked cells compare with (README, "Reproducibility")
+reference = partial(regression.reference_path, NOTEBOOK, profile=profile)'''
+
+REGRESSION_NOTE = (
+    "**Regression check.** The exact numbers above depend on the machine's numeric path (torch build, CPU "
+    "kernels, BLAS: README, \"Reproducibility\"); the same seed on another machine gives somewhat different "
+    "accuracies. The cell below is the one the tests compare: each method's mean average accuracy and BWT must lie "
+    f"within {TOLERANCE['avg_acc'] * 100:g} and {TOLERANCE['bwt'] * 100:g} points of the committed reference "
+    "(`tests/reference/`), and the trial counts and verdicts must be the same. The largest change measured across "
+    f"numeric paths on the quick profile was {MEASURED_SPREAD * 100:.2f} points; a method broken on purpose "
+    "(MAS with its penalty switched off) falls by 6.1 points and fails it (`tests/test_regression.py`).")
+
+TRACE_CHECK_NOTE = (
+    "**Regression check.** The traces' exact values depend on the machine's numeric path (README, "
+    "\"Reproducibility\"). The cell below, the one the tests compare, requires each task's η, ‖Hebb‖_F and ‖α‖_F "
+    f"within {RELATIVE_TOLERANCE['eta']:.0%} of the committed reference (`tests/reference/`), and Table 4's means "
+    f"within {TOLERANCE['avg_acc'] * 100:g} points.")
+
+SEARCH_CHECK_NOTE = (
+    "**Regression check.** The cells the tests compare require every grid point's average accuracy and BWT within "
+    f"{TOLERANCE['avg_acc'] * 100:g} and {TOLERANCE['bwt'] * 100:g} points of the committed reference "
+    "(`tests/reference/`; the exact numbers depend on the machine's numeric path, README \"Reproducibility\"), and "
+    "the same trials and divergences. The best λ of a grid is not checked where grid points lie within the "
+    "tolerance of each other; its accuracy is.")
 
 # Extra rows beside Table 1's, each clearly labelled by what differs from the paper's configuration.
 VARIANTS = {
@@ -78,6 +106,8 @@ BENCHMARKS = {
 
 
 def _notebook(cells: list) -> nbformat.NotebookNode:
+    for i, cell in enumerate(cells):
+        cell["id"] = f"cell-{i}"  # stable ids, as scripts/normalize_notebook.py writes them after execution
     nb = new_notebook(cells=cells)
     nb.metadata["kernelspec"] = {"name": "python3", "display_name": "Python 3", "language": "python"}
     return nb
@@ -153,34 +183,46 @@ def benchmark_notebook(name: str, spec: dict) -> nbformat.NotebookNode:
         new_markdown_cell(
             "Runs whose loss became NaN/inf are not results: they are listed here with the reason. None is hidden "
             "or replaced: an extra row with another setting is labelled as such in the table below."),
-        code("# NBVAL_CHECK_OUTPUT\nprint(diverged.to_string(index=False) if len(diverged) else \"no run diverged\")"),
+        code("print(diverged.to_string(index=False) if len(diverged) else \"no run diverged\")"),
+        code("# NBVAL_CHECK_OUTPUT\n"
+             "print(regression.format_check(regression.check_table(\n"
+             "    diverged[[\"method\", \"seed\"]], reference(\"diverged\"), keys=[\"method\", \"seed\"])))"),
         new_markdown_cell(
             f"## Table 1, {title} column\n\nOurs: mean ± SEM over the trials run here; the paper's: 10 trials. "
             "Accuracy in %, BWT as a fraction; `diff` = ours − paper. A row named `method [setting=value]` is an "
             "extra row (parameter `variants`) run with a setting that differs from the paper's; its paper column "
             f"is the paper's value for the method.{spec.get('variant_note', '')}"),
-        code("# NBVAL_CHECK_OUTPUT\n"
-             "table = report.table1_comparison(df, BENCHMARK)\n"
+        code("table = report.table1_comparison(df, BENCHMARK)\n"
              + ("table.insert(1, \"tasks\", f\"{len(vision_tasks)} of 5\")  # the paper's column: all five\n"
                 if spec["extra"] == "vision" else "") +
              "save_table(table, out_dir, \"table1\")\n"
              "print(report.percent(table, 1).to_string(index=False))"),
-        new_markdown_cell(
-            "### Does DHP Softmax help each baseline?\n\nWelch's t-test (two-sided, unequal variances) of each DHP "
-            "variant against its baseline over trials; `gain` = variant − baseline. With few trials (the quick "
-            "profile) the p-values are weak evidence either way."),
+        new_markdown_cell(REGRESSION_NOTE),
         code("# NBVAL_CHECK_OUTPUT\n"
-             "tests = report.welch_tests(df)\n"
-             "save_table(tests, out_dir, \"welch_tests\")\n"
+             "print(regression.format_check(regression.check_table(\n"
+             "    table, reference(\"table1\"), keys=[\"method\"], values=[\"avg_acc_mean\", \"bwt_mean\"],\n"
+             "    exact=[c for c in (\"trials\", \"tasks\") if c in table])))"),
+        new_markdown_cell(
+            "### Does DHP Softmax help each baseline?\n\nA DHP run and its baseline's run of the same seed share "
+            "the initialisation of the slow weights, the permutations and the data order, so the two are compared "
+            "pair by pair: the paired t-test and the Wilcoxon signed-rank test (two-sided) of the per-seed "
+            "differences over the seeds both have, with Welch's unpaired test beside them for comparison "
+            "(`welch_p`); `gain` = variant − baseline, `better` = seeds on which DHP Softmax is higher. With few "
+            "trials (the quick profile) the p-values are weak evidence either way; with 5 pairs or fewer "
+            "Wilcoxon's p cannot fall below 0.0625."),
+        code("tests = report.paired_tests(df)\n"
+             "save_table(tests, out_dir, \"paired_tests\")\n"
              "print(report.percent(tests, 3).to_string(index=False))"),
         new_markdown_cell(
             "### The verdict, pair by pair\n\n`paper_avg_acc_gain` is the gain from adding DHP Softmax that Table 1 "
-            "reports for each pair. A gain counts as reproduced here only if it is positive with Welch's p < 0.05; "
-            "accuracy gains in points."),
-        code("# NBVAL_CHECK_OUTPUT\n"
-             "verdicts = report.dhp_verdicts(df, BENCHMARK)\n"
+            "reports for each pair. A gain counts as reproduced here only if it is positive with the paired "
+            "t-test's p < 0.05 (`avg_acc_p`; Welch's beside it); accuracy gains in points."),
+        code("verdicts = report.dhp_verdicts(df, BENCHMARK)\n"
              "save_table(verdicts, out_dir, \"verdicts\")\n"
              "print(report.percent(verdicts, 2).to_string(index=False))"),
+        code("# NBVAL_CHECK_OUTPUT\n"
+             "print(regression.format_check(regression.check_table(\n"
+             "    verdicts, reference(\"verdicts\"), keys=[\"baseline\"], exact=[\"verdict\", \"pairs\"])))"),
         new_markdown_cell(f"## {spec['figure']}: average accuracy against the number of tasks learned"),
         code("curves = report.curves(df)\n"
              "save_table(curves, out_dir, \"curves\")\n"
@@ -308,14 +350,16 @@ def ablation_notebook() -> nbformat.NotebookNode:
              "fig = plots.traces(traces, report.task_boundaries(runs[0].traces),\n"
              "                   f\"DHP Softmax on Permuted MNIST ({profile} profile, {len(runs)} trials)\")\n"
              "plots.save(fig, out_dir, \"figure3_traces\");"),
-        code("# NBVAL_CHECK_OUTPUT\n"
-             "summary = report.trace_summary(traces)\n"
+        code("summary = report.trace_summary(traces)\n"
              "save_table(summary, out_dir, \"traces_by_task\")\n"
              "print(summary.round(4).to_string(index=False))"),
+        new_markdown_cell(TRACE_CHECK_NOTE),
+        code("# NBVAL_CHECK_OUTPUT\n"
+             "print(regression.format_check(regression.check_table(\n"
+             "    summary, reference(\"traces_by_task\"), keys=[\"task\"], values=[\"eta_end\", \"eta_max\", \"hebb_norm_end\", \"hebb_norm_max\", \"alpha_norm_end\"])))"),
         new_markdown_cell("Figure 3's claims against our traces (eta with its gradient truncated to one step, as in "
                           "Listing 1: `eta_grad_horizon=1`; SPEC §1):"),
-        code("# NBVAL_CHECK_OUTPUT\n"
-             "checks = report.figure3_checks(summary)\n"
+        code("checks = report.figure3_checks(summary)\n"
              "save_table(checks, out_dir, \"figure3_checks\")\n"
              "print(checks.to_string(index=False))"),
         new_markdown_cell(
@@ -327,10 +371,12 @@ def ablation_notebook() -> nbformat.NotebookNode:
              "                    data_dir, store_dir, progress=\"runs\", missing=missing, **overrides)\n"
              "    for b in (\"permuted_mnist\", \"imbalanced_permuted_mnist\", \"split_mnist\")], ignore_index=True)\n"
              "save_table(sweep, out_dir, \"eta_sweep_tidy\");"),
-        code("# NBVAL_CHECK_OUTPUT\n"
-             "table4 = report.eta_table(sweep)\n"
+        code("table4 = report.eta_table(sweep)\n"
              "save_table(table4, out_dir, \"table4\")\n"
              "print(report.percent(table4, 1).to_string(index=False))"),
+        code("# NBVAL_CHECK_OUTPUT\n"
+             "print(regression.format_check(regression.check_table(\n"
+             "    table4, reference(\"table4\"), keys=[\"benchmark\", \"eta_init\"], values=[\"avg_acc_mean\"], exact=[\"trials\"])))"),
         code("fig = plots.eta_sweep(report.eta_runs(sweep), paper.table4(), f\"Initial eta ({profile} profile)\")\n"
              "plots.save(fig, out_dir, \"figure4_eta_sweep\");"),
     ]
@@ -375,8 +421,11 @@ def lambda_search_notebook() -> nbformat.NotebookNode:
              "save_table(split, out_dir, \"split_mnist_grid_tidy\")\n"
              "split_table = report.grid_table(split)\n"
              "save_table(split_table, out_dir, \"split_mnist_grid\");"),
+        code("print(report.percent(split_table, 2).to_string(index=False))"),
+        new_markdown_cell(SEARCH_CHECK_NOTE),
         code("# NBVAL_CHECK_OUTPUT\n"
-             "print(report.percent(split_table, 2).to_string(index=False))"),
+             "print(regression.format_check(regression.check_table(\n"
+             "    split_table, reference(\"split_mnist_grid\"), keys=[\"benchmark\", \"method\", \"lam\"], values=[\"avg_acc\", \"bwt\"], exact=[\"trials\", \"diverged\"])))"),
         code("fig = plots.lambda_search(split_table, f\"Split MNIST, seed {seed} ({profile} profile)\")\n"
              "plots.save(fig, out_dir, \"split_mnist_lambda\");"),
         new_markdown_cell(
@@ -390,8 +439,10 @@ def lambda_search_notebook() -> nbformat.NotebookNode:
              "save_table(permuted, out_dir, \"permuted_mnist_grid_tidy\")\n"
              "permuted_table = report.grid_table(permuted)\n"
              "save_table(permuted_table, out_dir, \"permuted_mnist_grid\");"),
+        code("print(report.percent(permuted_table, 2).to_string(index=False))"),
         code("# NBVAL_CHECK_OUTPUT\n"
-             "print(report.percent(permuted_table, 2).to_string(index=False))"),
+             "print(regression.format_check(regression.check_table(\n"
+             "    permuted_table, reference(\"permuted_mnist_grid\"), keys=[\"benchmark\", \"method\", \"lam\"], values=[\"avg_acc\", \"bwt\"], exact=[\"trials\", \"diverged\"])))"),
         code("fig = plots.lambda_search(permuted_table, f\"Permuted MNIST, seed {seed} ({permuted_profile} profile)\")\n"
              "plots.save(fig, out_dir, \"permuted_mnist_lambda\");"),
         new_markdown_cell(
@@ -407,8 +458,10 @@ def lambda_search_notebook() -> nbformat.NotebookNode:
              "beyond_table[\"in_paper_grid\"] = [v in paper.search_grid(\"permuted_mnist\", m)\n"
              "                                   for m, v in zip(beyond_table[\"method\"], beyond_table[\"lam\"])]\n"
              "save_table(beyond_table, out_dir, \"permuted_mnist_beyond_grid\");"),
+        code("print(report.percent(beyond_table, 2).to_string(index=False))"),
         code("# NBVAL_CHECK_OUTPUT\n"
-             "print(report.percent(beyond_table, 2).to_string(index=False))"),
+             "print(regression.format_check(regression.check_table(\n"
+             "    beyond_table, reference(\"permuted_mnist_beyond_grid\"), keys=[\"benchmark\", \"method\", \"lam\"], values=[\"avg_acc\", \"bwt\"], exact=[\"trials\", \"diverged\", \"in_paper_grid\"])))"),
         code("ends = {m: max(paper.search_grid(\"permuted_mnist\", m)) for m in beyond}\n"
              "fig = plots.lambda_search(beyond_table, f\"Permuted MNIST beyond the paper's grid ({permuted_profile} profile)\",\n"
              "                          grid_end=ends)\n"
@@ -419,11 +472,13 @@ def lambda_search_notebook() -> nbformat.NotebookNode:
             "λ that a benchmark notebook may show as an extra, labelled row (`variants`); the paper-budget rows "
             "stay the reference. One seed is a noisy judge: the SEM of one method over three quick-profile seeds "
             "is 0.6–1.2 points."),
-        code("# NBVAL_CHECK_OUTPUT\n"
-             "best = report.grid_best(pd.concat([split_table, permuted_table], ignore_index=True))\n"
+        code("best = report.grid_best(pd.concat([split_table, permuted_table], ignore_index=True))\n"
              "best[\"clearly_better\"] = best[\"avg_acc_gap\"] > clear_gain\n"
              "save_table(best, out_dir, \"best_lambda\")\n"
              "print(report.percent(best, 2).to_string(index=False))"),
+        code("# NBVAL_CHECK_OUTPUT\n"
+             "print(regression.format_check(regression.check_table(\n"
+             "    best, reference(\"best_lambda\"), keys=[\"benchmark\", \"method\"], values=[\"best_avg_acc\", \"paper_choice_avg_acc\"], exact=[\"paper_lam\", \"clearly_better\"])))"),
     ]
     return _notebook(cells)
 
