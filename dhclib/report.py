@@ -73,16 +73,20 @@ def table1_comparison(df: pd.DataFrame, benchmark: str) -> pd.DataFrame:
     return out[cols].sort_values("method", key=lambda s: s.map(order), ignore_index=True)
 
 
+def _runs_of_one_benchmark(df: pd.DataFrame, pairs, who: str):
+    """Per-run accuracies of ``df`` and the (baseline, DHP variant) pairs to test: Table 1's four plus those of any
+    labelled variant present, unless ``pairs`` is given."""
+    if df["benchmark"].nunique() > 1:
+        raise ValueError(f"{who} compares runs of one benchmark; got {', '.join(df['benchmark'].unique())}: "
+                         "filter the frame first, e.g. df[df.benchmark == 'split_mnist']")
+    return per_run(df, by=("method",)), pairs_present(df["method"].unique()) if pairs is None else pairs
+
+
 def welch_tests(df: pd.DataFrame, pairs: Sequence[tuple[str, str]] | None = None) -> pd.DataFrame:
     """Welch's t-test (unequal variances, two-sided) of each DHP variant against its baseline, over trials, for
     the average accuracy and the BWT after the last task, on one benchmark's runs. Pairs with fewer than two
     trials on a side give NaN. ``pairs``: default Table 1's four, plus those of any labelled variant present."""
-    if pairs is None:
-        pairs = pairs_present(df["method"].unique())
-    if df["benchmark"].nunique() > 1:
-        raise ValueError(f"welch_tests compares runs of one benchmark; got {', '.join(df['benchmark'].unique())}: "
-                         "filter the frame first, e.g. df[df.benchmark == 'split_mnist']")
-    runs = per_run(df, by=("method",))
+    runs, pairs = _runs_of_one_benchmark(df, pairs, "welch_tests")
     rows = []
     for base, dhp in pairs:
         a, b = runs[runs["method"] == base], runs[runs["method"] == dhp]
@@ -109,12 +113,7 @@ def paired_tests(df: pd.DataFrame, pairs: Sequence[tuple[str, str]] | None = Non
     for small samples; with 5 pairs or fewer it cannot go below 0.0625), ``<metric>_better`` (seeds on which the
     variant is higher) and, labelled, ``<metric>_welch_p`` (Welch's test over the same runs, for comparison).
     NaN where fewer than two pairs exist or every difference is zero."""
-    if pairs is None:
-        pairs = pairs_present(df["method"].unique())
-    if df["benchmark"].nunique() > 1:
-        raise ValueError(f"paired_tests compares runs of one benchmark; got {', '.join(df['benchmark'].unique())}: "
-                         "filter the frame first, e.g. df[df.benchmark == 'split_mnist']")
-    runs = per_run(df, by=("method",))
+    runs, pairs = _runs_of_one_benchmark(df, pairs, "paired_tests")
     rows = []
     for base, dhp in pairs:
         a = runs[runs["method"] == base].set_index("seed")

@@ -30,13 +30,18 @@ def lock_entries(path: Path) -> list[tuple[str, str, str | None]]:
     return out
 
 
+def applicable(path: Path) -> list[tuple[str, str]]:
+    """``(name, version)`` of the lock's entries whose environment marker holds here."""
+    return [(n, v) for n, v, marker in lock_entries(path) if not marker or Marker(marker).evaluate()]
+
+
 def check(path: Path) -> list[str]:
     """The mismatches between the lock and this environment (empty when all match)."""
-    problems, applicable = [], 0
-    for name, version, marker in lock_entries(path):
-        if marker and not Marker(marker).evaluate():
-            continue
-        applicable += 1
+    entries = applicable(path)
+    if not entries:
+        return [f"{path}: no pinned requirement applies here; is it a lock?"]
+    problems = []
+    for name, version in entries:
         try:
             have = metadata.version(name)
         except metadata.PackageNotFoundError:
@@ -45,9 +50,6 @@ def check(path: Path) -> list[str]:
         # a local version label (torch's "+cu130") is the same release as the lock's
         if have.split("+")[0] != version.split("+")[0]:
             problems.append(f"{name}: {have} installed, lock: {version}")
-    if not applicable:
-        problems.append(f"{path}: no pinned requirement applies here; is it a lock?")
-    check.applicable = applicable  # for the summary line
     return problems
 
 
@@ -63,7 +65,7 @@ def main(argv: list[str]) -> int:
         for p in problems:
             print(f"  {p}", file=sys.stderr)
         return 1
-    print(f"check_lock: all {check.applicable} packages of {path.name} that apply here are installed at the lock's "
+    print(f"check_lock: all {len(applicable(path))} packages of {path.name} that apply here are installed at the lock's "
           "versions")
     return 0
 
