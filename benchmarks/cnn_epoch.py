@@ -63,7 +63,7 @@ def main() -> None:
         print(f"{'task':<22}{'rows timed':>11}{'s':>9}{'s / full epoch':>16}{'h / task':>10}")
         for t, (name, n_full) in enumerate(sizes):
             task = fake_task(t, min(args.samples, n_full), device)
-            opt = make_optimizer(model, cfg)
+            opt = make_optimizer(model, cfg.protocol)
             reg.on_task_start(task)
             train_epoch(model, task, reg, opt, cfg.batch_size, rng(0, "warmup", t))  # warm-up (kernels, caches)
             _sync(device)

@@ -7,6 +7,7 @@ The public API: :func:`run` and :func:`run_many` (see the README), and the build
 
 __version__ = "0.1.0"
 
+from . import registry  # noqa: E402
 from .config import METHODS, PROFILES, RunConfig, resolve_config  # noqa: E402
 from .errors import ConfigError, DataNotFoundError, DhcError, PlasticInstabilityError  # noqa: E402
 from .layers import DHPSoftmax, MatchedSoftmax  # noqa: E402

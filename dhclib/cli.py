@@ -6,6 +6,7 @@ import argparse
 import json
 import sys
 
+from . import registry
 from .config import ALL_METHODS, BENCHMARK_NAMES, PROFILES, check_reserved
 from .errors import DhcError
 
@@ -91,12 +92,6 @@ def _parser() -> argparse.ArgumentParser:
     return p
 
 
-# The datasets each benchmark reads (the Vision Mixture: all five of the paper's task list).
-BENCHMARK_DATASETS = {"permuted_mnist": ("mnist",), "imbalanced_permuted_mnist": ("mnist",),
-                      "split_mnist": ("mnist",), "vision_mixture": ("mnist", "notmnist", "fashion_mnist", "svhn", "cifar10"),
-                      "split_cifar10_100": ("cifar10", "cifar100")}
-
-
 def data_status(data_dir=None, check: str | None = None) -> int:
     """Print each dataset's files missing from the data root. With ``check``: load that benchmark's datasets
     (downloading what is missing when online, as a run would) and return 3 with the reason if one cannot be."""
@@ -104,15 +99,16 @@ def data_status(data_dir=None, check: str | None = None) -> int:
     from .errors import DataNotFoundError
     from .vision_data import VISION_DATASETS, missing_files
 
-    if check is not None and check not in BENCHMARK_DATASETS:
+    if check is not None and check not in BENCHMARK_NAMES:
         raise DhcError(f"unknown benchmark {check!r}; accepted: {', '.join(BENCHMARK_NAMES)}")
+    needed = registry.benchmark(check).datasets if check else ()
     root = resolve_data_dir(data_dir)
     print(f"data root: {root if root is not None else 'none (pass --data-dir or set DHC_DATA_DIR)'}")
-    for n in BENCHMARK_DATASETS[check] if check else VISION_DATASETS:
+    for n in needed or VISION_DATASETS:
         files = missing_files(n, data_dir)
         print(f"  {n}: " + ("complete" if not files else "missing " + ", ".join(files)))
     if check:
-        for n in BENCHMARK_DATASETS[check]:
+        for n in needed:
             try:
                 VISION_DATASETS[n](data_dir, True)
             except DataNotFoundError as exc:
@@ -134,8 +130,10 @@ def main(argv: list[str] | None = None) -> int:
             return data_status(args.data_dir, args.check)
         import pandas as pd
 
+        from .config import resolve_config
         from .metrics import summarize
-        from .runner import load_diverged, load_results, run_grid, run_many
+        from .paper_report import config_difference
+        from .runner import load_diverged, load_results, run_grid, run_many, variant_label
 
         if args.command == "report":
             from .paper_report import write_report
@@ -162,12 +160,19 @@ def main(argv: list[str] | None = None) -> int:
                           data_dir=args.data_dir, out_dir=args.out, progress=not args.no_progress,
                           on_diverge=args.on_diverge, **overrides)
             diverged = df.attrs.get("diverged", [])
+            if len(df):  # the same labels as `summary`: each configuration named by what differs from the profile
+                labels = {(b, m): variant_label(m, config_difference(
+                    resolve_config(b, m, 0, args.profile, "cpu", **overrides).to_dict()))
+                    for b, m in df[["benchmark", "method"]].drop_duplicates().itertuples(index=False)}
+                df["method"] = [labels[bm] for bm in zip(df["benchmark"], df["method"])]
         else:
             results = load_results(args.out)
             diverged = load_diverged(args.out)
             if not results and not diverged:
                 raise DhcError(f"no stored runs under {args.out}/runs")
-            df = pd.concat([r.tidy() for r in results], ignore_index=True) if results else None
+            # one row per configuration: a grid point or a variant is never averaged into its method's row
+            df = pd.concat([r.tidy().assign(method=variant_label(r.config["method"], config_difference(r.config)))
+                            for r in results], ignore_index=True) if results else None
         if df is not None and len(df):
             with pd.option_context("display.width", 200, "display.max_columns", 20):
                 print(summarize(df, by=("benchmark", "method", "profile")).to_string(index=False))

@@ -14,16 +14,33 @@ differentiating :meth:`penalty`; it also leaves the task-loss gradient visible t
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from typing import Any
 
 import torch
 from torch import Tensor, nn
 
 from .importance import EWC_FISHER_MODES, batch_fisher, sample_grad_stats
+from .registry import REGULARISERS, Settings, is_int, need, register_regulariser
 
-__all__ = ["Consolidation", "OnlineEWC", "SI", "MAS", "REGULARISERS"]
+__all__ = ["Consolidation", "OnlineEWC", "SI", "MAS", "REGULARISERS", "NoSettings", "SISettings", "EWCSettings",
+           "MASSettings"]
 
 
+@dataclass(frozen=True)
+class NoSettings(Settings):
+    """Fine-tuning has no consolidation settings."""
+
+
+def _check_lam(lam) -> None:
+    need(lam is None or (isinstance(lam, (int, float)) and lam >= 0), f"lam must be >= 0, got {lam!r}")
+
+
+def _check_samples(n) -> None:
+    need(n == "all" or (is_int(n) and n >= 1), f"importance_samples must be a positive integer or 'all', got {n!r}")
+
+
+@register_regulariser  # first: fine-tuning and DHP Softmax alone lead Table 1
 class Consolidation:
     """No consolidation (fine-tuning); the base of the quadratic regularisers.
 
@@ -33,6 +50,18 @@ class Consolidation:
     """
 
     name = "none"
+    label = "Finetune"
+    Settings = NoSettings
+    paper: dict[str, dict[str, float]] = {}  # benchmark -> the paper's values of the settings (SPEC §5)
+    search_grid: dict[str, tuple[float, ...]] = {}  # benchmark -> Appendix A's lambda grid
+    strength_symbol = r"$\lambda$"  # how the paper writes lam (SI: c)
+    remedy = "a smaller lam"  # said when the penalty is too stiff for SGD (dhclib.train)
+
+    @classmethod
+    def from_settings(cls, model: nn.Module, settings: Settings, protocol) -> "Consolidation":
+        """The regulariser of a run: its settings (``cls.Settings``) and the training protocol
+        (:class:`dhclib.train.Protocol`)."""
+        return cls(model)
 
     def __init__(self, model: nn.Module, lam: float = 0.0) -> None:
         self.model = model
@@ -121,67 +150,20 @@ def _clone(v):
     return v
 
 
-class _SampledImportance(Consolidation):
-    """Importance estimated after each task from a seeded subset of the task's training samples."""
+@dataclass(frozen=True)
+class SISettings(Settings):
+    """SI's strength c (``lam``) and damping xi (``si_xi``); None: the paper's value for the benchmark."""
 
-    kind = ""
+    lam: float | None = None
+    si_xi: float | None = None
 
-    def __init__(self, model, lam, samples: int | None = 2000, fisher_mode: str = "exact",
-                 batch_size: int = 64) -> None:
-        super().__init__(model, lam)
-        self.samples = samples
-        self.fisher_mode = fisher_mode
-        self.batch_size = batch_size
-
-    def _estimate(self, task, generator) -> list[Tensor]:
-        x, y = task.sample("train", self.samples, generator)
-        if self.kind == "fisher" and self.fisher_mode == "batch":
-            stats = batch_fisher(self.model, x, task.local(y), task.head, self.batch_size)
-            return [stats[n] for n in self.names]
-        stats = sample_grad_stats(
-            self.model, x, task.head, self.kind, y=task.local(y), fisher_mode=self.fisher_mode, generator=generator
-        )
-        return [stats[n] for n in self.names]
+    def validate(self) -> None:
+        _check_lam(self.lam)
+        need(self.si_xi is None or (isinstance(self.si_xi, (int, float)) and self.si_xi > 0),
+             f"si_xi must be > 0, got {self.si_xi!r}")
 
 
-class OnlineEWC(_SampledImportance):
-    """Online EWC (Schwarz et al., 2018; SPEC §3).
-
-    After each task: the diagonal Fisher F_new of the task's training data (per-sample squared gradients of
-    log p(y|x) over the active head, averaged over ``samples`` seeded random training samples, or all with None;
-    ``fisher_mode`` "exact" takes the expectation over y ~ p(y|x) in closed form, "sample" draws y, "true" uses the
-    label = the empirical Fisher; "batch" squares mini-batch gradients of ``batch_size`` samples instead,
-    see :func:`~dhclib.importance.batch_fisher`), then ``F = gamma * F + F_new``.
-    """
-
-    name = "ewc"
-    kind = "fisher"
-
-    def __init__(self, model, lam: float, gamma: float = 1.0, samples: int | None = 2000, fisher_mode: str = "exact",
-                 batch_size: int = 64):
-        if fisher_mode not in EWC_FISHER_MODES:
-            raise ValueError(f"unknown fisher_mode {fisher_mode!r}; accepted: {', '.join(EWC_FISHER_MODES)}")
-        super().__init__(model, lam, samples, fisher_mode, batch_size)
-        self.gamma = float(gamma)
-
-    def on_task_end(self, task, generator) -> None:
-        self._consolidate(self._estimate(task, generator), decay=self.gamma)
-
-
-class MAS(_SampledImportance):
-    """Memory Aware Synapses (Aljundi et al., 2018; SPEC §3).
-
-    After each task: ``Omega_new = mean_n |d ||f(x_n)||_2^2 / d theta|`` (per sample, abs before the mean; f the
-    active-head logits) over ``samples`` seeded random training samples; ``Omega = Omega + Omega_new``.
-    """
-
-    name = "mas"
-    kind = "mas"
-
-    def on_task_end(self, task, generator) -> None:
-        self._consolidate(self._estimate(task, generator))
-
-
+@register_regulariser
 class SI(Consolidation):
     """Synaptic Intelligence (Zenke et al., 2017; SPEC §3).
 
@@ -191,6 +173,26 @@ class SI(Consolidation):
     """
 
     name = "si"
+    label = "SI"
+    Settings = SISettings
+    strength_symbol = "$c$"
+    # SPEC §5 (Appendix A): c and xi per benchmark; Split CIFAR-10/100 (Appendix D gives none): Zenke et al.'s.
+    paper = {"permuted_mnist": {"lam": 0.1, "si_xi": 0.1}, "imbalanced_permuted_mnist": {"lam": 1.0, "si_xi": 0.1},
+             "split_mnist": {"lam": 1.0, "si_xi": 0.001}, "vision_mixture": {"lam": 0.1, "si_xi": 0.1},
+             "split_cifar10_100": {"lam": 0.1, "si_xi": 0.001}}
+    # Appendix A's grids, printed with ellipses; our expansions (README, "lambda search"): Permuted {0.01, 0.05,
+    # ..., 0.5, 1.0} -> the 1-5 sequence; Imbalanced {0.1, 0.5, ..., 2.5, 3.0} -> 0.1 then steps of 0.5; Split
+    # {0.1, 0.5, 1.0, ..., 5.0} -> steps of 0.5; Vision Mixture {0.01, 0.05, 0.1, ..., 1.0} -> the 1-5 sequence.
+    search_grid = {
+        "permuted_mnist": (0.01, 0.05, 0.1, 0.5, 1.0),
+        "imbalanced_permuted_mnist": (0.1, 0.5, 1.0, 1.5, 2.0, 2.5, 3.0),
+        "split_mnist": (0.1, 0.5, 1.0, 1.5, 2.0, 2.5, 3.0, 3.5, 4.0, 4.5, 5.0),
+        "vision_mixture": (0.01, 0.05, 0.1, 0.5, 1.0),
+    }
+
+    @classmethod
+    def from_settings(cls, model, settings: "SISettings", protocol) -> "SI":
+        return cls(model, settings.lam, xi=settings.si_xi)
 
     def __init__(self, model, lam: float, xi: float = 0.1) -> None:
         super().__init__(model, lam)
@@ -229,4 +231,134 @@ class SI(Consolidation):
         return state
 
 
-REGULARISERS = {"none": Consolidation, "ewc": OnlineEWC, "si": SI, "mas": MAS}
+class _SampledImportance(Consolidation):
+    """Importance estimated after each task from a seeded subset of the task's training samples."""
+
+    kind = ""
+
+    def __init__(self, model, lam, samples: int | None = 2000, fisher_mode: str = "exact",
+                 batch_size: int = 64) -> None:
+        super().__init__(model, lam)
+        self.samples = samples
+        self.fisher_mode = fisher_mode
+        self.batch_size = batch_size
+
+    def _estimate(self, task, generator) -> list[Tensor]:
+        x, y = task.sample("train", self.samples, generator)
+        if self.kind == "fisher" and self.fisher_mode == "batch":
+            stats = batch_fisher(self.model, x, task.local(y), task.head, self.batch_size)
+            return [stats[n] for n in self.names]
+        stats = sample_grad_stats(
+            self.model, x, task.head, self.kind, y=task.local(y), fisher_mode=self.fisher_mode, generator=generator
+        )
+        return [stats[n] for n in self.names]
+
+
+@dataclass(frozen=True)
+class EWCSettings(Settings):
+    """Online EWC's strength, decay gamma (SPEC §3: 1), Fisher samples and estimator (dhclib.importance)."""
+
+    lam: float | None = None
+    ewc_gamma: float = 1.0
+    importance_samples: int | str = 2000
+    fisher_mode: str = "exact"
+
+    def validate(self) -> None:
+        _check_lam(self.lam)
+        need(isinstance(self.ewc_gamma, (int, float)) and 0 <= self.ewc_gamma <= 1,
+             f"ewc_gamma must be in [0, 1], got {self.ewc_gamma!r}")
+        _check_samples(self.importance_samples)
+        need(self.fisher_mode in EWC_FISHER_MODES,
+             f"fisher_mode must be 'exact', 'sample', 'true' or 'batch', got {self.fisher_mode!r}")
+
+
+@register_regulariser
+class OnlineEWC(_SampledImportance):
+    """Online EWC (Schwarz et al., 2018; SPEC §3).
+
+    After each task: the diagonal Fisher F_new of the task's training data (per-sample squared gradients of
+    log p(y|x) over the active head, averaged over ``samples`` seeded random training samples, or all with None;
+    ``fisher_mode`` "exact" takes the expectation over y ~ p(y|x) in closed form, "sample" draws y, "true" uses the
+    label = the empirical Fisher; "batch" squares mini-batch gradients of ``batch_size`` samples instead,
+    see :func:`~dhclib.importance.batch_fisher`), then ``F = gamma * F + F_new``.
+    """
+
+    name = "ewc"
+    kind = "fisher"
+    label = "Online EWC"
+    Settings = EWCSettings
+    remedy = "a smaller lam or fisher_mode='batch'"
+    # SPEC §5; Split CIFAR-10/100 is not run with Online EWC in the paper (Figure 8): lam must then be given.
+    paper = {"permuted_mnist": {"lam": 100.0}, "imbalanced_permuted_mnist": {"lam": 400.0},
+             "split_mnist": {"lam": 400.0}, "vision_mixture": {"lam": 100.0}}
+    # Appendix A, expanded: Permuted {10, 20, 50, ..., 400} -> 1-2-5 up to 100, then steps of 100; Imbalanced
+    # {50, 100, ..., 1e3} -> steps of 50 up to 100, then of 100; Split {1, 25, 50, 100, ..., 1e3, 2e3} -> steps of
+    # 100 from 100 to 1,000; Vision Mixture (a random search over) {10, 50, 100, ..., 500} -> steps of 50 from 50.
+    search_grid = {
+        "permuted_mnist": (10.0, 20.0, 50.0, 100.0, 200.0, 300.0, 400.0),
+        "imbalanced_permuted_mnist": (50.0, 100.0, 200.0, 300.0, 400.0, 500.0, 600.0, 700.0, 800.0, 900.0, 1000.0),
+        "split_mnist": (1.0, 25.0, 50.0, 100.0, 200.0, 300.0, 400.0, 500.0, 600.0, 700.0, 800.0, 900.0, 1000.0,
+                        2000.0),
+        "vision_mixture": (10.0, 50.0, 100.0, 150.0, 200.0, 250.0, 300.0, 350.0, 400.0, 450.0, 500.0),
+    }
+
+    @classmethod
+    def from_settings(cls, model, settings: EWCSettings, protocol) -> "OnlineEWC":
+        samples = None if settings.importance_samples == "all" else settings.importance_samples
+        return cls(model, settings.lam, gamma=settings.ewc_gamma, samples=samples,
+                   fisher_mode=settings.fisher_mode, batch_size=protocol.batch_size)
+
+    def __init__(self, model, lam: float, gamma: float = 1.0, samples: int | None = 2000, fisher_mode: str = "exact",
+                 batch_size: int = 64):
+        if fisher_mode not in EWC_FISHER_MODES:
+            raise ValueError(f"unknown fisher_mode {fisher_mode!r}; accepted: {', '.join(EWC_FISHER_MODES)}")
+        super().__init__(model, lam, samples, fisher_mode, batch_size)
+        self.gamma = float(gamma)
+
+    def on_task_end(self, task, generator) -> None:
+        self._consolidate(self._estimate(task, generator), decay=self.gamma)
+
+
+@dataclass(frozen=True)
+class MASSettings(Settings):
+    """MAS's strength and the number of samples its importance is estimated from."""
+
+    lam: float | None = None
+    importance_samples: int | str = 2000
+
+    def validate(self) -> None:
+        _check_lam(self.lam)
+        _check_samples(self.importance_samples)
+
+
+@register_regulariser
+class MAS(_SampledImportance):
+    """Memory Aware Synapses (Aljundi et al., 2018; SPEC §3).
+
+    After each task: ``Omega_new = mean_n |d ||f(x_n)||_2^2 / d theta|`` (per sample, abs before the mean; f the
+    active-head logits) over ``samples`` seeded random training samples; ``Omega = Omega + Omega_new``.
+    """
+
+    name = "mas"
+    kind = "mas"
+    label = "MAS"
+    Settings = MASSettings
+    paper = {"permuted_mnist": {"lam": 0.1}, "imbalanced_permuted_mnist": {"lam": 0.1}, "split_mnist": {"lam": 1.5},
+             "vision_mixture": {"lam": 1.0}}
+    # Appendix A, expanded: Permuted {0.01, 0.5, ..., 1.5, 2.0} does not contain the chosen 0.1 as printed, so
+    # 0.05 and 0.1 are added to the 1-5 start, then steps of 0.5; Imbalanced {0.01, 0.05, ..., 1.5, 2.0} -> 1-5 up
+    # to 1.0, then steps of 0.5; Split and Vision Mixture {0.01, 0.05, 1.0, ..., 4.5, 5.0} -> as printed, then 0.5.
+    search_grid = {
+        "permuted_mnist": (0.01, 0.05, 0.1, 0.5, 1.0, 1.5, 2.0),
+        "imbalanced_permuted_mnist": (0.01, 0.05, 0.1, 0.5, 1.0, 1.5, 2.0),
+        "split_mnist": (0.01, 0.05, 1.0, 1.5, 2.0, 2.5, 3.0, 3.5, 4.0, 4.5, 5.0),
+        "vision_mixture": (0.01, 0.05, 1.0, 1.5, 2.0, 2.5, 3.0, 3.5, 4.0, 4.5, 5.0),
+    }
+
+    @classmethod
+    def from_settings(cls, model, settings: MASSettings, protocol) -> "MAS":
+        samples = None if settings.importance_samples == "all" else settings.importance_samples
+        return cls(model, settings.lam, samples=samples)
+
+    def on_task_end(self, task, generator) -> None:
+        self._consolidate(self._estimate(task, generator))

@@ -8,11 +8,14 @@ closed-form per-sample gradient statistic used by Online EWC and MAS, see ``dhcl
 from __future__ import annotations
 
 import math
+from dataclasses import dataclass
 
 import torch
 from torch import Tensor, nn
 
-__all__ = ["DHPSoftmax", "MatchedSoftmax", "hebbian_update", "slow_weight_init"]
+from .registry import OutputLayer, Settings, is_int, need, register_layer
+
+__all__ = ["DHPSoftmax", "DHPSettings", "MatchedSoftmax", "hebbian_update", "slow_weight_init"]
 
 
 def slow_weight_init(in_features: int, out_features: int) -> Tensor:
@@ -182,3 +185,30 @@ class MatchedSoftmax(nn.Module):
 
     def extra_repr(self) -> str:
         return f"in_features={self.in_features}, out_features={self.out_features}"
+
+
+@dataclass(frozen=True)
+class DHPSettings(Settings):
+    """DHP Softmax's options in a run config (SPEC §1; the defaults are the MNIST benchmarks': eta 0.001, one
+    scalar eta, Listing 1's one-step gradient, no clamp). ``eta_grad_horizon``: 1 | k | ``"full"``."""
+
+    eta_init: float = 1e-3
+    eta_per_connection: bool = False
+    eta_grad_horizon: int | str = 1
+    eta_clamp: bool = False
+
+    def validate(self) -> None:
+        need(isinstance(self.eta_init, (int, float)) and self.eta_init > 0,
+             f"eta_init must be > 0, got {self.eta_init!r}")
+        need(self.eta_grad_horizon == "full" or (is_int(self.eta_grad_horizon) and self.eta_grad_horizon >= 1),
+             f"eta_grad_horizon must be an integer >= 1 or 'full', got {self.eta_grad_horizon!r}")
+
+    def layer_kwargs(self) -> dict:
+        """The keyword arguments of :class:`DHPSoftmax` (``"full"`` is its ``eta_grad_horizon=None``)."""
+        return dict(eta_init=self.eta_init, eta_per_connection=self.eta_per_connection, eta_clamp=self.eta_clamp,
+                    eta_grad_horizon=None if self.eta_grad_horizon == "full" else self.eta_grad_horizon)
+
+
+# The capacity-matched baseline comes first: a method's baseline is listed before its DHP variant (Table 1).
+register_layer(OutputLayer("matched", "", None))
+register_layer(OutputLayer("dhp", "DHP Softmax", DHPSettings))

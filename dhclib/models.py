@@ -9,13 +9,16 @@ column per unit.
 from __future__ import annotations
 
 from collections.abc import Sequence
+from dataclasses import dataclass
 
 import torch
 from torch import Tensor, nn
 
 from .layers import DHPSoftmax, MatchedSoftmax
+from .registry import Settings, is_int, need
 
-__all__ = ["Classifier", "MLP", "TableCNN", "ZenkeCNN", "NETWORKS", "head_logits", "OUTPUT_LAYERS"]
+__all__ = ["Classifier", "MLP", "TableCNN", "ZenkeCNN", "NETWORKS", "NETWORK_INPUTS", "NetworkSettings",
+           "head_logits", "OUTPUT_LAYERS"]
 
 OUTPUT_LAYERS = ("dhp", "matched")
 
@@ -146,8 +149,34 @@ class ZenkeCNN(Classifier):
         self.out = output_layer(width, out_features, output, **dhp_kwargs)
 
 
-# Config name -> network (RunConfig.network; None means the MLP).
+# Config name -> network (RunConfig.network; None means the MLP), and the inputs each takes: "vector" (MNIST's
+# 784 pixels, flat) or "image" (3x32x32); a benchmark declares which of the two its tasks give.
 NETWORKS = {"mlp": MLP, "table3_cnn": TableCNN, "zenke_cnn": ZenkeCNN}
+NETWORK_INPUTS = {"mlp": "vector", "table3_cnn": "image", "zenke_cnn": "image"}
+
+
+@dataclass(frozen=True)
+class NetworkSettings(Settings):
+    """The network of a run config (SPEC §4): ``network`` None is the MLP of ``hidden``; for a CNN ``hidden``
+    are the widths of its fully connected layers."""
+
+    hidden: tuple[int, ...] = (400, 400)
+    network: str | None = None
+
+    def validate(self) -> None:
+        need(isinstance(self.hidden, tuple) and len(self.hidden) >= 1 and all(is_int(h) and h >= 1 for h in self.hidden),
+             f"hidden must be a non-empty list of positive integers, e.g. [400, 400], got {self.hidden!r}")
+        need(self.network is None or self.network in NETWORKS,
+             f"network must be one of {', '.join(NETWORKS)} (or None: the MLP), got {self.network!r}")
+
+    @property
+    def inputs(self) -> str:
+        return NETWORK_INPUTS[self.network or "mlp"]
+
+    def build(self, in_features: int, out_features: int, output: str, **layer_kwargs) -> Classifier:
+        if self.network in (None, "mlp"):
+            return MLP(in_features, self.hidden, out_features, output=output, **layer_kwargs)
+        return NETWORKS[self.network](out_features, output, hidden=self.hidden, **layer_kwargs)
 
 
 def head_logits(logits: Tensor, head: slice) -> Tensor:

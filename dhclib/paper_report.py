@@ -15,6 +15,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
+from . import registry
 from .config import BENCHMARK_NAMES, resolve_config
 from .errors import DhcError
 from .outputs import save_table
@@ -23,9 +24,6 @@ from .runner import RunResult, load_diverged, load_results, variant_label
 
 __all__ = ["config_difference", "classify_runs", "report_tables", "render_report", "write_report"]
 
-_TITLES = {"permuted_mnist": "Permuted MNIST", "imbalanced_permuted_mnist": "Imbalanced Permuted MNIST",
-           "split_mnist": "Split MNIST", "vision_mixture": "Vision Datasets Mixture (5-Vision)",
-           "split_cifar10_100": "Split CIFAR-10/100 (Figure 8)"}
 _IGNORED = {"key", "device", "eval_batch_size", "trace_every"}  # never change a result's numbers
 
 
@@ -145,7 +143,7 @@ def render_report(tables: dict[str, pd.DataFrame], profile: str) -> str:
     present = {b for k in ("table1", "variants") if len(tables[k]) for b in tables[k]["benchmark"]}
     for b in [b for b in BENCHMARK_NAMES if b in present]:
         t = tables["table1"][tables["table1"]["benchmark"] == b] if len(tables["table1"]) else pd.DataFrame()
-        out += ["", f"## {_TITLES.get(b, b)}", ""]
+        out += ["", f"## {registry.benchmark(b).title}", ""]
         if b == "split_cifar10_100":
             out += ["Not in Table 1: the paper column is Figure 8's average over the six tasks after the last one "
                     "(DHP Softmax its own; Finetune, SI and scratch quoted from von Oswald et al. 2019).", ""]
@@ -172,7 +170,8 @@ def render_report(tables: dict[str, pd.DataFrame], profile: str) -> str:
     if len(tables["search"]):
         s = tables["search"].copy()
         out += ["", "## Consolidation-strength search (Appendix A), seed 0", "",
-                "Per benchmark and regulariser: the best λ of the grid in `dhclib.paper.SEARCH_GRIDS`, the "
+                "Per benchmark and regulariser: the best λ of the grid declared beside the regulariser "
+                "(`search_grid`, read by `dhclib.paper.search_grids`), the "
                 "paper's λ and their average accuracies here (%).", "",
                 _md(percent(s, 2))]
     if len(tables["eta"]):

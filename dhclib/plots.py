@@ -15,33 +15,43 @@ import numpy as np
 import pandas as pd
 import seaborn as sns
 
-from .config import METHODS
+from . import registry
 from .report import method_order
 from .runner import base_method
 
-__all__ = ["METHOD_COLORS", "LABELS", "accuracy_curves", "first_and_latest", "r_heatmaps", "traces", "eta_sweep",
+__all__ = ["method_color", "method_label", "accuracy_curves", "first_and_latest", "r_heatmaps", "traces", "eta_sweep",
            "lambda_search", "class_counts", "final_task_bars", "save"]
 
-LABELS = {"finetune": "Finetune", "dhp": "DHP Softmax", "si": "SI", "dhp+si": "DHP Softmax + SI",
-          "ewc": "Online EWC", "dhp+ewc": "DHP Softmax + Online EWC", "mas": "MAS", "dhp+mas": "DHP Softmax + MAS",
-          "scratch": "Scratch (a new network per task)"}
-_PAIRED = sns.color_palette("Paired", 8)
-METHOD_COLORS = dict(zip(METHODS, _PAIRED), scratch=(0.45, 0.45, 0.45))
+_PALETTE = sns.color_palette("tab10", 10)
+_SCRATCH = (0.45, 0.45, 0.45)
 
 
-def _label(method: str) -> str:
-    """The paper's name of a method; a labelled variant keeps its setting: "SI [lam=50.0]"."""
+def method_color(method: str) -> tuple[float, float, float]:
+    """One hue per regulariser (its registration slot: fine-tuning blue, SI orange, Online EWC green, MAS red,
+    then the next colours for any regulariser added), shared by the baseline and its DHP variant; scratch grey."""
+    spec = registry.method(base_method(method))
+    if spec.fresh_per_task:
+        return _SCRATCH
+    return _PALETTE[list(registry.REGULARISERS).index(spec.regulariser) % len(_PALETTE)]
+
+
+def method_label(method: str) -> str:
+    """The paper's name of a method (rendered from its parts); a labelled variant keeps its setting:
+    "SI [lam=50.0]"."""
     base = base_method(method)
-    return LABELS.get(base, base) + method[len(base):]
+    return registry.method(base).label + method[len(base):]
+
+
 
 
 def _style(method: str) -> dict:
-    """Line style of a method: its pair's colour (light: baseline, dark: + DHP Softmax), solid with DHP Softmax and
-    dashed without; a labelled variant takes its method's colour, dotted, with square markers."""
+    """Line style of a method: its regulariser's hue, solid with DHP Softmax and dashed without (circles and
+    triangles); a labelled variant takes its method's colour, dotted, with square markers."""
     base = base_method(method)
     variant = base != method
-    return dict(color=METHOD_COLORS.get(base), marker="s" if variant else "o", ms=3,
-                ls=":" if variant else ("-" if base.startswith("dhp") else "--"))
+    plastic = registry.method(base).plastic
+    return dict(color=method_color(base), marker="s" if variant else ("o" if plastic else "^"), ms=3,
+                ls=":" if variant else ("-" if plastic else "--"))
 
 
 def accuracy_curves(curves: pd.DataFrame, title: str = "", ax=None):
@@ -57,7 +67,7 @@ def accuracy_curves(curves: pd.DataFrame, title: str = "", ax=None):
         g = sub.groupby("tasks_learned")["avg_acc"]
         mean, sem = g.mean(), g.sem().fillna(0.0)
         style = _style(m)
-        ax.plot(mean.index, 100 * mean, label=f"{_label(m)} ({100 * last[m]:.2f}%)", **style)
+        ax.plot(mean.index, 100 * mean, label=f"{method_label(m)} ({100 * last[m]:.2f}%)", **style)
         ax.fill_between(mean.index, 100 * (mean - sem), 100 * (mean + sem), color=style["color"], alpha=0.2, lw=0)
     ax.set(xlabel="Number of tasks learned", ylabel="Average test accuracy (%)", title=title)
     ax.set_xticks(sorted(curves["tasks_learned"].unique()))
@@ -77,7 +87,7 @@ def first_and_latest(frame: pd.DataFrame, title: str = ""):
             g = frame[frame["method"] == m].groupby("tasks_learned")[col]
             mean, sem = g.mean(), g.sem().fillna(0.0)
             style = _style(m)
-            ax.plot(mean.index, 100 * mean, label=_label(m), **style)
+            ax.plot(mean.index, 100 * mean, label=method_label(m), **style)
             ax.fill_between(mean.index, 100 * (mean - sem), 100 * (mean + sem), color=style["color"], alpha=0.2, lw=0)
         ax.set(xlabel="Number of tasks learned", title=f"Accuracy on the {name}")
         ax.grid(alpha=0.3)
@@ -99,7 +109,7 @@ def r_heatmaps(matrices: dict[str, np.ndarray], title: str = ""):
         sns.heatmap(pd.DataFrame(100 * R, index=labels, columns=labels), ax=ax, vmin=0, vmax=100, cmap="viridis",
                     annot=n <= 10, fmt=".0f", annot_kws={"size": 7}, cbar=ax is axes[0][-1],
                     mask=np.isnan(R))
-        ax.set(xlabel="Task tested", ylabel="After learning task", title=_label(method))
+        ax.set(xlabel="Task tested", ylabel="After learning task", title=method_label(method))
     fig.suptitle(title)
     fig.tight_layout()
     return fig
@@ -159,7 +169,7 @@ def lambda_search(table: pd.DataFrame, title: str = "", param: str = "lam", grid
     for ax, m in zip(axes[0], methods):
         sub = table[table["method"] == m].sort_values(param)
         ok = sub[~sub["diverged"]]
-        color = METHOD_COLORS.get(base_method(m))
+        color = method_color(m)
         ax.plot(ok[param], 100 * ok["avg_acc"], marker="o", ms=4, color=color, label="dhc, seed 0")
         ref = sub[sub["paper_choice"]]
         for _, row in ref.iterrows():
@@ -178,7 +188,8 @@ def lambda_search(table: pd.DataFrame, title: str = "", param: str = "lam", grid
             ax.axvspan(grid_end[m], sub[param].max() * 1.5, color="grey", alpha=0.15, lw=0,
                        label="beyond the paper's grid")
         ax.set_xscale("log")
-        ax.set(xlabel=r"$\lambda$" if param == "lam" else param, ylabel="Average test accuracy (%)", title=_label(m))
+        symbol = registry.regulariser(registry.method(base_method(m)).regulariser).strength_symbol
+        ax.set(xlabel=symbol if param == "lam" else param, ylabel="Average test accuracy (%)", title=method_label(m))
         ax.grid(alpha=0.3)
         ax.legend(fontsize=7)
     fig.suptitle(title)
@@ -208,11 +219,11 @@ def final_task_bars(acc: pd.DataFrame, task_names: Sequence[str], paper: pd.Data
     for k, m in enumerate(methods):
         sub = acc[acc["method"] == m].sort_values("task")
         x = sub["task"].to_numpy() + (k - (len(methods) - 1) / 2) * width
-        label = f"{_label(m)}: {100 * sub['acc_mean'].mean():.2f}%"
+        label = f"{method_label(m)}: {100 * sub['acc_mean'].mean():.2f}%"
         if m in ref:
             label += f" (paper {100 * ref[m]:.2f}%)"
         ax.bar(x, 100 * sub["acc_mean"], width, yerr=100 * sub["acc_sem"].fillna(0.0), label=label,
-               color=METHOD_COLORS.get(base_method(m)), capsize=2)
+               color=method_color(m), capsize=2)
     ax.set_xticks(range(len(task_names)), [f"T{i + 1}\n{n}" for i, n in enumerate(task_names)], fontsize=8)
     ax.set(ylabel="Test accuracy after the last task (%)", title=title, ylim=(0, 100))
     ax.legend(fontsize=7, loc="lower left")

@@ -13,9 +13,9 @@ import numpy as np
 import pandas as pd
 from scipy import stats
 
-from .config import ALL_METHODS as METHODS  # Table 1's eight, then scratch (Figure 8)
+from . import registry
 from .metrics import R_from_tidy, average_accuracy_curve, per_run, summarize
-from .paper import PAIRS, PAPER_LAMBDAS, table1, table4
+from .paper import paper_lambdas, paper_results, table1, table4
 from .runner import base_method
 
 __all__ = ["table1_comparison", "welch_tests", "paired_tests", "pairs_present", "curves", "first_and_latest", "method_order",
@@ -28,16 +28,19 @@ def method_order(methods: Sequence[str]) -> list[str]:
     """``methods`` in Table 1's order; a labelled variant (``"ewc [fisher_mode=batch]"``) right after Table 1's
     rows, in the order of its method; unknown names last, as given."""
     methods = list(dict.fromkeys(methods))
-    known = [m for m in METHODS if m in set(methods)]
-    variants = sorted((m for m in methods if m not in METHODS and base_method(m) in METHODS),
-                      key=lambda m: (m.split(" [", 1)[1], list(METHODS).index(base_method(m))))
+    table = list(registry.methods())  # Table 1's compositions, then scratch (Figure 8)
+    known = [m for m in table if m in set(methods)]
+    variants = sorted((m for m in methods if m not in table and base_method(m) in table),
+                      key=lambda m: (m.split(" [", 1)[1], table.index(base_method(m))))
     return known + variants + [m for m in methods if m not in known and m not in variants]
 
 
-def pairs_present(methods: Sequence[str], pairs: Sequence[tuple[str, str]] = PAIRS) -> list[tuple[str, str]]:
-    """Table 1's (baseline, DHP variant) pairs, plus the same pairs of every labelled variant present in
-    ``methods`` (``("ewc [fisher_mode=batch]", "dhp+ewc [fisher_mode=batch]")``)."""
+def pairs_present(methods: Sequence[str], pairs: Sequence[tuple[str, str]] | None = None) -> list[tuple[str, str]]:
+    """Table 1's (baseline, DHP variant) pairs (default: every registered regulariser's, ``registry.pairs``),
+    plus the same pairs of every labelled variant present in ``methods``
+    (``("ewc [fisher_mode=batch]", "dhp+ewc [fisher_mode=batch]")``)."""
     present = set(methods)
+    pairs = registry.pairs() if pairs is None else pairs
     out = list(pairs)
     labels = sorted({m.split(" [", 1)[1] for m in present if " [" in m})
     for label in labels:
@@ -53,13 +56,7 @@ def table1_comparison(df: pd.DataFrame, benchmark: str) -> pd.DataFrame:
     ours = summarize(df[df["benchmark"] == benchmark], by=("method",))
     if ours.empty:
         ours = pd.DataFrame(columns=["method", "trials", "avg_acc_mean", "avg_acc_sem", "bwt_mean", "bwt_sem"])
-    if benchmark == "split_cifar10_100":  # not in Table 1: Figure 8's averages (no BWT printed)
-        from .paper import figure8
-
-        paper = figure8()[["method", "avg_acc"]].assign(bwt=np.nan)
-    else:
-        paper = table1(benchmark)[["method", "avg_acc", "bwt"]]
-    paper = paper.rename(columns={"avg_acc": "paper_avg_acc", "bwt": "paper_bwt"})
+    paper = paper_results(benchmark).rename(columns={"avg_acc": "paper_avg_acc", "bwt": "paper_bwt"})
     out = paper.merge(ours, on="method", how="outer")
     by_method = paper.set_index("method")
     for col in ("paper_avg_acc", "paper_bwt"):
@@ -188,7 +185,7 @@ def figure8_comparison(df: pd.DataFrame) -> pd.DataFrame:
 def vision_tasks_run(vision_tasks: Sequence[str], data_dir=None) -> pd.DataFrame:
     """The Vision Mixture's five tasks (A.4): which ones a run learns, and the files the data root lacks for each
     (the first two named, then how many more)."""
-    from .config import PAPER_VISION_TASKS
+    from .benchmarks import PAPER_VISION_TASKS
     from .vision_data import missing_files
 
     rows = []
@@ -281,7 +278,8 @@ def grid_table(grid: pd.DataFrame, param: str = "lam") -> pd.DataFrame:
 
     def chosen(row) -> bool:
         if param == "lam":
-            ref = PAPER_LAMBDAS.get(row["benchmark"], {}).get(base_method(row["method"]).split("+")[-1])
+            reg = registry.method(base_method(row["method"])).regulariser
+            ref = paper_lambdas().get(row["benchmark"], {}).get(reg)
         else:
             ref = None
         return ref is not None and np.isclose(float(row[param]), ref)
@@ -317,7 +315,7 @@ def dhp_verdicts(df: pd.DataFrame, benchmark: str, alpha: float = 0.05) -> pd.Da
     Welch's p beside it, labelled) beside the paper's gain (Table 1), and a verdict from the paired test:
     "reproduced" only for a positive gain with p < ``alpha`` where the paper reports a gain."""
     tests = paired_tests(df[df["benchmark"] == benchmark])
-    paper = table1(benchmark).set_index("method")["avg_acc"]
+    paper = paper_results(benchmark).set_index("method")["avg_acc"]
     rows = []
     for t in tests.itertuples(index=False):
         paper_gain = paper.get(base_method(t.dhp_variant), np.nan) - paper.get(base_method(t.baseline), np.nan)

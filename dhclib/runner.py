@@ -21,13 +21,12 @@ import torch
 from ._progress import tqdm
 
 from . import __version__
-from .benchmarks import BENCHMARKS, rng
-from .config import (ALL_METHODS, BENCHMARK_NAMES, RunConfig, benchmark_methods, check_reserved, parse_seeds,
-                     resolve_config)
-from .consolidation import MAS, SI, Consolidation, OnlineEWC
+from . import registry
+from .benchmarks import rng
+from .config import BENCHMARK_NAMES, RunConfig, benchmark_methods, check_reserved, parse_seeds, resolve_config
+from .consolidation import Consolidation
 from .errors import ConfigError, PlasticInstabilityError
 from .metrics import average_accuracy, average_accuracy_curve, bwt
-from .models import MLP, NETWORKS
 from .numerics import cpu_model, numeric_environment
 from .train import train_sequence
 
@@ -51,40 +50,24 @@ def resolve_device(device: str | torch.device = "auto") -> torch.device:
 
 
 def build_tasks(cfg: RunConfig, data_dir=None):
-    kwargs = dict(n_tasks=cfg.n_tasks, data_dir=data_dir, device=cfg.device, val_fraction=cfg.val_fraction,
-                  train_size=cfg.train_size, test_size=cfg.test_size, download=cfg.download)
-    if cfg.imbalance is not None:
-        kwargs["imbalance"] = cfg.imbalance
-    if cfg.vision_tasks is not None:
-        kwargs.update(vision_tasks=cfg.vision_tasks, notmnist_split=cfg.notmnist_split)
-    return BENCHMARKS[cfg.benchmark](cfg.seed, **kwargs)
+    """The task sequence of the config: its benchmark's builder with the benchmark's settings (SPEC §4)."""
+    settings = {k: getattr(cfg.task_settings, k) for k in cfg.task_settings.field_names()}
+    return registry.benchmark(cfg.benchmark).build(cfg.seed, data_dir=data_dir, device=cfg.device,
+                                                   download=cfg.download, **settings)
 
 
 def build_model(cfg: RunConfig, in_features: int = 784, out_features: int = 10, init_key: object = 0) -> torch.nn.Module:
     """The network of SPEC §4 for the config, initialised from the trial's seed (``init_key``: which of the
     ``scratch`` method's fresh networks, one per task)."""
-    dhp = {}
-    if cfg.output_layer == "dhp":
-        horizon = None if cfg.eta_grad_horizon == "full" else cfg.eta_grad_horizon
-        dhp = dict(eta_init=cfg.eta_init, eta_per_connection=cfg.eta_per_connection, eta_grad_horizon=horizon,
-                   eta_clamp=cfg.eta_clamp)
+    layer_kwargs = cfg.layer_settings.layer_kwargs() if cfg.layer_settings is not None else {}
     torch.manual_seed(rng(cfg.seed, "init", *([init_key] if init_key else [])).initial_seed())
-    if cfg.network in (None, "mlp"):
-        model = MLP(in_features, cfg.hidden, out_features, output=cfg.output_layer, **dhp)
-    else:
-        model = NETWORKS[cfg.network](out_features, cfg.output_layer, hidden=cfg.hidden, **dhp)
+    model = cfg.network_settings.build(in_features, out_features, cfg.output_layer, **layer_kwargs)
     return model.to(cfg.device)
 
 
 def build_regulariser(model: torch.nn.Module, cfg: RunConfig) -> Consolidation:
-    samples = None if cfg.importance_samples == "all" else cfg.importance_samples
-    return {
-        "none": lambda: Consolidation(model),
-        "si": lambda: SI(model, cfg.lam, xi=cfg.si_xi),
-        "ewc": lambda: OnlineEWC(model, cfg.lam, gamma=cfg.ewc_gamma, samples=samples, fisher_mode=cfg.fisher_mode,
-                                  batch_size=cfg.batch_size),
-        "mas": lambda: MAS(model, cfg.lam, samples=samples),
-    }[cfg.regulariser]()
+    """The config's regulariser, built from its settings by its class (``dhclib.registry``)."""
+    return registry.regulariser(cfg.regulariser).from_settings(model, cfg.regulariser_settings, cfg.protocol)
 
 
 def device_description(device: str | torch.device) -> str:
@@ -174,8 +157,9 @@ def _run_config(cfg: RunConfig, data_dir=None, progress: bool = False) -> RunRes
 
     model = build_model(cfg, in_features, out_features)
     reg = build_regulariser(model, cfg)
-    log = train_sequence(model, tasks, reg, cfg, cfg.seed, progress=progress,
-                         fresh_model=fresh if cfg.fresh_model_per_task else None)
+    log = train_sequence(model, tasks, reg, cfg.protocol, cfg.seed, progress=progress,
+                         fresh_model=fresh if cfg.fresh_model_per_task else None,
+                         desc=f"{cfg.benchmark} {cfg.method} seed {cfg.seed}")
     config = dict(cfg.to_dict(), key=cfg.key())
     return RunResult(config=config, R=log.R, traces=pd.DataFrame(log.traces), epochs=pd.DataFrame(log.epochs),
                      tasks=pd.DataFrame(log.tasks), wall_time=time.perf_counter() - t0, versions=versions(),

@@ -5,7 +5,8 @@ stopping, training runs at least ``min_epochs``, stops once the validation accur
 ``patience`` epochs (or at ``max_epochs``), and restores the weights, the Hebbian trace and the regulariser's
 state of the best epoch. After each task, every task seen so far is tested: row T of the accuracy matrix R.
 
-The loop calls the regulariser's hooks and never branches on the method's name.
+The loop calls the regulariser's hooks and never branches on the method's name; it reads only the small
+:class:`Protocol` of a run, never the whole run config.
 """
 
 from __future__ import annotations
@@ -23,8 +24,46 @@ from .benchmarks import Task, rng
 from .consolidation import Consolidation
 from .errors import PlasticInstabilityError
 from .models import plastic_layer
+from .registry import Settings, is_int, need
 
-__all__ = ["evaluate", "make_optimizer", "train_epoch", "train_task", "train_sequence", "SequenceLog", "Tracer"]
+__all__ = ["Protocol", "evaluate", "make_optimizer", "train_epoch", "train_task", "train_sequence", "SequenceLog",
+           "Tracer"]
+
+
+@dataclass(frozen=True)
+class Protocol(Settings):
+    """How each task is learned (SPEC §4, A.1): the optimiser (None: plain SGD, the paper's; ``"adam"``: Split
+    CIFAR-10/100 after Zenke et al.), batch size and learning rate, the epochs (at least ``min_epochs``, at most
+    ``max_epochs``; with ``early_stopping``, stop after ``patience`` epochs without a better validation score,
+    ``select_on`` "val" (ours) or "test" (the paper's wording, flagged), and restore the best epoch); how often the
+    ablation traces are recorded (``trace_every`` steps) and the evaluation batch size."""
+
+    optimizer: str | None = None
+    batch_size: int = 64
+    lr: float = 0.01
+    min_epochs: int = 10
+    max_epochs: int = 100
+    patience: int = 5
+    early_stopping: bool = True
+    select_on: str = "val"
+    trace_every: int = 50
+    eval_batch_size: int = 10000
+
+    def validate(self) -> None:
+        need(is_int(self.batch_size) and self.batch_size >= 1,
+             f"batch_size must be an integer >= 1, got {self.batch_size!r}")
+        need(isinstance(self.lr, (int, float)) and not isinstance(self.lr, bool) and self.lr > 0,
+             f"lr must be > 0, got {self.lr!r}")
+        need(is_int(self.min_epochs) and self.min_epochs >= 1,
+             f"min_epochs must be an integer >= 1, got {self.min_epochs!r}")
+        need(is_int(self.max_epochs) and self.max_epochs >= self.min_epochs,
+             f"max_epochs must be an integer >= min_epochs ({self.min_epochs}), got {self.max_epochs!r}")
+        need(is_int(self.patience) and self.patience >= 1, f"patience must be an integer >= 1, got {self.patience!r}")
+        need(self.select_on in ("val", "test"), f"select_on must be 'val' or 'test', got {self.select_on!r}")
+        need(self.optimizer in (None, "sgd", "adam"), f"optimizer must be 'sgd' or 'adam', got {self.optimizer!r}")
+        need(is_int(self.trace_every) and self.trace_every >= 1,
+             f"trace_every must be an integer >= 1, got {self.trace_every!r}")
+        need(is_int(self.eval_batch_size) and self.eval_batch_size >= 1, "eval_batch_size must be an integer >= 1")
 
 
 @torch.no_grad()
@@ -107,14 +146,14 @@ def train_epoch(
     return loss_sum
 
 
-def _divergence_message(model: nn.Module, task: Task, reg: Consolidation, cfg, epoch: int, loss: float) -> str:
+def _divergence_message(model: nn.Module, task: Task, reg: Consolidation, protocol: Protocol, epoch: int,
+                        loss: float) -> str:
     """Say which task diverged and the likely cause: a penalty too stiff for SGD, or the plastic weights."""
     where = f"training diverged on task {task.index + 1} ({task.name}), epoch {epoch}: the loss became {loss}."
-    name, stiff = reg.stiffness(cfg.lr)
+    name, stiff = reg.stiffness(protocol.lr)
     if stiff > 2.0:
         cause = (f" The consolidation penalty is too stiff for plain SGD: lr * 2 * lam * Omega reaches {stiff:.3g} "
-                 f"in {name} (SGD diverges above 2); try a smaller lam"
-                 + (" or fisher_mode='batch'." if reg.name == "ewc" else "."))
+                 f"in {name} (SGD diverges above 2); try {reg.remedy}.")
     elif plastic_layer(model) is not None:
         cause = " Plastic instability: try a smaller eta_init, eta_clamp=True or a per-connection eta."
     else:
@@ -130,37 +169,37 @@ class TaskLog:
     seconds: float = 0.0
 
 
-def make_optimizer(model: nn.Module, cfg) -> torch.optim.Optimizer:
+def make_optimizer(model: nn.Module, protocol: Protocol) -> torch.optim.Optimizer:
     """A new optimiser per task: plain SGD (SPEC §4), or Adam (betas 0.9, 0.999) for ``optimizer="adam"``."""
-    if getattr(cfg, "optimizer", None) == "adam":
-        return torch.optim.Adam(model.parameters(), lr=cfg.lr)
-    return torch.optim.SGD(model.parameters(), lr=cfg.lr)
+    if protocol.optimizer == "adam":
+        return torch.optim.Adam(model.parameters(), lr=protocol.lr)
+    return torch.optim.SGD(model.parameters(), lr=protocol.lr)
 
 
 def _snapshot(model: nn.Module, reg: Consolidation) -> tuple[dict, dict]:
     return {k: v.detach().clone() for k, v in model.state_dict().items()}, reg.state_dict()
 
 
-def train_task(model: nn.Module, task: Task, reg: Consolidation, cfg, seed: int, tracer: Tracer | None = None,
-               bar=None) -> TaskLog:
+def train_task(model: nn.Module, task: Task, reg: Consolidation, protocol: Protocol, seed: int,
+               tracer: Tracer | None = None, bar=None) -> TaskLog:
     """Learn one task with the protocol of SPEC §4 / A.1 (see the module docstring)."""
     log = TaskLog(task=task.index)
     t0 = time.perf_counter()
-    opt = make_optimizer(model, cfg)
+    opt = make_optimizer(model, protocol)
     order_rng = rng(seed, "order", task.index)
     reg.on_task_start(task)
     best_score, best_state, since_best = -1.0, None, 0
-    epochs = cfg.max_epochs
+    epochs = protocol.max_epochs
     for epoch in range(1, epochs + 1):
-        loss_sum = train_epoch(model, task, reg, opt, cfg.batch_size, order_rng, tracer, epoch)
-        train_loss = loss_sum.item() / max(1, -(-task.n_train // cfg.batch_size))
+        loss_sum = train_epoch(model, task, reg, opt, protocol.batch_size, order_rng, tracer, epoch)
+        train_loss = loss_sum.item() / max(1, -(-task.n_train // protocol.batch_size))
         if not np.isfinite(train_loss):
-            raise PlasticInstabilityError(_divergence_message(model, task, reg, cfg, epoch, train_loss))
+            raise PlasticInstabilityError(_divergence_message(model, task, reg, protocol, epoch, train_loss))
         row = {"task": task.index, "epoch": epoch, "train_loss": train_loss}
-        if cfg.val_fraction > 0:
-            row["val_acc"] = evaluate(model, task, "val", cfg.eval_batch_size)
-        if cfg.early_stopping:
-            score = row["val_acc"] if cfg.select_on == "val" else evaluate(model, task, "test", cfg.eval_batch_size)
+        if task.val_idx.numel() > 0:
+            row["val_acc"] = evaluate(model, task, "val", protocol.eval_batch_size)
+        if protocol.early_stopping:
+            score = row["val_acc"] if protocol.select_on == "val" else evaluate(model, task, "test", protocol.eval_batch_size)
             row["select_score"] = score
             if score > best_score:
                 best_score, best_state, since_best, log.best_epoch = score, _snapshot(model, reg), 0, epoch
@@ -169,9 +208,9 @@ def train_task(model: nn.Module, task: Task, reg: Consolidation, cfg, seed: int,
         log.epochs.append(row)
         if bar is not None:
             bar.set_postfix(task=task.index + 1, epoch=epoch, val=f"{row.get('val_acc', float('nan')):.4f}")
-        if cfg.early_stopping and epoch >= cfg.min_epochs and since_best >= cfg.patience:
+        if protocol.early_stopping and epoch >= protocol.min_epochs and since_best >= protocol.patience:
             break
-    if cfg.early_stopping and best_state is not None:
+    if protocol.early_stopping and best_state is not None:
         model.load_state_dict(best_state[0])
         reg.load_state_dict(best_state[1])
     else:
@@ -189,8 +228,8 @@ class SequenceLog:
     tasks: list[dict]
 
 
-def train_sequence(model: nn.Module, tasks: list[Task], reg: Consolidation, cfg, seed: int,
-                   progress: bool = False, fresh_model=None) -> SequenceLog:
+def train_sequence(model: nn.Module, tasks: list[Task], reg: Consolidation, protocol: Protocol, seed: int,
+                   progress: bool = False, fresh_model=None, desc: str = "tasks") -> SequenceLog:
     """Learn ``tasks`` in order (SPEC §4) and test every task seen after each one (SPEC §6).
 
     ``fresh_model(t) -> (model, regulariser)``: learn every task after the first with a new network instead
@@ -199,18 +238,18 @@ def train_sequence(model: nn.Module, tasks: list[Task], reg: Consolidation, cfg,
     n = len(tasks)
     R = np.full((n, n), np.nan)
     learners = []
-    tracer = Tracer(model, cfg.trace_every)
+    tracer = Tracer(model, protocol.trace_every)
     epochs, task_rows = [], []
-    bar = tqdm(tasks, desc=f"{cfg.benchmark} {cfg.method} seed {seed}", leave=False, disable=not progress)
+    bar = tqdm(tasks, desc=desc, leave=False, disable=not progress)
     for T, task in enumerate(bar):
         if fresh_model is not None and T > 0:
             model, reg = fresh_model(T)
             tracer.layer = plastic_layer(model)
         learners.append(model)
-        log = train_task(model, task, reg, cfg, seed, tracer, bar)
+        log = train_task(model, task, reg, protocol, seed, tracer, bar)
         for i in range(T + 1):
             tester = learners[i] if fresh_model is not None else model
-            R[T, i] = evaluate(tester, tasks[i], "test", cfg.eval_batch_size)
+            R[T, i] = evaluate(tester, tasks[i], "test", protocol.eval_batch_size)
         epochs.extend(log.epochs)
         task_rows.append({"task": T, "name": task.name, "n_train": task.n_train, "epochs": len(log.epochs),
                           "best_epoch": log.best_epoch, "seconds": log.seconds})

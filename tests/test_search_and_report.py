@@ -17,7 +17,6 @@ import dhclib  # noqa: E402
 import dhclib.runner  # noqa: E402
 from dhclib import paper, plots, report  # noqa: E402
 from dhclib.cli import main  # noqa: E402
-from dhclib.config import LAMBDAS  # noqa: E402
 from dhclib.paper_report import classify_runs, config_difference, report_tables, write_report  # noqa: E402
 from dhclib.runner import RunResult, _write_atomic, result_path  # noqa: E402
 
@@ -34,12 +33,12 @@ def _forbid_training(monkeypatch):
 # ---------------------------------------------------------------------------------------------------------------
 # the paper's grids and config keys
 # ---------------------------------------------------------------------------------------------------------------
-@pytest.mark.parametrize("benchmark", sorted(paper.SEARCH_GRIDS))
+@pytest.mark.parametrize("benchmark", sorted(paper.search_grids()))
 def test_each_grid_holds_the_papers_lambda_and_is_increasing(benchmark):
     """SPEC §5: the lambda the paper chose is a point of its (expanded) grid, for every regulariser; grids are
     strictly increasing and positive (a log axis). Split CIFAR-10/100 had no search (Appendix D): no grid."""
-    assert set(paper.SEARCH_GRIDS) == set(LAMBDAS) - {"split_cifar10_100"}
-    for reg, chosen in LAMBDAS[benchmark].items():
+    assert set(paper.search_grids()) == set(paper.paper_lambdas()) - {"split_cifar10_100"}
+    for reg, chosen in paper.paper_lambdas()[benchmark].items():
         grid = paper.search_grid(benchmark, reg)
         assert chosen in grid, (benchmark, reg)
         assert all(a < b for a, b in zip(grid, grid[1:])) and grid[0] > 0
@@ -56,7 +55,7 @@ def test_printed_grid_values_are_kept():
 
 
 @pytest.mark.parametrize("bad, match", [(("cifar", "ewc"), "no search grid for benchmark 'cifar'"),
-                                        (("split_mnist", "dhp"), "accepted: ewc, si, mas")])
+                                        (("split_mnist", "dhp"), "accepted: si, ewc, mas")])
 def test_search_grid_rejects_unknown_names(bad, match):
     with pytest.raises(ValueError, match=match):
         paper.search_grid(*bad)
@@ -264,7 +263,7 @@ def test_cli_report_and_grid_errors(tmp_path, capsys):
     assert "no stored runs under" in capsys.readouterr().err
     assert main(["grid", "--benchmark", "split_mnist", "--method", "dhp", "--param", "lam", "--out",
                  str(tmp_path)]) == 2
-    assert "accepted: ewc, si, mas" in capsys.readouterr().err
+    assert "accepted: si, ewc, mas" in capsys.readouterr().err
     assert main(["grid", "--benchmark", "split_mnist", "--method", "si", "--param", "lam", "--values", "a,b",
                  "--out", str(tmp_path)]) == 2
     assert "comma-separated numbers" in capsys.readouterr().err
@@ -322,7 +321,7 @@ def test_variant_curves_take_their_methods_colour_dotted():
                            "tasks_learned": [1, 2, 1, 2], "avg_acc": [0.9, 0.8, 0.9, 0.85]})
     ax = plots.accuracy_curves(curves).axes[0]
     base, variant = ax.get_lines()
-    assert base.get_color() == variant.get_color() == plots.METHOD_COLORS["si"]
+    assert base.get_color() == variant.get_color() == plots.method_color("si")
     assert base.get_linestyle() == "--" and variant.get_linestyle() == ":"
     assert [t.get_text() for t in ax.get_legend().get_texts()] == ["SI (80.00%)", "SI [lam=50.0] (85.00%)"]
 

@@ -141,7 +141,7 @@ def test_early_stopping_restores_best_weights_trace_and_regulariser(idx_root, mo
     scores = [0.1, 0.5, 0.9, 0.3, 0.2, 0.1, 0.1, 0.1, 0.1, 0.1]
     snaps = _script_validation(monkeypatch, scores, model, reg)
     seen = _capture_at_task_end(monkeypatch, reg, model)
-    log = train_task(model, task, reg, cfg, seed=0)
+    log = train_task(model, task, reg, cfg.protocol, seed=0)
     assert len(log.epochs) == 6 and log.best_epoch == 3
     model_state, reg_state = seen["state"]
     best_model, best_reg = snaps[3]
@@ -164,11 +164,11 @@ def test_early_stopping_restores_state_on_a_later_task(idx_root, monkeypatch):
     cfg, _, model, reg = _one_task_setup(idx_root, "dhp+ewc", n_tasks=2, min_epochs=1, patience=2, max_epochs=6)
     tasks = build_tasks(cfg, idx_root)
     monkeypatch.setattr(dhclib.train, "evaluate", lambda m, t, split="test", batch_size=10000: 0.5)
-    train_task(model, tasks[0], reg, cfg, seed=0)  # task 1: best epoch 1, stops at 3
+    train_task(model, tasks[0], reg, cfg.protocol, seed=0)  # task 1: best epoch 1, stops at 3
     assert reg.omega is not None
     snaps = _script_validation(monkeypatch, [0.2, 0.6, 0.4, 0.3, 0.1, 0.1], model, reg)
     seen = _capture_at_task_end(monkeypatch, reg, model)
-    log = train_task(model, tasks[1], reg, cfg, seed=0)
+    log = train_task(model, tasks[1], reg, cfg.protocol, seed=0)
     assert log.best_epoch == 2 and len(log.epochs) == 4
     model_state, reg_state = seen["state"]
     assert all(torch.equal(model_state[k], snaps[2][0][k]) for k in snaps[2][0])
@@ -191,7 +191,7 @@ def test_min_epochs_patience_max_epochs(idx_root, monkeypatch, scores, min_epoch
     cfg, task, model, reg = _one_task_setup(idx_root, "finetune", min_epochs=min_epochs, patience=patience,
                                             max_epochs=max_epochs, train_size=64, hidden=[8])
     snaps = _script_validation(monkeypatch, scores, model, reg)
-    log = train_task(model, task, reg, cfg, seed=0)
+    log = train_task(model, task, reg, cfg.protocol, seed=0)
     assert len(log.epochs) == epochs == len(snaps)
     assert log.best_epoch == best
     assert [row["epoch"] for row in log.epochs] == list(range(1, epochs + 1))
@@ -202,7 +202,7 @@ def test_no_early_stopping_runs_exactly_max_epochs_and_keeps_the_last_state(idx_
     cfg, task, model, reg = _one_task_setup(idx_root, "dhp", early_stopping=False, min_epochs=1, max_epochs=4)
     snaps = _script_validation(monkeypatch, [0.9, 0.1, 0.1, 0.1], model, reg)
     seen = _capture_at_task_end(monkeypatch, reg, model)
-    log = train_task(model, task, reg, cfg, seed=0)
+    log = train_task(model, task, reg, cfg.protocol, seed=0)
     assert len(log.epochs) == 4 and log.best_epoch == 4
     assert all(torch.equal(seen["state"][0][k], snaps[4][0][k]) for k in snaps[4][0])
     assert not torch.equal(snaps[1][0]["out.theta"], snaps[4][0]["out.theta"])

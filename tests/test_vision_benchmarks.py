@@ -161,7 +161,7 @@ def test_vision_tasks_shorthand_and_sequence_length():
     assert short.n_tasks == 2 and short.vision_tasks == ("mnist", "fashion_mnist")
     assert resolve_config("vision_mixture", "dhp", 0, "quick", vision_tasks="paper").key() == \
         resolve_config("vision_mixture", "dhp", 0, "quick").key()
-    with pytest.raises(ConfigError, match="vision_tasks and notmnist_split apply to vision_mixture only"):
+    with pytest.raises(ConfigError, match="notmnist_split' applies to vision_mixture only"):
         resolve_config("split_mnist", "dhp", 0, "quick", notmnist_split="test_resplit")
     with pytest.raises(ConfigError, match="notmnist_split must be"):
         resolve_config("vision_mixture", "dhp", 0, "quick", notmnist_split="train")

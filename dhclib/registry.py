@@ -1,0 +1,222 @@
+"""The one table of what dhclib knows: output layers, regularisers and benchmarks, each declared beside its code.
+
+- An output layer (``layers.py``) and a regulariser (``consolidation.py``, or any module of a user's) register
+  themselves with :func:`register_layer` / :func:`register_regulariser`; a regulariser class carries its name, its
+  settings (a :class:`Settings` dataclass), its paper values per benchmark (SPEC §5), its search grids (Appendix A)
+  and its label.
+- A benchmark module (``dhclib/benchmarks/``) registers a :class:`Benchmark`: its builder, settings, profiles,
+  task count, datasets, input kind, title and paper table.
+- A method is composed, never parsed: :class:`Method` = an output layer × a regulariser; its name (``"dhp+mas"``)
+  is rendered from the two and looked up in :func:`methods`.
+
+Config, runner, CLI, report and plots read these tables; nothing else lists methods or benchmarks. This module
+imports nothing else of dhclib, so every layer may import it (imports run downwards).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from dataclasses import dataclass, field
+from typing import Any, Callable, Mapping
+
+from .errors import ConfigError
+
+__all__ = ["Settings", "OutputLayer", "Benchmark", "Method", "LAYERS", "REGULARISERS", "BENCHMARKS",
+           "register_layer", "register_regulariser", "register_benchmark", "layer", "regulariser", "benchmark",
+           "method", "methods", "table1_methods", "pairs", "SCRATCH"]
+
+
+class Settings:
+    """Base of the frozen settings dataclasses (a protocol, a network, a layer, a regulariser, a benchmark).
+
+    On construction an int given for a ``float`` field becomes a float (``lam=400`` and ``lam=400.0`` are one run,
+    one store key) and a list given for a ``tuple`` field a tuple; then :meth:`validate` raises
+    :class:`~dhclib.errors.ConfigError` saying what is accepted.
+    """
+
+    def __post_init__(self) -> None:
+        for f in dataclasses.fields(self):
+            value, kinds = getattr(self, f.name), _kinds(f.type)
+            if "float" in kinds and isinstance(value, int) and not isinstance(value, bool):
+                object.__setattr__(self, f.name, float(value))
+            elif any(k.startswith("tuple") for k in kinds) and isinstance(value, list):
+                object.__setattr__(self, f.name, tuple(value))
+        self.validate()
+
+    def validate(self) -> None:
+        """Raise ConfigError for a value out of range (subclasses; the base accepts everything)."""
+
+    @classmethod
+    def field_names(cls) -> tuple[str, ...]:
+        return tuple(f.name for f in dataclasses.fields(cls))
+
+    @classmethod
+    def prepare(cls, values: dict[str, Any], overridden: set[str]) -> dict[str, Any]:
+        """Adjust the resolved values before construction (e.g. a shorthand); ``overridden``: the keys the user
+        set. The base returns them unchanged."""
+        return values
+
+
+def _kinds(annotation: Any) -> list[str]:
+    """``"float | None"`` (or the type itself, where a module does not postpone annotations) -> its parts."""
+    text = annotation if isinstance(annotation, str) else getattr(annotation, "__name__", str(annotation))
+    return text.replace(" ", "").split("|")
+
+
+def need(ok: bool, message: str) -> None:
+    """Raise ConfigError(message) unless ``ok``: the settings' validation, one line per rule."""
+    if not ok:
+        raise ConfigError(message)
+
+
+def is_int(v: Any) -> bool:
+    return isinstance(v, int) and not isinstance(v, bool)
+
+
+@dataclass(frozen=True)
+class OutputLayer:
+    """An output layer: ``name`` as in method names (``"dhp"``; ``"matched"`` is the baseline and is left out of
+    them), the label methods carry, and its settings (None: it has none)."""
+
+    name: str
+    label: str
+    settings: type[Settings] | None = None
+
+
+@dataclass(frozen=True)
+class Benchmark:
+    """A continual-learning benchmark, declared in its own module of ``dhclib/benchmarks/``.
+
+    ``build(seed, data_dir=..., device=..., download=..., **settings)`` returns the task list; ``settings`` is a
+    :class:`Settings` dataclass whose fields are the builder's options (n_tasks, val_fraction, ...); ``profiles``
+    maps ``"paper"`` / ``"quick"`` to config values (any field: protocol, network, settings, eta...);
+    ``inputs`` is ``"vector"`` (flat 784) or ``"image"`` (3x32x32): the networks that fit; ``paper_table`` names
+    the paper's result table its rows sit beside (``dhclib.paper``), None for none; ``methods`` the paper's methods
+    on it (None: every registered composition).
+    """
+
+    name: str
+    title: str
+    build: Callable[..., list]
+    settings: type[Settings]
+    profiles: Mapping[str, Mapping[str, Any]]
+    max_tasks: int
+    datasets: tuple[str, ...]
+    inputs: str
+    paper_table: str | None = "table1"
+    methods: tuple[str, ...] | None = None
+
+
+LAYERS: dict[str, OutputLayer] = {}
+REGULARISERS: dict[str, type] = {}  # name -> Consolidation subclass (``name``, ``label``, ``Settings``, ...)
+BENCHMARKS: dict[str, Benchmark] = {}
+
+_REGULARISER_ATTRS = ("name", "label", "Settings", "paper", "search_grid", "from_settings")
+
+
+def register_layer(spec: OutputLayer) -> OutputLayer:
+    LAYERS[spec.name] = spec
+    return spec
+
+
+def register_regulariser(cls: type) -> type:
+    """Class decorator: make a :class:`~dhclib.consolidation.Consolidation` subclass a regulariser of dhclib.
+
+    The class declares ``name`` (as in method names), ``label`` (tables and figures), ``Settings`` (its config
+    fields, with defaults and validation), ``paper`` (benchmark -> the paper's values of its settings, SPEC §5),
+    ``search_grid`` (benchmark -> Appendix A's grid of its strength ``lam``) and ``from_settings(model, settings,
+    protocol)``. Its settings' field names must not clash with another part's (the stored config is flat).
+    """
+    missing = [a for a in _REGULARISER_ATTRS if not hasattr(cls, a)]
+    if missing:
+        raise TypeError(f"regulariser {cls.__name__} lacks {', '.join(missing)}")
+    if "+" in cls.name or not cls.name:
+        raise TypeError(f"a regulariser's name is one word without '+', got {cls.name!r}")
+    REGULARISERS[cls.name] = cls
+    return cls
+
+
+def register_benchmark(spec: Benchmark) -> Benchmark:
+    BENCHMARKS[spec.name] = spec
+    return spec
+
+
+def _lookup(table: Mapping[str, Any], name: str, what: str):
+    try:
+        return table[name]
+    except (KeyError, TypeError):
+        raise ConfigError(f"unknown {what} {name!r}; accepted: {', '.join(table)}") from None
+
+
+def layer(name: str) -> OutputLayer:
+    return _lookup(LAYERS, name, "output layer")
+
+
+def regulariser(name: str) -> type:
+    return _lookup(REGULARISERS, name, "regulariser")
+
+
+def benchmark(name: str) -> Benchmark:
+    return _lookup(BENCHMARKS, name, "benchmark")
+
+
+@dataclass(frozen=True)
+class Method:
+    """A method of Table 1 = an output layer × a regulariser (SPEC §2-§3); ``fresh_per_task``: Figure 8's
+    ``scratch`` reference, a new network for every task. The name and label are rendered from the parts."""
+
+    layer: str = "matched"
+    regulariser: str = "none"
+    fresh_per_task: bool = field(default=False)
+
+    @property
+    def name(self) -> str:
+        if self.fresh_per_task:
+            return "scratch"
+        reg = "" if self.regulariser == "none" else self.regulariser
+        if self.layer == "matched":
+            return reg or "finetune"
+        return self.layer + (f"+{reg}" if reg else "")
+
+    @property
+    def label(self) -> str:
+        if self.fresh_per_task:
+            return "Scratch (a new network per task)"
+        reg = REGULARISERS[self.regulariser].label if self.regulariser != "none" else ""
+        if self.layer == "matched":
+            return reg or "Finetune"
+        return LAYERS[self.layer].label + (f" + {reg}" if reg else "")
+
+    @property
+    def baseline(self) -> "Method":
+        """The same regulariser with the matched softmax: what a DHP variant is compared with."""
+        return Method("matched", self.regulariser)
+
+    @property
+    def plastic(self) -> bool:
+        return self.layer != "matched"
+
+    def __str__(self) -> str:
+        return self.name
+
+
+SCRATCH = Method(fresh_per_task=True)
+
+
+def table1_methods() -> list[Method]:
+    """Every composition, in Table 1's order: per regulariser (registration order), baseline then each layer."""
+    return [Method(lay, reg) for reg in REGULARISERS for lay in ["matched", *(n for n in LAYERS if n != "matched")]]
+
+
+def methods() -> dict[str, Method]:
+    """Every method by name: the compositions of :func:`table1_methods`, then ``scratch``."""
+    return {m.name: m for m in [*table1_methods(), SCRATCH]}
+
+
+def method(name: str) -> Method:
+    return _lookup(methods(), name, "method")
+
+
+def pairs() -> list[tuple[str, str]]:
+    """Each DHP variant and the baseline it is compared with: (baseline, variant) names, Table 1's order."""
+    return [(m.baseline.name, m.name) for m in table1_methods() if m.plastic]
