@@ -4,6 +4,7 @@
 #                   MISSING=train|skip: skip tabulates only the runs already stored, e.g. the committed paper runs)
 # make report     : outputs/$(PROFILE)/REPORT.md and its CSV tables from the runs stored under outputs/$(PROFILE)
 # make notebooks  : re-execute the committed notebooks in place (quick profile) so that nbval checks fresh outputs
+#                   (their sources do not change, so the paired notebooks/*.py stay in sync)
 # make bench      : the throughput benchmark (benchmarks/throughput.py)
 # make reference  : copy the checked tables of the quick notebooks (outputs/quick) to tests/reference/quick, the
 #                   references nbval compares with (after `make notebooks` on the reference numeric path)

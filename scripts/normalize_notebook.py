@@ -6,7 +6,8 @@ path rewrites it byte for byte (issue #5, item 6); `notebooks/lanes.sh execute` 
 Dropped: papermill's and Jupyter's timestamps and durations (notebook and cell metadata), and progress-bar output
 (stderr stream text drawn with carriage returns: its rates and times differ on every run); cell ids are set to
 their position (``cell-<i>``: nbformat draws random ones). Everything else, every result and figure included, is
-kept as executed.
+kept as executed, and so is the notebook's ``jupytext`` metadata (the filters of its pairing with the .py:
+notebooks/jupytext.toml).
 """
 
 from __future__ import annotations
