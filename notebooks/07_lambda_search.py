@@ -1,7 +1,7 @@
 # %% [markdown]
 # # The consolidation-strength search of Appendix A
 #
-# The paper chose λ for Online EWC, SI (λ is SI's c) and MAS by a grid search on one task sequence (one seed), and used the same λ with and without DHP Softmax (SPEC §5). Its grids are printed with ellipses; `dhclib.paper.SEARCH_GRIDS` holds our expansion of each (the printed values, the evident step, and always the paper's choice). This notebook runs those grids for Split MNIST (A.3) and, on the quick profile, Permuted MNIST (A.1), and asks: is the paper's λ the best of its grid here?
+# The paper chose λ for Online EWC, SI (λ is SI's c) and MAS by a grid search on one task sequence (one seed), and used the same λ with and without DHP Softmax (SPEC §5). Its grids are printed with ellipses; `dhclib.paper.search_grids()` holds our expansion of each (declared beside each regulariser's class) (the printed values, the evident step, and always the paper's choice). This notebook runs those grids for Split MNIST (A.3) and, on the quick profile, Permuted MNIST (A.1), and asks: is the paper's λ the best of its grid here?
 #
 # The defaults run the quick profile on a CPU in minutes: the best λ of the quick profile need not be the best of the paper's protocol (`profile="paper"` runs Split MNIST's search as the paper did).
 
