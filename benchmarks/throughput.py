@@ -25,7 +25,7 @@ from torch import nn
 
 from dhclib.benchmarks import permuted_mnist, rng
 from dhclib.config import METHODS, resolve_config
-from dhclib.runner import build_model, build_regulariser, device_description, resolve_device
+from dhclib.execute import build_model, build_regulariser, device_description, resolve_device
 from dhclib.train import Tracer, train_epoch
 
 

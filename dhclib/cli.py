@@ -132,8 +132,8 @@ def main(argv: list[str] | None = None) -> int:
 
         from .config import resolve_config
         from .metrics import summarize
-        from .paper_report import config_difference
-        from .runner import load_diverged, load_results, run_grid, run_many, variant_label
+        from .runner import load_diverged, load_results, run_grid, run_many
+        from .store import config_difference, variant_label, variant_of
 
         if args.command == "report":
             from .paper_report import write_report
@@ -171,7 +171,7 @@ def main(argv: list[str] | None = None) -> int:
             if not results and not diverged:
                 raise DhcError(f"no stored runs under {args.out}/runs")
             # one row per configuration: a grid point or a variant is never averaged into its method's row
-            df = pd.concat([r.tidy().assign(method=variant_label(r.config["method"], config_difference(r.config)))
+            df = pd.concat([r.tidy().assign(method=variant_label(r.config["method"], variant_of(r)))
                             for r in results], ignore_index=True) if results else None
         if df is not None and len(df):
             with pd.option_context("display.width", 200, "display.max_columns", 20):

@@ -2,9 +2,10 @@
 
 The report is generated, never written by hand: :func:`write_report` loads the store, writes its tables as CSV
 (``report_table1.csv``, ``report_paired.csv``, ``report_search.csv``, ``report_variants.csv``) and then renders
-REPORT.md from those frames. Runs are sorted by how their config differs from the profile's default for their
-benchmark, method and seed (SPEC §4-§5): no difference = a Table 1 run; only ``lam`` differs = the search of
-Appendix A; only ``eta_init`` = Table 4; anything else = a labelled variant (e.g. ``fisher_mode=batch``).
+REPORT.md from those frames. Runs are sorted by their variant, the settings that differ from the paper's
+configuration (SPEC §4-§5), stored with each run (:func:`dhclib.store.variant_of`): none = a Table 1 run; only
+``lam`` = the search of Appendix A; only ``eta_init`` = Table 4; anything else = a labelled variant (e.g.
+``fisher_mode=batch``).
 """
 
 from __future__ import annotations
@@ -20,20 +21,9 @@ from .config import BENCHMARK_NAMES, resolve_config
 from .errors import DhcError
 from .outputs import save_table
 from .report import eta_table, grid_best, grid_table, paired_tests, percent, table1_comparison
-from .runner import RunResult, load_diverged, load_results, variant_label
+from .store import RunResult, load_diverged, load_results, variant_label, variant_of
 
-__all__ = ["config_difference", "classify_runs", "report_tables", "render_report", "write_report"]
-
-_IGNORED = {"key", "device", "eval_batch_size", "trace_every"}  # never change a result's numbers
-
-
-def config_difference(config: dict) -> dict:
-    """The fields of a stored run's config that differ from the profile's default for its benchmark, method and
-    seed (bookkeeping fields that cannot change the numbers, such as ``trace_every``, are ignored)."""
-    c = config
-    default = resolve_config(c["benchmark"], c["method"], c["seed"], c["profile"], c["device"]).to_dict()
-    return {k: v for k, v in c.items() if k not in _IGNORED and k in default and default[k] != v}
-
+__all__ = ["classify_runs", "report_tables", "render_report", "write_report"]
 
 def classify_runs(results: list[RunResult]) -> dict[str, pd.DataFrame]:
     """Tidy frames of the stored runs, by kind: ``table1`` (default configs), ``search`` (only ``lam`` differs;
@@ -41,7 +31,7 @@ def classify_runs(results: list[RunResult]) -> dict[str, pd.DataFrame]:
     column holds :func:`dhclib.variant_label`)."""
     kinds: dict[str, list[pd.DataFrame]] = {"table1": [], "search": [], "eta": [], "variants": []}
     for r in results:
-        diff = config_difference(r.config)
+        diff = variant_of(r)
         tidy = r.tidy().assign(device_name=r.device_name, wall_time=r.wall_time)
         if not diff:
             kinds["table1"].append(tidy.assign(lam=r.config.get("lam")))

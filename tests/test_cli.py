@@ -13,7 +13,7 @@ import pandas as pd
 import pytest
 
 import dhclib
-import dhclib.runner
+import dhclib.execute
 from dhclib.cli import main
 
 TIDY_COLUMNS = ["benchmark", "method", "seed", "profile", "config_key", "after_task", "task", "accuracy"]
@@ -35,9 +35,9 @@ def _run_many(out, data_dir, methods="finetune,dhp", seeds="0-1", **overrides):
 
 def _forbid_training(monkeypatch):
     def no_training(*args, **kwargs):
-        raise AssertionError("_run_config called: a stored run was trained again")
+        raise AssertionError("run_config called: a stored run was trained again")
 
-    monkeypatch.setattr(dhclib.runner, "_run_config", no_training)
+    monkeypatch.setattr(dhclib.execute, "run_config", no_training)
 
 
 # ---------------------------------------------------------------------------------------------------------------
@@ -103,7 +103,7 @@ def test_interrupted_batch_resumes(idx_root, tmp_path, monkeypatch):
     """A batch interrupted during its second run keeps the first stored run; the next call trains only the three
     missing runs and returns the full frame."""
     out = tmp_path / "store"
-    real = dhclib.runner._run_config
+    real = dhclib.execute.run_config
     calls = []
 
     def interrupted(cfg, *args, **kwargs):
@@ -112,7 +112,7 @@ def test_interrupted_batch_resumes(idx_root, tmp_path, monkeypatch):
             raise KeyboardInterrupt("simulated interruption")
         return real(cfg, *args, **kwargs)
 
-    monkeypatch.setattr(dhclib.runner, "_run_config", interrupted)
+    monkeypatch.setattr(dhclib.execute, "run_config", interrupted)
     with pytest.raises(KeyboardInterrupt):
         _run_many(out, idx_root)
     assert len(_json_files(out)) == 1
@@ -124,7 +124,7 @@ def test_interrupted_batch_resumes(idx_root, tmp_path, monkeypatch):
         calls.append((cfg.method, cfg.seed))
         return real(cfg, *args, **kwargs)
 
-    monkeypatch.setattr(dhclib.runner, "_run_config", counting)
+    monkeypatch.setattr(dhclib.execute, "run_config", counting)
     df = _run_many(out, idx_root)
     assert len(calls) == 3 and ("finetune", 0) not in calls
     assert len(_json_files(out)) == 4 and len(df) == 12

@@ -14,20 +14,21 @@ import pandas as pd  # noqa: E402
 import pytest  # noqa: E402
 
 import dhclib  # noqa: E402
+import dhclib.execute  # noqa: E402
 import dhclib.runner  # noqa: E402
 from dhclib import paper, plots, report  # noqa: E402
 from dhclib.cli import main  # noqa: E402
-from dhclib.paper_report import classify_runs, config_difference, report_tables, write_report  # noqa: E402
-from dhclib.runner import RunResult, _write_atomic, result_path  # noqa: E402
+from dhclib.paper_report import classify_runs, report_tables, write_report  # noqa: E402
+from dhclib.store import RunResult, config_difference, result_path, write_atomic as _write_atomic  # noqa: E402
 
 SMALL = dict(n_tasks=2, train_size=100)
 
 
 def _forbid_training(monkeypatch):
     def no_training(*args, **kwargs):
-        raise AssertionError("_run_config called although nothing may be trained")
+        raise AssertionError("run_config called although nothing may be trained")
 
-    monkeypatch.setattr(dhclib.runner, "_run_config", no_training)
+    monkeypatch.setattr(dhclib.execute, "run_config", no_training)
 
 
 # ---------------------------------------------------------------------------------------------------------------

@@ -12,13 +12,13 @@ import torch
 from torch import nn
 
 import dhclib
-import dhclib.runner
+import dhclib.execute
 import dhclib.train
 from dhclib.benchmarks import Task
 from dhclib.config import resolve_config
 from dhclib.consolidation import Consolidation
 from dhclib.models import MLP
-from dhclib.runner import build_model, build_regulariser, build_tasks
+from dhclib.execute import build_model, build_regulariser, build_tasks
 from dhclib.train import evaluate, train_task
 
 # Small overrides for every synthetic run (quick profile; SPEC §4 protocol scaled down).
@@ -302,7 +302,7 @@ def test_on_diverge_record_goes_on_and_resumes(idx_root, tmp_path, monkeypatch, 
     def no_training(*args, **kwargs):
         raise AssertionError("a stored or recorded run was trained again")
 
-    monkeypatch.setattr(dhclib.runner, "_run_config", no_training)
+    monkeypatch.setattr(dhclib.execute, "run_config", no_training)
     again = dhclib.run_many("permuted_mnist", "ewc", "0", "quick", "cpu", data_dir=idx_root, out_dir=out2,
                             progress=False, on_diverge="record", **kw)
     assert [d["config_key"] for d in again.attrs["diverged"]] == [d["config_key"] for d in df.attrs["diverged"]]

@@ -14,7 +14,8 @@ from dhclib import benchmarks, config, vision_data
 from dhclib.errors import ConfigError, DataNotFoundError, PlasticInstabilityError
 from dhclib.fakedata import write_fake_data_root
 from dhclib.models import TableCNN, ZenkeCNN
-from dhclib.runner import build_model, resolve_config
+from dhclib.execute import build_model
+from dhclib.config import resolve_config
 
 N_TRAIN, N_TEST = 200, 100
 
@@ -241,7 +242,7 @@ def test_tables_and_figures_accept_a_store_without_runs():
     import matplotlib.pyplot as plt
 
     from dhclib import plots, report
-    from dhclib.runner import _TIDY_COLUMNS
+    from dhclib.store import TIDY_COLUMNS as _TIDY_COLUMNS
     import pandas as pd
 
     empty = pd.DataFrame(columns=_TIDY_COLUMNS)

@@ -1,0 +1,97 @@
+"""Plans: what to run, as a list of resolved configs, each with the label its rows carry and why it exists.
+
+Every experiment of the paper is a plan: Table 1 (benchmarks × methods × seeds), the labelled variants beside it,
+a grid over one config field (Table 4's eta_init, Appendix A's lam) and the lambda search (a grid per
+regulariser). A plan only resolves and validates configs (:func:`dhclib.config.resolve_config`): nothing is
+trained, so a bad value anywhere fails before the first run starts. :mod:`dhclib.execute` runs a plan.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any, Iterable
+
+from .config import BENCHMARK_NAMES, RunConfig, benchmark_methods, check_reserved, parse_seeds, resolve_config
+from .errors import ConfigError
+from .store import config_difference, variant_label
+
+__all__ = ["Planned", "table1", "variants", "grid", "search", "as_names"]
+
+
+@dataclass(frozen=True)
+class Planned:
+    """One run of a plan: its config, the method label of its rows (``"ewc [fisher_mode=batch]"`` for a
+    variant), the extra columns its rows carry (a grid's value), and its purpose, stored with the result."""
+
+    config: RunConfig
+    label: str
+    columns: dict[str, Any] = field(default_factory=dict)
+    plan: str = "table1"
+
+    @property
+    def purpose(self) -> dict:
+        return {"plan": self.plan, "variant": config_difference(self.config.to_dict())}
+
+
+def as_names(value, what: str, everything: Iterable[str]) -> list[str]:
+    """A comma-separated string or an iterable of names; ``"all"`` means every one of ``everything``."""
+    if isinstance(value, str):
+        value = list(everything) if value == "all" else [v.strip() for v in value.split(",") if v.strip()]
+    value = list(value)
+    if not value:
+        raise ConfigError(f"no {what} given")
+    return value
+
+
+def table1(benchmarks, methods, seeds="0", profile: str = "paper", device: str = "cpu", **overrides) -> list[Planned]:
+    """Every (benchmark, method, seed); ``overrides`` apply to all and do not enter the label (run_many's rows
+    are named by their method)."""
+    check_reserved(overrides)
+    return [Planned(resolve_config(b, m, s, profile, device, **overrides), m)
+            for b in as_names(benchmarks, "benchmarks", BENCHMARK_NAMES)
+            for m in as_names(methods, "methods", benchmark_methods(b)) for s in parse_seeds(seeds)]
+
+
+def variants(benchmark: str, specs: Iterable[dict], seeds="0", profile: str = "paper", device: str = "cpu",
+             **overrides) -> list[Planned]:
+    """Extra, clearly labelled rows beside Table 1's: each spec is ``{"methods": [...], "overrides": {...}}``; its
+    runs are labelled by their own overrides (:func:`dhclib.store.variant_label`); ``overrides`` apply to every
+    variant (a profile-wide setting such as ``max_epochs``) and do not enter the label."""
+    out = []
+    for v in specs:
+        if not isinstance(v, dict) or set(v) - {"methods", "overrides"} or "methods" not in v:
+            raise ConfigError(f"a variant is {{'methods': [...], 'overrides': {{...}}}}, got {v!r}")
+        own = dict(v.get("overrides") or {})
+        if not own:
+            raise ConfigError(f"variant {v!r} has no overrides: it would repeat Table 1's runs")
+        out += [Planned(p.config, variant_label(p.label, own), plan="variants")
+                for p in table1(benchmark, v["methods"], seeds, profile, device, **dict(overrides, **own))]
+    return out
+
+
+def grid(benchmark: str, method: str, param: str, values: Iterable, seeds="0", profile: str = "paper",
+         device: str = "cpu", **overrides) -> list[Planned]:
+    """One method for each value of one config field (``eta_init`` for Table 4, ``lam`` or ``si_xi`` for the
+    search of Appendix A); its rows gain a column named ``param``."""
+    values = list(values)
+    if not values:
+        raise ConfigError(f"run_grid needs at least one value of {param!r}")
+    if param in overrides:
+        raise ConfigError(f"{param!r} is the grid's parameter; it cannot also be an override")
+    return [Planned(p.config, p.label, {param: value}, plan="grid")
+            for value in values for p in table1(benchmark, method, seeds, profile, device, **dict(overrides, **{param: value}))]
+
+
+def search(benchmark: str, grids: dict[str, Iterable] | Iterable[str] = ("ewc", "si", "mas"), seed: int = 0,
+           profile: str = "paper", device: str = "cpu", **overrides) -> list[Planned]:
+    """The consolidation-strength search of Appendix A: a grid over ``lam`` for each regulariser, on one seed as
+    the paper did. ``grids``: regulariser names (each gets the paper's grid, :func:`dhclib.paper.search_grid`) or
+    a dict ``{regulariser: values}``."""
+    from .paper import search_grid
+
+    if not isinstance(grids, dict):
+        grids = {reg: search_grid(benchmark, reg) for reg in grids}
+    if not grids:
+        raise ConfigError("run_search needs at least one regulariser ('ewc', 'si', 'mas')")
+    return [Planned(p.config, p.label, p.columns, plan="search")
+            for reg, values in grids.items() for p in grid(benchmark, reg, "lam", values, seed, profile, device, **overrides)]

@@ -1,0 +1,166 @@
+"""The result store: one JSON file per finished run, written atomically, read back, and why each run exists.
+
+A run lives at ``<out_dir>/runs/<benchmark>/<method>/seed<seed>-<config key>.json`` (a diverged one's record under
+``diverged/``). Stored with it: the full resolved config, R and the traces, the versions and numeric environment,
+and its purpose (:attr:`RunResult.purpose`: the plan that asked for it and its variant, the settings that differ
+from the paper's configuration). Runs stored before the purpose was recorded get their variant derived once, by
+comparing their config with the profile's default (:func:`config_difference`). A file that cannot be read is
+named, moved aside to ``<out_dir>/damaged/`` and skipped, never a crash.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import warnings
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+
+from .config import RunConfig, resolve_config
+from .metrics import average_accuracy, average_accuracy_curve, bwt
+
+__all__ = ["RunResult", "TIDY_COLUMNS", "result_path", "write_atomic", "load_results", "load_diverged",
+           "read_record", "config_difference", "variant_of", "variant_label", "base_method"]
+
+TIDY_COLUMNS = ["benchmark", "method", "seed", "profile", "config_key", "after_task", "task", "accuracy"]
+
+
+@dataclass
+class RunResult:
+    """One trial: R, the average-accuracy curve, BWT, the traces, wall time and the full resolved config."""
+
+    config: dict
+    R: np.ndarray
+    traces: pd.DataFrame
+    epochs: pd.DataFrame
+    tasks: pd.DataFrame
+    wall_time: float
+    versions: dict
+    device_name: str
+    # What decided the floating-point path (dhclib.numerics); empty for runs stored before it was recorded.
+    numeric_env: dict = field(default_factory=dict)
+    # Why the run exists: {"plan": "table1" | "variants" | "grid" | "search", "variant": {field: value, ...}}, the
+    # settings that differ from the paper's configuration (dhclib.plan); empty for runs stored before it was.
+    purpose: dict = field(default_factory=dict)
+
+    @property
+    def curve(self) -> np.ndarray:
+        return average_accuracy_curve(self.R)
+
+    @property
+    def avg_acc(self) -> float:
+        return average_accuracy(self.R)
+
+    @property
+    def bwt(self) -> float:
+        return bwt(self.R)
+
+    @property
+    def key(self) -> str:
+        c = self.config
+        return f"{c['benchmark']}/{c['method']}/seed{c['seed']}-{c['key']}"
+
+    def tidy(self) -> pd.DataFrame:
+        """One row per tested entry of R, with the run's identity."""
+        c = self.config
+        ident = (c["benchmark"], c["method"], c["seed"], c["profile"], c["key"])
+        T = self.R.shape[0]
+        rows = [ident + (t, i, self.R[t, i]) for t in range(T) for i in range(t + 1)]
+        return pd.DataFrame(rows, columns=TIDY_COLUMNS)
+
+    def to_json(self) -> dict:
+        return {"config": self.config, "R": [[None if np.isnan(v) else v for v in row] for row in self.R.tolist()],
+                "avg_acc": self.avg_acc, "bwt": self.bwt, "curve": self.curve.tolist(), "wall_time": self.wall_time,
+                "versions": self.versions, "device_name": self.device_name, "numeric_env": self.numeric_env,
+                "purpose": self.purpose,
+                "traces": self.traces.to_dict(orient="list"), "epochs": self.epochs.to_dict(orient="list"),
+                "tasks": self.tasks.to_dict(orient="list")}
+
+    @classmethod
+    def from_json(cls, d: dict) -> "RunResult":
+        R = np.array([[np.nan if v is None else v for v in row] for row in d["R"]], dtype=float)
+        return cls(config=d["config"], R=R, traces=pd.DataFrame(d["traces"]), epochs=pd.DataFrame(d["epochs"]),
+                   tasks=pd.DataFrame(d["tasks"]), wall_time=d["wall_time"], versions=d["versions"],
+                   device_name=d["device_name"], numeric_env=d.get("numeric_env", {}),
+                   purpose=d.get("purpose", {}))
+
+    def __repr__(self) -> str:
+        return (f"RunResult({self.key}: avg_acc={self.avg_acc:.4f}, bwt={self.bwt:+.4f}, "
+                f"{self.wall_time:.1f}s on {self.device_name})")
+
+
+def result_path(out_dir, cfg: RunConfig, kind: str = "runs") -> Path:
+    """``<out_dir>/<kind>/<benchmark>/<method>/seed<seed>-<config key>.json``; kind "runs" or "diverged"."""
+    return Path(out_dir) / kind / cfg.benchmark / cfg.method.replace("+", "_") / f"seed{cfg.seed}-{cfg.key()}.json"
+
+
+def write_atomic(path: Path, payload: dict) -> None:
+    """Write JSON so that a reader never sees half a file: a temporary file, synced, then renamed over ``path``."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
+    with open(tmp, "w") as f:
+        json.dump(payload, f)
+        f.flush()
+        os.fsync(f.fileno())
+    os.replace(tmp, path)
+
+
+def read_record(path: Path, out_dir=None) -> dict | None:
+    """The JSON at ``path``; a file that does not parse is moved to ``<out_dir>/damaged/`` (its name kept) with a
+    warning naming it, and None is returned: the run counts as not stored and is trained again."""
+    try:
+        return json.loads(Path(path).read_text())
+    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as exc:
+        root = Path(out_dir) if out_dir is not None else Path(path).parents[3]
+        aside = root / "damaged" / Path(path).relative_to(root)
+        aside.parent.mkdir(parents=True, exist_ok=True)
+        os.replace(path, aside)
+        warnings.warn(f"damaged result file {path} ({type(exc).__name__}: {exc}); moved to {aside}", stacklevel=2)
+        return None
+
+
+def load_diverged(out_dir) -> list[dict]:
+    """The failure records of runs that diverged under ``out_dir`` (``run_many(..., on_diverge="record")``)."""
+    paths = sorted((Path(out_dir) / "diverged").glob("*/*/seed*.json"))
+    return [r for r in (read_record(p, out_dir) for p in paths) if r is not None]
+
+
+def load_results(out_dir) -> list[RunResult]:
+    """Every run stored under ``out_dir`` (by :func:`dhclib.run_many` or the CLI)."""
+    paths = sorted((Path(out_dir) / "runs").glob("*/*/seed*.json"))
+    return [RunResult.from_json(r) for r in (read_record(p, out_dir) for p in paths) if r is not None]
+
+
+_IGNORED = {"key", "device", "eval_batch_size", "trace_every"}  # never change a result's numbers
+
+
+def config_difference(config: dict) -> dict:
+    """The fields of a stored run's config that differ from the profile's default for its benchmark, method and
+    seed (bookkeeping fields that cannot change the numbers, such as ``trace_every``, are ignored)."""
+    c = config
+    default = resolve_config(c["benchmark"], c["method"], c["seed"], c["profile"], c["device"]).to_dict()
+    return {k: v for k, v in c.items() if k not in _IGNORED and k in default and default[k] != v}
+
+
+def variant_of(result: RunResult) -> dict:
+    """A run's variant: the settings that differ from the paper's configuration, as stored with it (derived for a
+    run stored before its purpose was recorded)."""
+    if "variant" in result.purpose:
+        return dict(result.purpose["variant"])
+    return config_difference(result.config)
+
+
+def variant_label(method: str, overrides: dict) -> str:
+    """The name a method run with non-default settings gets in tables and figures, e.g.
+    ``"ewc [fisher_mode=batch]"``, so that it can never be mistaken for the paper's configuration."""
+    if not overrides:
+        return method
+    return f"{method} [{', '.join(f'{k}={v}' for k, v in sorted(overrides.items()))}]"
+
+
+def base_method(label: str) -> str:
+    """The method of a :func:`variant_label` (``"ewc [fisher_mode=batch]"`` -> ``"ewc"``)."""
+    return label.split(" [", 1)[0]

@@ -1,0 +1,78 @@
+"""The runner split by job (issue #6, item 3): plans resolve configs and labels, execute trains what the store
+lacks, the store records why each run exists and sets damaged files aside."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+
+import dhclib
+import dhclib.execute
+from dhclib import execute, plan
+from dhclib.paper_report import classify_runs
+from dhclib.store import config_difference, load_results, variant_of
+
+SMALL = dict(n_tasks=2, train_size=100)
+
+
+def _no_training(monkeypatch):
+    def refuse(*args, **kwargs):
+        raise AssertionError("run_config called although the run is stored")
+
+    monkeypatch.setattr(dhclib.execute, "run_config", refuse)
+
+
+def test_plans_are_resolved_configs_with_labels_and_purposes():
+    """Nothing is trained to make a plan; every config is validated; labels and a grid's column are data."""
+    t1 = plan.table1("split_mnist", "finetune,dhp", "0-1", "quick", "cpu", **SMALL)
+    assert [(p.label, p.config.seed, p.plan) for p in t1] == [("finetune", 0, "table1"), ("finetune", 1, "table1"),
+                                                               ("dhp", 0, "table1"), ("dhp", 1, "table1")]
+    assert t1[0].purpose == {"plan": "table1", "variant": {"n_tasks": 2, "train_size": 100}}
+    var = plan.variants("split_mnist", [{"methods": ["ewc"], "overrides": {"fisher_mode": "batch"}}], "0", "quick",
+                        "cpu")
+    assert [p.label for p in var] == ["ewc [fisher_mode=batch]"] and var[0].purpose["variant"] == {"fisher_mode": "batch"}
+    g = plan.grid("split_mnist", "dhp", "eta_init", [0.1, 0.01], "0", "quick", "cpu")
+    assert [p.columns for p in g] == [{"eta_init": 0.1}, {"eta_init": 0.01}] and {p.plan for p in g} == {"grid"}
+    s = plan.search("split_mnist", {"si": [0.5, 1.0]}, 0, "quick", "cpu")
+    assert [(p.label, p.columns["lam"]) for p in s] == [("si", 0.5), ("si", 1.0)]
+    with pytest.raises(dhclib.ConfigError, match="n_tasks"):  # the batch fails before anything runs
+        plan.table1(["permuted_mnist", "split_mnist"], "finetune", "0", "quick", "cpu", n_tasks=6)
+
+
+def test_execute_stores_the_purpose_and_reloads(idx_root, tmp_path, monkeypatch):
+    planned = plan.variants("split_mnist", [{"methods": ["ewc"], "overrides": {"fisher_mode": "batch"}}], "0",
+                            "quick", "cpu", **SMALL)
+    done = execute.execute(planned, tmp_path, idx_root, progress=False)
+    ((p, result),) = done.results
+    stored = json.loads(next((tmp_path / "runs").rglob("seed0-*.json")).read_text())
+    assert stored["purpose"] == {"plan": "variants", "variant": {"fisher_mode": "batch", "n_tasks": 2, "train_size": 100}}
+    assert set(done.frame["method"]) == {"ewc [fisher_mode=batch]"}
+    _no_training(monkeypatch)
+    again = execute.execute(planned, tmp_path, idx_root, progress=False)
+    assert again.frame.equals(done.frame)
+    (loaded,) = load_results(tmp_path)
+    assert variant_of(loaded) == stored["purpose"]["variant"]
+    assert set(classify_runs([loaded])["variants"]["method"]) == {"ewc [fisher_mode=batch, n_tasks=2, train_size=100]"}
+
+
+def test_a_run_stored_without_its_purpose_gets_it_derived(idx_root, tmp_path):
+    dhclib.run_many("split_mnist", "dhp", "0", "quick", "cpu", idx_root, tmp_path, progress=False, eta_init=0.1,
+                    **SMALL)
+    path = next((tmp_path / "runs").rglob("seed0-*.json"))
+    record = json.loads(path.read_text())
+    record.pop("purpose")  # as every run stored before the record existed
+    path.write_text(json.dumps(record))
+    (legacy,) = load_results(tmp_path)
+    assert legacy.purpose == {} and variant_of(legacy) == config_difference(legacy.config) == dict(eta_init=0.1, **SMALL)
+
+
+def test_a_damaged_file_is_named_set_aside_and_trained_again(idx_root, tmp_path):
+    dhclib.run_many("split_mnist", "finetune", "0-1", "quick", "cpu", idx_root, tmp_path, progress=False, **SMALL)
+    path = sorted((tmp_path / "runs").rglob("seed1-*.json"))[0]
+    path.write_text('{"config": {"benchmark": "split_mn')  # a write cut short, e.g. a disk that filled up
+    with pytest.warns(UserWarning, match=f"damaged result file {path}"):
+        assert len(load_results(tmp_path)) == 1
+    assert (tmp_path / "damaged" / path.relative_to(tmp_path)).is_file() and not path.exists()
+    df = dhclib.run_many("split_mnist", "finetune", "0-1", "quick", "cpu", idx_root, tmp_path, progress=False, **SMALL)
+    assert sorted(df["seed"].unique()) == [0, 1] and path.is_file()  # trained again, stored again
