@@ -54,7 +54,7 @@ unit: $(VENV)/.installed
 
 # nbval trains afresh into a temporary output root, then compares the cells marked NBVAL_CHECK_OUTPUT.
 nbval: $(VENV)/.installed
-	@if ! $(PY) -c "import dhclib.data as d; d.load_idx_dataset('MNIST')" 2>.nbval-skip.txt; then \
+	@if ! $(PY) -c "import dhclib.data.idx as d; d.load_idx_dataset('MNIST')" 2>.nbval-skip.txt; then \
 	  echo "SKIPPED nbval: the notebooks need MNIST: $$(tail -1 .nbval-skip.txt)"; \
 	else \
 	  tmp=$$(mktemp -d); \
@@ -67,7 +67,7 @@ reproduce: $(VENV)/.installed
 	  $(if $(TRIALS),-p trials $(TRIALS)) $(if $(MISSING),-p missing $(MISSING)) $(PAPER_ARGS)" \
 	  NB_NEEDS="$(PAPER_NEEDS)" bash notebooks/lanes.sh execute $(PY) $(LANES)
 
-# The tables each notebook's NBVAL_CHECK_OUTPUT cells compare with (dhclib.regression).
+# The tables each notebook's NBVAL_CHECK_OUTPUT cells compare with (dhclib.paper.regression).
 REFERENCE_TABLES := 01_permuted_mnist:table1,verdicts,diverged 02_imbalanced_permuted_mnist:table1,verdicts,diverged \
   03_split_mnist:table1,verdicts,diverged 04_vision_mixture:table1,verdicts,diverged 05_ablation:traces_by_task,table4 \
   07_lambda_search:split_mnist_grid,permuted_mnist_grid,permuted_mnist_beyond_grid,best_lambda

@@ -13,7 +13,7 @@ extra rows — into one store per numeric path, then compares the stores.
 
 ``compare`` prints, per benchmark and method, each store's mean average accuracy (3 trials) and its deviation from
 the first store, whether the stores' R matrices are bitwise equal, and each store's verdict per DHP pair. The
-measured spread justifies the tolerance of the notebooks' regression checks (``dhclib.regression``).
+measured spread justifies the tolerance of the notebooks' regression checks (``dhclib.paper.regression``).
 """
 
 from __future__ import annotations
@@ -71,7 +71,7 @@ def compare(stores: list[str], labels: list[str], benchmarks=tuple(SETS)) -> tup
         for bench, part in df.groupby("bench"):
             t = report.table1_comparison(part, bench)
             # a store stopped early holds some methods with fewer trials: compare complete methods only
-            t = t[t["trials"] == len(dhclib.config.parse_seeds(SEEDS))][["method", "avg_acc_mean", "avg_acc_sem"]]
+            t = t[t["trials"] == len(dhclib.runs.config.parse_seeds(SEEDS))][["method", "avg_acc_mean", "avg_acc_sem"]]
             tables.append(t.assign(benchmark=bench, path=label))
             v = report.dhp_verdicts(part, bench)
             verdicts.append(v.assign(benchmark=bench, path=label))

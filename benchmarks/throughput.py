@@ -24,9 +24,9 @@ import torch.nn.functional as F
 from torch import nn
 
 from dhclib.benchmarks import permuted_mnist, rng
-from dhclib.config import METHODS, resolve_config
-from dhclib.execute import build_model, build_regulariser, device_description, resolve_device
-from dhclib.train import Tracer, train_epoch
+from dhclib.runs.config import METHODS, resolve_config
+from dhclib.runs.execute import build_model, build_regulariser, device_description, resolve_device
+from dhclib.method.train import Tracer, train_epoch
 
 
 def _sync(device: torch.device) -> None:

@@ -1,22 +1,44 @@
 """dhclib: Differentiable Hebbian Consolidation for continual learning (Thangarasa et al., ICLR 2020 submission).
 
-The public API: :func:`run` and :func:`run_many` (see the README), and the building blocks in ``dhclib.layers``,
-``dhclib.models``, ``dhclib.consolidation``, ``dhclib.benchmarks`` (with ``dhclib.data`` and
-``dhclib.vision_data``), ``dhclib.train`` and ``dhclib.metrics``.
+The public API: :func:`run`, :func:`run_many` and the other drivers (see the README). The package is layered, each
+layer importing only those below it (README, "How dhclib is organised"):
+
+- ``errors``, ``registry``, ``seeds``, ``numerics`` — the base: what dhclib knows and how it draws random numbers;
+- ``dhclib.method`` — DHP Softmax, networks, regularisers, importance, the training protocol, metrics;
+- ``dhclib.data`` and ``dhclib.benchmarks`` — the datasets and the five continual-learning benchmarks;
+- ``dhclib.runs`` — configs, plans, execution, the result store, the drivers;
+- ``dhclib.paper`` — the paper's tables as data, our tables beside them (``report``), REPORT.md (``report_md``),
+  figures (``plots``) and the notebooks' regression checks (``regression``); ``cli`` on top.
+
+``from dhclib import paper, report, plots, regression`` works as the notebooks use it (the last three load on
+first use, so that ``import dhclib`` does not import matplotlib).
 """
+
+from __future__ import annotations
+
+import importlib
 
 __version__ = "0.1.0"
 
-from . import registry  # noqa: E402
-from .config import METHODS, PROFILES, RunConfig, resolve_config  # noqa: E402
-from .errors import ConfigError, DataNotFoundError, DhcError, PlasticInstabilityError  # noqa: E402
-from .layers import DHPSoftmax, MatchedSoftmax  # noqa: E402
-from .metrics import average_accuracy, average_accuracy_curve, bwt, mean_sem, summarize  # noqa: E402
-from .runner import (RunResult, concat_runs, load_diverged, load_results, load_runs, run, run_grid, run_many,  # noqa: E402
-                     run_search, run_variants, variant_label)
+from dhclib import registry  # noqa: E402
+from dhclib.errors import ConfigError, DataNotFoundError, DhcError, PlasticInstabilityError  # noqa: E402
+from dhclib.method.layers import DHPSoftmax, MatchedSoftmax  # noqa: E402
+from dhclib.method.metrics import average_accuracy, average_accuracy_curve, bwt, mean_sem, summarize  # noqa: E402
+from dhclib.runs.config import METHODS, PROFILES, RunConfig, resolve_config  # noqa: E402
+from dhclib.runs.runner import (RunResult, concat_runs, load_diverged, load_results, load_runs, run,  # noqa: E402
+                                run_grid, run_many, run_search, run_variants, variant_label)
 
 __all__ = [
-    "run", "run_many", "run_grid", "run_search", "concat_runs", "run_variants", "variant_label", "load_runs", "load_results", "load_diverged", "RunResult", "RunConfig", "resolve_config", "METHODS", "PROFILES",
+    "run", "run_many", "run_grid", "run_search", "concat_runs", "run_variants", "variant_label", "load_runs",
+    "load_results", "load_diverged", "RunResult", "RunConfig", "resolve_config", "METHODS", "PROFILES",
     "DHPSoftmax", "MatchedSoftmax", "average_accuracy", "average_accuracy_curve", "bwt", "mean_sem", "summarize",
-    "DhcError", "ConfigError", "DataNotFoundError", "PlasticInstabilityError",
+    "DhcError", "ConfigError", "DataNotFoundError", "PlasticInstabilityError", "registry",
 ]
+
+_PAPER_MODULES = ("report", "plots", "regression", "report_md")
+
+
+def __getattr__(name: str):
+    if name in _PAPER_MODULES:
+        return importlib.import_module(f"dhclib.paper.{name}")
+    raise AttributeError(f"module 'dhclib' has no attribute {name!r}")

@@ -6,9 +6,9 @@ import argparse
 import json
 import sys
 
-from . import registry
-from .config import ALL_METHODS, BENCHMARK_NAMES, PROFILES, check_reserved
-from .errors import DhcError
+from dhclib import registry
+from dhclib.runs.config import ALL_METHODS, BENCHMARK_NAMES, PROFILES, check_reserved
+from dhclib.errors import DhcError
 
 __all__ = ["main", "parse_overrides"]
 
@@ -41,7 +41,7 @@ _COMMON = [
 
 def grid_values(benchmark: str, method: str, param: str, values: str) -> list:
     """``--values``: ``paper`` (Appendix A's lambda grid, Table 4's eta_init values) or comma-separated numbers."""
-    from .paper import PAPER_ETA_INITS, search_grid
+    from dhclib.paper import PAPER_ETA_INITS, search_grid
 
     if values == "paper":
         if param == "lam":
@@ -95,9 +95,9 @@ def _parser() -> argparse.ArgumentParser:
 def data_status(data_dir=None, check: str | None = None) -> int:
     """Print each dataset's files missing from the data root. With ``check``: load that benchmark's datasets
     (downloading what is missing when online, as a run would) and return 3 with the reason if one cannot be."""
-    from .data import resolve_data_dir
-    from .errors import DataNotFoundError
-    from .vision_data import VISION_DATASETS, missing_files
+    from dhclib.data.idx import resolve_data_dir
+    from dhclib.errors import DataNotFoundError
+    from dhclib.data.vision import VISION_DATASETS, missing_files
 
     if check is not None and check not in BENCHMARK_NAMES:
         raise DhcError(f"unknown benchmark {check!r}; accepted: {', '.join(BENCHMARK_NAMES)}")
@@ -130,13 +130,13 @@ def main(argv: list[str] | None = None) -> int:
             return data_status(args.data_dir, args.check)
         import pandas as pd
 
-        from .config import resolve_config
-        from .metrics import summarize
-        from .runner import load_diverged, load_results, run_grid, run_many
-        from .store import config_difference, variant_label, variant_of
+        from dhclib.runs.config import resolve_config
+        from dhclib.method.metrics import summarize
+        from dhclib.runs.runner import load_diverged, load_results, run_grid, run_many
+        from dhclib.runs.store import config_difference, variant_label, variant_of
 
         if args.command == "report":
-            from .paper_report import write_report
+            from dhclib.paper.report_md import write_report
 
             path = write_report(args.out)
             print(f"wrote {path} and its tables (report_*.csv) beside it")
@@ -148,7 +148,7 @@ def main(argv: list[str] | None = None) -> int:
             df = run_grid(args.benchmark, args.method, args.param, values, args.seeds, profile=args.profile,
                           device=args.device, data_dir=args.data_dir, out_dir=args.out,
                           progress=not args.no_progress, **overrides)
-            from .report import grid_table
+            from dhclib.paper.report import grid_table
 
             with pd.option_context("display.width", 200, "display.max_columns", 20):
                 print(grid_table(df, args.param).to_string(index=False))

@@ -19,11 +19,11 @@ import dataclasses
 from dataclasses import dataclass, field
 from typing import Any, Callable, Mapping
 
-from .errors import ConfigError
+from dhclib.errors import ConfigError
 
 __all__ = ["Settings", "OutputLayer", "Benchmark", "Method", "LAYERS", "REGULARISERS", "BENCHMARKS",
            "register_layer", "register_regulariser", "register_benchmark", "layer", "regulariser", "benchmark",
-           "method", "methods", "table1_methods", "pairs", "SCRATCH"]
+           "method", "methods", "table1_methods", "pairs", "SCRATCH", "search_grids", "search_grid", "paper_lambdas"]
 
 
 class Settings:
@@ -120,7 +120,7 @@ def register_layer(spec: OutputLayer) -> OutputLayer:
 
 
 def register_regulariser(cls: type) -> type:
-    """Class decorator: make a :class:`~dhclib.consolidation.Consolidation` subclass a regulariser of dhclib.
+    """Class decorator: make a :class:`~dhclib.method.consolidation.Consolidation` subclass a regulariser of dhclib.
 
     The class declares ``name`` (as in method names), ``label`` (tables and figures), ``Settings`` (its config
     fields, with defaults and validation), ``paper`` (benchmark -> the paper's values of its settings, SPEC §5),
@@ -220,3 +220,40 @@ def method(name: str) -> Method:
 def pairs() -> list[tuple[str, str]]:
     """Each DHP variant and the baseline it is compared with: (baseline, variant) names, Table 1's order."""
     return [(m.baseline.name, m.name) for m in table1_methods() if m.plastic]
+
+
+# The paper's facts that the regularisers declare (SPEC §5, Appendix A), gathered over every registered one.
+def search_grids() -> dict[str, dict[str, tuple[float, ...]]]:
+    """Appendix A's consolidation-strength grids, searched on one seed with the baseline methods: benchmark ->
+    regulariser -> lambda values, as each regulariser declares them (``search_grid``, beside its class: our
+    expansions of the grids the paper prints with ellipses, each containing the paper's choice). Split
+    CIFAR-10/100 has none (Appendix D searched nothing)."""
+    out: dict[str, dict[str, tuple[float, ...]]] = {}
+    for name, cls in REGULARISERS.items():
+        for bench, grid in cls.search_grid.items():
+            out.setdefault(bench, {})[name] = tuple(grid)
+    return out
+
+
+def paper_lambdas() -> dict[str, dict[str, float]]:
+    """The lambdas the paper chose (SPEC §5), the same for a baseline and its DHP variant: benchmark ->
+    regulariser -> lam, from each regulariser's declared paper values."""
+    out: dict[str, dict[str, float]] = {}
+    for name, cls in REGULARISERS.items():
+        for bench, values in cls.paper.items():
+            if "lam" in values:
+                out.setdefault(bench, {})[name] = values["lam"]
+    return out
+
+
+def search_grid(benchmark: str, regulariser: str) -> tuple[float, ...]:
+    """The lambda grid of Appendix A for ``benchmark`` and ``regulariser`` (a regulariser's name, or a method
+    such as 'dhp+si': its regulariser's grid), as declared beside the regulariser's class."""
+    grids = search_grids()
+    reg = methods()[regulariser].regulariser if regulariser in methods() else regulariser
+    if benchmark not in grids:
+        raise ValueError(f"no search grid for benchmark {benchmark!r}; known: {', '.join(grids)}")
+    if reg not in grids[benchmark]:
+        raise ValueError(f"no search grid for {regulariser!r}; accepted: {', '.join(grids[benchmark])} "
+                         "(or a DHP variant of one)")
+    return grids[benchmark][reg]

@@ -26,7 +26,7 @@ import pandas as pd
 
 import dhclib
 from dhclib import paper, plots, regression, report
-from dhclib.outputs import output_dirs, save_table
+from dhclib.runs.outputs import output_dirs, save_table
 
 pd.set_option("display.width", 160)
 out_dir, store_dir = output_dirs(NOTEBOOK, profile, output_dir, store_dir)

@@ -27,13 +27,13 @@ import pandas as pd
 
 import dhclib
 from dhclib import paper, plots, regression, report
-from dhclib.outputs import output_dirs, save_table
+from dhclib.runs.outputs import output_dirs, save_table
 
 pd.set_option("display.width", 160)
 out_dir, store_dir = output_dirs(NOTEBOOK, profile, output_dir, store_dir)
 # reference("table1"): the committed table the checked cells compare with (README, "Reproducibility")
 reference = partial(regression.reference_path, NOTEBOOK, profile=profile)
-from dhclib.outputs import store_root
+from dhclib.runs.outputs import store_root
 
 search = dict(seed=seed, device=device, data_dir=data_dir, progress="runs", missing=missing, **overrides)
 

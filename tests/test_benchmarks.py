@@ -10,7 +10,7 @@ import torch
 
 import dhclib
 from dhclib.benchmarks import imbalanced_permuted_mnist, permuted_mnist, split_mnist, table2_counts
-from dhclib.data import load_mnist
+from dhclib.data.idx import load_mnist
 
 # The CSV beside the paper: ../shared/paper next to the clone (as in this workplace and its CI).
 PAPER_CSV_CANDIDATES = [

@@ -13,7 +13,7 @@ import pandas as pd
 import pytest
 
 import dhclib
-import dhclib.execute
+import dhclib.runs.execute
 from dhclib.cli import main
 
 TIDY_COLUMNS = ["benchmark", "method", "seed", "profile", "config_key", "after_task", "task", "accuracy"]
@@ -37,7 +37,7 @@ def _forbid_training(monkeypatch):
     def no_training(*args, **kwargs):
         raise AssertionError("run_config called: a stored run was trained again")
 
-    monkeypatch.setattr(dhclib.execute, "run_config", no_training)
+    monkeypatch.setattr(dhclib.runs.execute, "run_config", no_training)
 
 
 # ---------------------------------------------------------------------------------------------------------------
@@ -103,7 +103,7 @@ def test_interrupted_batch_resumes(idx_root, tmp_path, monkeypatch):
     """A batch interrupted during its second run keeps the first stored run; the next call trains only the three
     missing runs and returns the full frame."""
     out = tmp_path / "store"
-    real = dhclib.execute.run_config
+    real = dhclib.runs.execute.run_config
     calls = []
 
     def interrupted(cfg, *args, **kwargs):
@@ -112,7 +112,7 @@ def test_interrupted_batch_resumes(idx_root, tmp_path, monkeypatch):
             raise KeyboardInterrupt("simulated interruption")
         return real(cfg, *args, **kwargs)
 
-    monkeypatch.setattr(dhclib.execute, "run_config", interrupted)
+    monkeypatch.setattr(dhclib.runs.execute, "run_config", interrupted)
     with pytest.raises(KeyboardInterrupt):
         _run_many(out, idx_root)
     assert len(_json_files(out)) == 1
@@ -124,7 +124,7 @@ def test_interrupted_batch_resumes(idx_root, tmp_path, monkeypatch):
         calls.append((cfg.method, cfg.seed))
         return real(cfg, *args, **kwargs)
 
-    monkeypatch.setattr(dhclib.execute, "run_config", counting)
+    monkeypatch.setattr(dhclib.runs.execute, "run_config", counting)
     df = _run_many(out, idx_root)
     assert len(calls) == 3 and ("finetune", 0) not in calls
     assert len(_json_files(out)) == 4 and len(df) == 12

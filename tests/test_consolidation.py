@@ -1,4 +1,4 @@
-"""dhclib.consolidation: Online EWC, SI and MAS (Eq. 1 and 4, SPEC §3) driven through the trainer's hooks
+"""dhclib.method.consolidation: Online EWC, SI and MAS (Eq. 1 and 4, SPEC §3) driven through the trainer's hooks
 (on_task_start; per step backward, before_step, add_penalty_grad, opt.step, after_step; on_task_end) on tiny MLPs
 in float64: no penalty during task 1, slow weights only, the closed-form penalty gradient against autograd,
 importance values against independent references, and the state round trip used by early stopping."""
@@ -12,9 +12,9 @@ import torch
 import torch.nn.functional as F
 
 from dhclib.benchmarks import Task
-from dhclib.consolidation import MAS, REGULARISERS, SI, Consolidation, OnlineEWC
-from dhclib.importance import batch_fisher, sample_grad_stats
-from dhclib.models import MLP
+from dhclib.method.consolidation import MAS, REGULARISERS, SI, Consolidation, OnlineEWC
+from dhclib.method.importance import batch_fisher, sample_grad_stats
+from dhclib.method.models import MLP
 
 OUTPUTS = ("dhp", "matched")
 HEAD_A, HEAD_B = slice(0, 2), slice(2, 4)  # two tasks, one head of two output units each
@@ -69,7 +69,7 @@ def task_loss(model, task: Task, step: int, batch: int = 8):
 
 
 def sgd_step(model, task, reg, opt, step: int, record: dict | None = None):
-    """One training step exactly as dhclib.train.train_epoch orders the hooks; optionally records, per slow weight,
+    """One training step exactly as dhclib.method.train.train_epoch orders the hooks; optionally records, per slow weight,
     the task-loss gradient, the gradient after the penalty was added, and the weights before the step."""
     loss = task_loss(model, task, step)
     opt.zero_grad()

@@ -1,4 +1,4 @@
-"""dhclib.data: reading MNIST-layout IDX roots (README "Data"; SPEC §4 "pixels scaled to [0, 1]")."""
+"""dhclib.data.idx: reading MNIST-layout IDX roots (README "Data"; SPEC §4 "pixels scaled to [0, 1]")."""
 
 from __future__ import annotations
 
@@ -11,7 +11,7 @@ import pytest
 import torch
 
 import dhclib
-import dhclib.data as data
+import dhclib.data.idx as data
 EXPECTED_FILES = ["train-images-idx3-ubyte", "train-labels-idx1-ubyte", "t10k-images-idx3-ubyte", "t10k-labels-idx1-ubyte"]
 
 

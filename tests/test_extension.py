@@ -14,8 +14,8 @@ import dhclib
 from dhclib import plots, registry, report
 from dhclib.benchmarks import Task, TaskSettings, rng
 from dhclib.cli import main
-from dhclib.consolidation import Consolidation
-from dhclib.paper_report import report_tables, write_report
+from dhclib.method.consolidation import Consolidation
+from dhclib.paper.report_md import report_tables, write_report
 from dhclib.registry import Benchmark, Settings, need
 
 

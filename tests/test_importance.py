@@ -1,4 +1,4 @@
-"""dhclib.importance: the per-sample gradient statistics behind Online EWC's Fisher and MAS's importance (SPEC §3):
+"""dhclib.method.importance: the per-sample gradient statistics behind Online EWC's Fisher and MAS's importance (SPEC §3):
 the closed form of fully connected layers and the materialised per-sample gradients of Conv2d layers, checked
 against torch.func (vmap over grad of a per-sample loss) on MLPs and small CNNs and against formulas written out by
 hand on one-input models; the mini-batch Fisher shortcut; clear errors for unsupported layers."""
@@ -13,9 +13,9 @@ import torch.nn.functional as F
 from torch import nn
 from torch.func import functional_call, grad, vmap
 
-from dhclib.importance import batch_fisher, sample_grad_stats, supported_modules
-from dhclib.layers import DHPSoftmax, MatchedSoftmax
-from dhclib.models import MLP
+from dhclib.method.importance import batch_fisher, sample_grad_stats, supported_modules
+from dhclib.method.layers import DHPSoftmax, MatchedSoftmax
+from dhclib.method.models import MLP
 
 OUTPUTS = ("dhp", "matched")
 FULL = slice(0, 3)
@@ -376,7 +376,7 @@ def test_conv_blocks_and_chunks_do_not_change_the_result(monkeypatch, unfold_ele
     """The memory bounds of the conv path (forward blocks of 1 or 2 samples or the whole chunk; per-sample
     gradients of 1-3 samples at a time or all) and the chunk size are implementation details: the statistics are
     torch.func's, and with fisher_mode="sample" the labels are still drawn in one call per chunk."""
-    import dhclib.importance as importance
+    import dhclib.method.importance as importance
 
     model = TinyCNN("dhp")
     x, y = image_data(n=9)

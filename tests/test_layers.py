@@ -1,4 +1,4 @@
-"""dhclib.layers and dhclib.models: the DHP Softmax layer against a literal loop implementation of the paper's
+"""dhclib.method.layers and dhclib.method.models: the DHP Softmax layer against a literal loop implementation of the paper's
 Listing 1, its gradients, trace lifecycle, state_dict, the capacity-matched baseline, the slow-weight init quirk,
 the eta-gradient horizon, eta clamping, constructor errors and multi-head slicing (SPEC §1, §2, §4)."""
 
@@ -10,8 +10,8 @@ import pytest
 import torch
 from torch import nn
 
-from dhclib.layers import DHPSoftmax, MatchedSoftmax, hebbian_update, slow_weight_init
-from dhclib.models import MLP, head_logits, plastic_layer, reset_hebb
+from dhclib.method.layers import DHPSoftmax, MatchedSoftmax, hebbian_update, slow_weight_init
+from dhclib.method.models import MLP, head_logits, plastic_layer, reset_hebb
 
 DT = torch.float64
 
@@ -257,7 +257,7 @@ def test_eval_mode_and_missing_labels_never_change_the_trace(horizon):
 def test_trace_persists_across_task_boundaries_and_reset_zeroes_it():
     """No implicit reset (SPEC §1: zero at the start of task 1 only): columns written in 'task 1' (classes 0, 1)
     stay as they were while 'task 2' (classes 2, 3) trains, eval passes in between change nothing, and
-    reset_hebb() (the layer's, and dhclib.models.reset_hebb on a model) zeroes it."""
+    reset_hebb() (the layer's, and dhclib.method.models.reset_hebb on a model) zeroes it."""
     torch.manual_seed(0)
     model = MLP(6, (5,), 4, output="dhp", eta_init=0.2).to(DT)
     layer = plastic_layer(model)

@@ -1,4 +1,4 @@
-"""dhclib.metrics: average accuracy (curve and final), BWT, input validation, mean ± SEM, R from tidy rows and the
+"""dhclib.method.metrics: average accuracy (curve and final), BWT, input validation, mean ± SEM, R from tidy rows and the
 per-group summary over seeds (SPEC §6), on small hand-written cases."""
 
 from __future__ import annotations
@@ -9,7 +9,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from dhclib.metrics import R_from_tidy, average_accuracy, average_accuracy_curve, bwt, mean_sem, summarize
+from dhclib.method.metrics import R_from_tidy, average_accuracy, average_accuracy_curve, bwt, mean_sem, summarize
 
 NAN = float("nan")
 

@@ -15,7 +15,7 @@ import nbformat
 import pytest
 from jupytext.config import find_jupytext_configuration_file, load_jupytext_config
 
-from dhclib.regression import MEASURED_SPREAD, RELATIVE_TOLERANCE, TOLERANCE
+from dhclib.paper.regression import MEASURED_SPREAD, RELATIVE_TOLERANCE, TOLERANCE
 
 ROOT = Path(__file__).resolve().parent.parent
 NOTEBOOKS = ROOT / "notebooks"
@@ -98,7 +98,7 @@ def test_notebook_records_the_pairing_filters(name):
 
 
 # What the notebooks' markdown says about the regression checks, in words: each statement's pattern, for each of its
-# numbers the values of dhclib.regression it states (in the statement's unit: points or percent), and the notebooks
+# numbers the values of dhclib.paper.regression it states (in the statement's unit: points or percent), and the notebooks
 # that must make it (so that rewording it cannot leave the check with nothing to check).
 STATEMENTS = [
     (r"accuracy and BWT (?:must lie )?within ([\d.]+) and ([\d.]+) points",
@@ -127,7 +127,7 @@ def test_markdown_states_the_tolerances_of_dhclib_regression(name):
         for numbers in found:
             for written, values in zip(numbers if isinstance(numbers, tuple) else (numbers,), held):
                 assert all(_states(written, v) for v in values), (
-                    f"{name} says {written} where dhclib.regression holds {values} (/{pattern}/)")
+                    f"{name} says {written} where dhclib.paper.regression holds {values} (/{pattern}/)")
 
 
 @pytest.mark.parametrize("name", NAMES)
@@ -208,7 +208,7 @@ def test_pipeline_check_cnn_notebook_runs_on_generated_data(name, params, tmp_pa
     """A pipeline check, not a result: the notebook runs top to bottom on generated files in each dataset's real
     format, with a tiny protocol, and writes its tables and figures."""
     papermill = pytest.importorskip("papermill")
-    from dhclib.fakedata import write_fake_data_root
+    from dhclib.data.fake import write_fake_data_root
 
     root = write_fake_data_root(tmp_path / "data", n_train=100, n_test=100)
     out = tmp_path / "out"

@@ -9,7 +9,7 @@ import pytest
 
 import dhclib
 from dhclib import regression, report
-from dhclib.consolidation import MAS
+from dhclib.method.consolidation import MAS
 
 REF = pd.DataFrame({"method": ["finetune", "mas"], "avg_acc_mean": [0.73, 0.80], "bwt_mean": [-0.18, -0.07],
                     "trials": [3, 3]})

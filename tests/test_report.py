@@ -1,4 +1,4 @@
-"""dhclib.paper, dhclib.report and dhclib.plots: the paper's numbers, the comparison tables, the figures."""
+"""dhclib.paper, dhclib.paper.report and dhclib.paper.plots: the paper's numbers, the comparison tables, the figures."""
 
 from __future__ import annotations
 
@@ -13,7 +13,7 @@ import pandas as pd  # noqa: E402
 import pytest  # noqa: E402
 
 from dhclib import paper, plots, report  # noqa: E402
-from dhclib.outputs import output_dirs, save_table  # noqa: E402
+from dhclib.runs.outputs import output_dirs, save_table  # noqa: E402
 
 
 def tidy_from(R_by_run: dict[tuple[str, int], np.ndarray], benchmark: str = "split_mnist") -> pd.DataFrame:

@@ -14,12 +14,12 @@ import pandas as pd  # noqa: E402
 import pytest  # noqa: E402
 
 import dhclib  # noqa: E402
-import dhclib.execute  # noqa: E402
-import dhclib.runner  # noqa: E402
+import dhclib.runs.execute  # noqa: E402
+import dhclib.runs.runner  # noqa: E402
 from dhclib import paper, plots, report  # noqa: E402
 from dhclib.cli import main  # noqa: E402
-from dhclib.paper_report import classify_runs, report_tables, write_report  # noqa: E402
-from dhclib.store import RunResult, config_difference, result_path, write_atomic as _write_atomic  # noqa: E402
+from dhclib.paper.report_md import classify_runs, report_tables, write_report  # noqa: E402
+from dhclib.runs.store import RunResult, config_difference, result_path, write_atomic as _write_atomic  # noqa: E402
 
 SMALL = dict(n_tasks=2, train_size=100)
 
@@ -28,7 +28,7 @@ def _forbid_training(monkeypatch):
     def no_training(*args, **kwargs):
         raise AssertionError("run_config called although nothing may be trained")
 
-    monkeypatch.setattr(dhclib.execute, "run_config", no_training)
+    monkeypatch.setattr(dhclib.runs.execute, "run_config", no_training)
 
 
 # ---------------------------------------------------------------------------------------------------------------
@@ -117,7 +117,7 @@ def test_bad_variants_are_one_line_errors(variants, match, tmp_path):
 def test_variant_label_round_trip():
     label = dhclib.variant_label("dhp+ewc", {"fisher_mode": "batch", "lam": 50.0})
     assert label == "dhp+ewc [fisher_mode=batch, lam=50.0]"
-    assert dhclib.runner.base_method(label) == "dhp+ewc" and dhclib.variant_label("si", {}) == "si"
+    assert dhclib.runs.runner.base_method(label) == "dhp+ewc" and dhclib.variant_label("si", {}) == "si"
 
 
 def test_run_grid_marks_each_value_and_rejects_a_clash(idx_root, tmp_path):
@@ -304,7 +304,7 @@ def test_concat_runs_keeps_every_failure():
     a, b = pd.DataFrame({"x": [1]}), pd.DataFrame({"x": [2]})
     a.attrs["diverged"], b.attrs["diverged"] = [{"m": 1}], [{"m": 2}]
     b.attrs["missing"] = [{"m": 3}]
-    c = dhclib.runner.concat_runs([a, b])
+    c = dhclib.runs.runner.concat_runs([a, b])
     assert list(c["x"]) == [1, 2] and c.attrs["diverged"] == [{"m": 1}, {"m": 2}] and c.attrs["missing"] == [{"m": 3}]
 
 

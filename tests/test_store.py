@@ -8,10 +8,10 @@ import json
 import pytest
 
 import dhclib
-import dhclib.execute
-from dhclib import execute, plan
-from dhclib.paper_report import classify_runs
-from dhclib.store import config_difference, load_results, variant_of
+import dhclib.runs.execute
+from dhclib.runs import execute, plan
+from dhclib.paper.report_md import classify_runs
+from dhclib.runs.store import config_difference, load_results, variant_of
 
 SMALL = dict(n_tasks=2, train_size=100)
 
@@ -20,7 +20,7 @@ def _no_training(monkeypatch):
     def refuse(*args, **kwargs):
         raise AssertionError("run_config called although the run is stored")
 
-    monkeypatch.setattr(dhclib.execute, "run_config", refuse)
+    monkeypatch.setattr(dhclib.runs.execute, "run_config", refuse)
 
 
 def test_plans_are_resolved_configs_with_labels_and_purposes():

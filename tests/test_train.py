@@ -1,4 +1,4 @@
-"""dhclib.train and dhclib.run: evaluation, the early-stopping protocol, the NaN guard, determinism, end to end
+"""dhclib.method.train and dhclib.run: evaluation, the early-stopping protocol, the NaN guard, determinism, end to end
 (SPEC §4 protocol and A.1, SPEC §1 traces, SPEC §6 R and BWT)."""
 
 from __future__ import annotations
@@ -12,14 +12,14 @@ import torch
 from torch import nn
 
 import dhclib
-import dhclib.execute
-import dhclib.train
+import dhclib.runs.execute
+import dhclib.method.train
 from dhclib.benchmarks import Task
-from dhclib.config import resolve_config
-from dhclib.consolidation import Consolidation
-from dhclib.models import MLP
-from dhclib.execute import build_model, build_regulariser, build_tasks
-from dhclib.train import evaluate, train_task
+from dhclib.runs.config import resolve_config
+from dhclib.method.consolidation import Consolidation
+from dhclib.method.models import MLP
+from dhclib.runs.execute import build_model, build_regulariser, build_tasks
+from dhclib.method.train import evaluate, train_task
 
 # Small overrides for every synthetic run (quick profile; SPEC §4 protocol scaled down).
 TINY = dict(n_tasks=2, train_size=500, max_epochs=2, min_epochs=1)
@@ -106,7 +106,7 @@ def _one_task_setup(idx_root, method="dhp+si", **overrides):
 
 
 def _script_validation(monkeypatch, scores, model, reg):
-    """Replace dhclib.train.evaluate: the validation accuracy of epoch e is scores[e-1]; the model's and the
+    """Replace dhclib.method.train.evaluate: the validation accuracy of epoch e is scores[e-1]; the model's and the
     regulariser's state at each validation pass is recorded (after the epoch's training)."""
     snapshots = {}
 
@@ -116,7 +116,7 @@ def _script_validation(monkeypatch, scores, model, reg):
         snapshots[epoch] = _clone_state(model, reg)
         return scores[epoch - 1]
 
-    monkeypatch.setattr(dhclib.train, "evaluate", fake_evaluate)
+    monkeypatch.setattr(dhclib.method.train, "evaluate", fake_evaluate)
     return snapshots
 
 
@@ -163,7 +163,7 @@ def test_early_stopping_restores_state_on_a_later_task(idx_root, monkeypatch):
     carried over from task 1 is restored to the best epoch of task 2."""
     cfg, _, model, reg = _one_task_setup(idx_root, "dhp+ewc", n_tasks=2, min_epochs=1, patience=2, max_epochs=6)
     tasks = build_tasks(cfg, idx_root)
-    monkeypatch.setattr(dhclib.train, "evaluate", lambda m, t, split="test", batch_size=10000: 0.5)
+    monkeypatch.setattr(dhclib.method.train, "evaluate", lambda m, t, split="test", batch_size=10000: 0.5)
     train_task(model, tasks[0], reg, cfg.protocol, seed=0)  # task 1: best epoch 1, stops at 3
     assert reg.omega is not None
     snaps = _script_validation(monkeypatch, [0.2, 0.6, 0.4, 0.3, 0.1, 0.1], model, reg)
@@ -232,7 +232,7 @@ def test_divergence_raises_plastic_instability(idx_root, overrides):
 
 def test_divergence_names_a_later_task_and_epoch(idx_root, monkeypatch):
     """NaN injected into a weight at task 2, epoch 2: the error names task 2 and epoch 2."""
-    original = dhclib.train.train_epoch
+    original = dhclib.method.train.train_epoch
 
     def poisoned(model, task, reg, opt, batch_size, generator, tracer=None, epoch=0):
         if task.index == 1 and epoch == 2:
@@ -240,7 +240,7 @@ def test_divergence_names_a_later_task_and_epoch(idx_root, monkeypatch):
                 model.body[0].weight[0, 0] = float("nan")
         return original(model, task, reg, opt, batch_size, generator, tracer, epoch)
 
-    monkeypatch.setattr(dhclib.train, "train_epoch", poisoned)
+    monkeypatch.setattr(dhclib.method.train, "train_epoch", poisoned)
     with pytest.raises(dhclib.PlasticInstabilityError) as info:
         dhclib.run("permuted_mnist", "dhp+si", 0, "quick", "cpu", data_dir=idx_root,
                    **dict(TINY, max_epochs=3, min_epochs=3))
@@ -302,7 +302,7 @@ def test_on_diverge_record_goes_on_and_resumes(idx_root, tmp_path, monkeypatch, 
     def no_training(*args, **kwargs):
         raise AssertionError("a stored or recorded run was trained again")
 
-    monkeypatch.setattr(dhclib.execute, "run_config", no_training)
+    monkeypatch.setattr(dhclib.runs.execute, "run_config", no_training)
     again = dhclib.run_many("permuted_mnist", "ewc", "0", "quick", "cpu", data_dir=idx_root, out_dir=out2,
                             progress=False, on_diverge="record", **kw)
     assert [d["config_key"] for d in again.attrs["diverged"]] == [d["config_key"] for d in df.attrs["diverged"]]

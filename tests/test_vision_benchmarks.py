@@ -10,12 +10,14 @@ import pytest
 import torch
 
 import dhclib
-from dhclib import benchmarks, config, vision_data
+from dhclib import benchmarks
+from dhclib.data import vision as vision_data
+from dhclib.runs import config
 from dhclib.errors import ConfigError, DataNotFoundError, PlasticInstabilityError
-from dhclib.fakedata import write_fake_data_root
-from dhclib.models import TableCNN, ZenkeCNN
-from dhclib.execute import build_model
-from dhclib.config import resolve_config
+from dhclib.data.fake import write_fake_data_root
+from dhclib.method.models import TableCNN, ZenkeCNN
+from dhclib.runs.execute import build_model
+from dhclib.runs.config import resolve_config
 
 N_TRAIN, N_TEST = 200, 100
 
@@ -223,7 +225,7 @@ def test_a_diverging_vision_run_names_the_task(fake_root):
 
 def test_report_shows_the_cnn_benchmarks_beside_the_paper(fake_root, tmp_path):
     """REPORT.md: the 5-Vision column of Table 1, and Split CIFAR-10/100 beside Figure 8's averages."""
-    from dhclib.paper_report import write_report
+    from dhclib.paper.report_md import write_report
 
     tiny = dict(train_size=32, test_size=20, min_epochs=1, max_epochs=1)
     dhclib.run_many("split_cifar10_100", "finetune,dhp", "0", "quick", "cpu", fake_root, tmp_path, progress=False,
@@ -242,7 +244,7 @@ def test_tables_and_figures_accept_a_store_without_runs():
     import matplotlib.pyplot as plt
 
     from dhclib import plots, report
-    from dhclib.store import TIDY_COLUMNS as _TIDY_COLUMNS
+    from dhclib.runs.store import TIDY_COLUMNS as _TIDY_COLUMNS
     import pandas as pd
 
     empty = pd.DataFrame(columns=_TIDY_COLUMNS)

@@ -1,4 +1,4 @@
-"""dhclib.vision_data and dhclib.fakedata: the CNN benchmarks' datasets (SPEC §4, Vision Datasets Mixture and
+"""dhclib.data.vision and dhclib.data.fake: the CNN benchmarks' datasets (SPEC §4, Vision Datasets Mixture and
 Split CIFAR-10/100) read from generated roots in the real on-disk formats, and from the real root when present."""
 
 from __future__ import annotations
@@ -18,8 +18,8 @@ import scipy.io
 import torch
 
 import dhclib
-import dhclib.vision_data as vd
-from dhclib.fakedata import write_fake_data_root
+import dhclib.data.vision as vd
+from dhclib.data.fake import write_fake_data_root
 
 N_TRAIN, N_TEST = 200, 100
 IDX_STEMS = ["train-images-idx3-ubyte", "train-labels-idx1-ubyte", "t10k-images-idx3-ubyte", "t10k-labels-idx1-ubyte"]

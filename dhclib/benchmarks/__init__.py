@@ -15,4 +15,6 @@ from .vision_mixture import NOTMNIST_SPLITS, PAPER_VISION_TASKS, VISION_MIXTURE,
 
 __all__ = ["Task", "TaskSettings", "permuted_mnist", "imbalanced_permuted_mnist",
            "split_mnist", "vision_mixture", "split_cifar10_100", "VISION_TASKS", "PAPER_VISION_TASKS",
-           "NOTMNIST_SPLITS", "SPLIT_CIFAR_TASK_NAMES", "table2_counts", "rng"]
+           "NOTMNIST_SPLITS", "SPLIT_CIFAR_TASK_NAMES", "table2_counts", "rng",
+           # the registered declarations (dhclib.registry.BENCHMARKS holds them by name)
+           "PERMUTED_MNIST", "IMBALANCED_PERMUTED_MNIST", "SPLIT_MNIST", "VISION_MIXTURE", "SPLIT_CIFAR10_100"]

@@ -9,9 +9,10 @@ from importlib import resources
 
 import torch
 
-from ..data import load_mnist
-from ..errors import ConfigError
-from ..registry import Benchmark, need, register_benchmark
+from dhclib.data.idx import load_mnist
+from dhclib.errors import ConfigError
+from dhclib.method.task import Task
+from dhclib.registry import Benchmark, need, register_benchmark
 from .tasks import TaskSettings, _check_tasks, _holdout, _task, _test_rows, rng
 
 __all__ = ["permuted_mnist", "imbalanced_permuted_mnist", "table2_counts", "ImbalancedSettings", "PERMUTED_MNIST",

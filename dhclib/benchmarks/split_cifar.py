@@ -2,7 +2,8 @@
 
 from __future__ import annotations
 
-from ..registry import Benchmark, register_benchmark
+from dhclib.method.task import Task
+from dhclib.registry import Benchmark, register_benchmark
 from .tasks import TaskSettings, _check_tasks, _dataset_task
 
 __all__ = ["split_cifar10_100", "SPLIT_CIFAR_TASK_NAMES", "SPLIT_CIFAR10_100"]
@@ -22,7 +23,7 @@ def split_cifar10_100(
 ) -> list[Task]:
     """Split CIFAR-10/100 (Appendix D, after Zenke et al. 2017): CIFAR-10, then five tasks of ten consecutive
     CIFAR-100 classes (0-9, ..., 40-49), one 10-way head per task (task-incremental)."""
-    from .. import vision_data
+    from dhclib.data import vision as vision_data
 
     _check_tasks(n_tasks, 6, "split_cifar10_100")
     tasks = []

@@ -4,8 +4,9 @@ from __future__ import annotations
 
 import torch
 
-from ..data import load_mnist
-from ..registry import Benchmark, register_benchmark
+from dhclib.data.idx import load_mnist
+from dhclib.method.task import Task
+from dhclib.registry import Benchmark, register_benchmark
 from .tasks import TaskSettings, _check_tasks, _holdout, _task, _test_rows, rng
 
 __all__ = ["split_mnist", "SPLIT_MNIST"]

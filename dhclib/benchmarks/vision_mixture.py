@@ -7,15 +7,16 @@ from dataclasses import dataclass
 
 from torch import Tensor
 
-from ..errors import ConfigError
-from ..registry import Benchmark, need, register_benchmark
+from dhclib.errors import ConfigError
+from dhclib.method.task import Task
+from dhclib.registry import Benchmark, need, register_benchmark
 from .tasks import TaskSettings, _check_tasks, _dataset_task, rng
 
 __all__ = ["vision_mixture", "VISION_TASKS", "PAPER_VISION_TASKS", "NOTMNIST_SPLITS", "VisionMixtureSettings",
            "VISION_MIXTURE"]
 
 PAPER_VISION_TASKS = ("mnist", "notmnist", "fashion_mnist", "svhn", "cifar10")
-# The Vision Datasets Mixture (A.4): dataset name -> (display name, loader attribute in dhclib.vision_data).
+# The Vision Datasets Mixture (A.4): dataset name -> (display name, loader attribute in dhclib.data.vision).
 VISION_TASKS = {
     "mnist": "MNIST",
     "notmnist": "notMNIST",
@@ -28,7 +29,7 @@ NOTMNIST_SPLITS = ("official", "test_resplit")
 
 def _vision_arrays(name: str, seed: int, data_dir, download: bool, notmnist_split: str) -> dict[str, Tensor]:
     """uint8 images (N, 3, 32, 32) and int64 labels of one dataset (grayscale sets padded and replicated)."""
-    from .. import vision_data
+    from dhclib.data import vision as vision_data
 
     if name == "notmnist":
         resplit = int(rng(seed, "notmnist-resplit").initial_seed()) if notmnist_split == "test_resplit" else None

@@ -2,7 +2,7 @@
 
 Both layers take the same call, ``layer(h, y=None)``, so a model swaps one for the other. Both expose
 ``slow_parameters()`` (what a consolidation regulariser may touch, SPEC §3) and ``sample_grad_stat`` (the
-closed-form per-sample gradient statistic used by Online EWC and MAS, see ``dhclib.importance``).
+closed-form per-sample gradient statistic used by Online EWC and MAS, see ``dhclib.method.importance``).
 """
 
 from __future__ import annotations
@@ -13,7 +13,7 @@ from dataclasses import dataclass
 import torch
 from torch import Tensor, nn
 
-from .registry import OutputLayer, Settings, is_int, need, register_layer
+from dhclib.registry import OutputLayer, Settings, is_int, need, register_layer
 
 __all__ = ["DHPSoftmax", "DHPSettings", "MatchedSoftmax", "hebbian_update", "slow_weight_init"]
 
@@ -147,7 +147,7 @@ class DHPSoftmax(nn.Module):
         s.copy_(torch.where(counts > 0, new, s))
 
     def sample_grad_stat(self, a: Tensor, d: Tensor) -> dict[str, Tensor]:
-        """Sum over samples of a per-sample gradient statistic of theta; see ``dhclib.importance``."""
+        """Sum over samples of a per-sample gradient statistic of theta; see ``dhclib.method.importance``."""
         return {"theta": a.t() @ d}
 
     def extra_repr(self) -> str:

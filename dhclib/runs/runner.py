@@ -1,7 +1,7 @@
 """The drivers researchers call: ``run``, ``run_many``, ``run_variants``, ``run_grid``, ``run_search``.
 
-Each is a plan (:mod:`dhclib.plan`: the resolved configs and their labels) executed into a result store
-(:mod:`dhclib.execute`, :mod:`dhclib.store`), returned as one tidy DataFrame: one row per tested entry of R
+Each is a plan (:mod:`dhclib.runs.plan`: the resolved configs and their labels) executed into a result store
+(:mod:`dhclib.runs.execute`, :mod:`dhclib.runs.store`), returned as one tidy DataFrame: one row per tested entry of R
 (columns benchmark, method, seed, profile, config_key, after_task, task, accuracy, plus a grid's value), with
 ``attrs["diverged"]`` and ``attrs["missing"]``. Every finished run is one JSON file, written atomically, under
 ``<out_dir>/runs/<benchmark>/<method>/seed<seed>-<config key>.json``; stored runs are loaded instead of trained,
@@ -14,11 +14,11 @@ from typing import Iterable
 
 import pandas as pd
 
-from . import execute, plan
-from .config import check_reserved, parse_seeds, resolve_config
-from .errors import ConfigError
-from .execute import build_model, build_regulariser, build_tasks, device_description, resolve_device, versions
-from .store import (TIDY_COLUMNS, RunResult, base_method, load_diverged, load_results, read_record, result_path,
+from dhclib.runs import execute, plan
+from dhclib.runs.config import check_reserved, parse_seeds, resolve_config
+from dhclib.errors import ConfigError
+from dhclib.runs.execute import build_model, build_regulariser, build_tasks, device_description, resolve_device, versions
+from dhclib.runs.store import (TIDY_COLUMNS, RunResult, base_method, load_diverged, load_results, read_record, result_path,
                     variant_label, write_atomic)
 
 __all__ = ["run", "run_many", "run_grid", "run_search", "concat_runs", "run_variants", "variant_label",
@@ -50,7 +50,7 @@ def run_many(benchmarks: str | Iterable[str], methods: str | Iterable[str], seed
     """Run every (benchmark, method, seed), storing each finished run atomically and skipping stored ones.
 
     ``benchmarks`` and ``methods`` are names, comma-separated strings or ``"all"``; ``seeds`` as :func:`parse_seeds`.
-    All configs are resolved and validated before any training starts (:func:`dhclib.plan.table1`).
+    All configs are resolved and validated before any training starts (:func:`dhclib.runs.plan.table1`).
 
     ``progress``: True shows a bar over the runs and one over each run's tasks; ``"runs"`` only the first (short
     notebook and papermill logs); False none.

@@ -18,13 +18,14 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
-from ._progress import tqdm
+from dhclib._progress import tqdm
 
-from .benchmarks import Task, rng
-from .consolidation import Consolidation
-from .errors import PlasticInstabilityError
-from .models import plastic_layer
-from .registry import Settings, is_int, need
+from dhclib.method.consolidation import Consolidation
+from dhclib.errors import PlasticInstabilityError
+from dhclib.method.models import plastic_layer
+from dhclib.method.task import Task
+from dhclib.registry import Settings, is_int, need
+from dhclib.seeds import rng
 
 __all__ = ["Protocol", "evaluate", "make_optimizer", "train_epoch", "train_task", "train_sequence", "SequenceLog",
            "Tracer"]

@@ -3,7 +3,7 @@
 The report is generated, never written by hand: :func:`write_report` loads the store, writes its tables as CSV
 (``report_table1.csv``, ``report_paired.csv``, ``report_search.csv``, ``report_variants.csv``) and then renders
 REPORT.md from those frames. Runs are sorted by their variant, the settings that differ from the paper's
-configuration (SPEC §4-§5), stored with each run (:func:`dhclib.store.variant_of`): none = a Table 1 run; only
+configuration (SPEC §4-§5), stored with each run (:func:`dhclib.runs.store.variant_of`): none = a Table 1 run; only
 ``lam`` = the search of Appendix A; only ``eta_init`` = Table 4; anything else = a labelled variant (e.g.
 ``fisher_mode=batch``).
 """
@@ -16,12 +16,12 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from . import registry
-from .config import BENCHMARK_NAMES, resolve_config
-from .errors import DhcError
-from .outputs import save_table
-from .report import eta_table, grid_best, grid_table, paired_tests, percent, table1_comparison
-from .store import RunResult, load_diverged, load_results, variant_label, variant_of
+from dhclib import registry
+from dhclib.runs.config import BENCHMARK_NAMES, resolve_config
+from dhclib.errors import DhcError
+from dhclib.runs.outputs import save_table
+from dhclib.paper.report import eta_table, grid_best, grid_table, paired_tests, percent, table1_comparison
+from dhclib.runs.store import RunResult, load_diverged, load_results, variant_label, variant_of
 
 __all__ = ["classify_runs", "report_tables", "render_report", "write_report"]
 
@@ -61,7 +61,7 @@ def classify_runs(results: list[RunResult]) -> dict[str, pd.DataFrame]:
 
 def report_tables(store_dir) -> dict[str, pd.DataFrame]:
     """The report's tables from the runs stored under ``store_dir``: ``table1`` (per benchmark, ours beside the
-    paper), ``paired`` (each DHP variant against its baseline, paired by seed), ``search`` (:func:`dhclib.report.grid_best` of the lambda searches), ``eta`` (Table 4),
+    paper), ``paired`` (each DHP variant against its baseline, paired by seed), ``search`` (:func:`dhclib.paper.report.grid_best` of the lambda searches), ``eta`` (Table 4),
     ``variants``, ``diverged`` and ``hardware`` (device, runs, wall time per benchmark)."""
     results = load_results(store_dir)
     diverged = load_diverged(store_dir)

@@ -2,8 +2,8 @@
 
 Every experiment of the paper is a plan: Table 1 (benchmarks × methods × seeds), the labelled variants beside it,
 a grid over one config field (Table 4's eta_init, Appendix A's lam) and the lambda search (a grid per
-regulariser). A plan only resolves and validates configs (:func:`dhclib.config.resolve_config`): nothing is
-trained, so a bad value anywhere fails before the first run starts. :mod:`dhclib.execute` runs a plan.
+regulariser). A plan only resolves and validates configs (:func:`dhclib.runs.config.resolve_config`): nothing is
+trained, so a bad value anywhere fails before the first run starts. :mod:`dhclib.runs.execute` runs a plan.
 """
 
 from __future__ import annotations
@@ -11,9 +11,10 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any, Iterable
 
-from .config import BENCHMARK_NAMES, RunConfig, benchmark_methods, check_reserved, parse_seeds, resolve_config
-from .errors import ConfigError
-from .store import config_difference, variant_label
+from dhclib.runs.config import BENCHMARK_NAMES, RunConfig, benchmark_methods, check_reserved, parse_seeds, resolve_config
+from dhclib.errors import ConfigError
+from dhclib.registry import search_grid
+from dhclib.runs.store import config_difference, variant_label
 
 __all__ = ["Planned", "table1", "variants", "grid", "search", "as_names"]
 
@@ -55,7 +56,7 @@ def table1(benchmarks, methods, seeds="0", profile: str = "paper", device: str =
 def variants(benchmark: str, specs: Iterable[dict], seeds="0", profile: str = "paper", device: str = "cpu",
              **overrides) -> list[Planned]:
     """Extra, clearly labelled rows beside Table 1's: each spec is ``{"methods": [...], "overrides": {...}}``; its
-    runs are labelled by their own overrides (:func:`dhclib.store.variant_label`); ``overrides`` apply to every
+    runs are labelled by their own overrides (:func:`dhclib.runs.store.variant_label`); ``overrides`` apply to every
     variant (a profile-wide setting such as ``max_epochs``) and do not enter the label."""
     out = []
     for v in specs:
@@ -87,8 +88,6 @@ def search(benchmark: str, grids: dict[str, Iterable] | Iterable[str] = ("ewc", 
     """The consolidation-strength search of Appendix A: a grid over ``lam`` for each regulariser, on one seed as
     the paper did. ``grids``: regulariser names (each gets the paper's grid, :func:`dhclib.paper.search_grid`) or
     a dict ``{regulariser: values}``."""
-    from .paper import search_grid
-
     if not isinstance(grids, dict):
         grids = {reg: search_grid(benchmark, reg) for reg in grids}
     if not grids:

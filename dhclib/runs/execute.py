@@ -1,7 +1,7 @@
 """Execute a plan: train each planned config that the store lacks, store it atomically, and load the rest.
 
 This is the seam where other engines plug in (issues #7, #8): a list of planned configs in
-(:class:`dhclib.plan.Planned`), stored results out. :func:`execute` runs them one after the other in this process;
+(:class:`dhclib.runs.plan.Planned`), stored results out. :func:`execute` runs them one after the other in this process;
 an interrupted batch loses at most the run in progress, and the next call trains only what is missing. The module
 also builds what a run needs from its config: the tasks, the network and the regulariser.
 """
@@ -16,16 +16,16 @@ import numpy as np
 import pandas as pd
 import torch
 
-from . import __version__, registry
-from ._progress import tqdm
-from .benchmarks import rng
-from .config import RunConfig
-from .consolidation import Consolidation
-from .errors import ConfigError, PlasticInstabilityError
-from .numerics import cpu_model, numeric_environment
-from .plan import Planned
-from .store import TIDY_COLUMNS, RunResult, read_record, result_path, write_atomic
-from .train import train_sequence
+from dhclib import __version__, registry
+from dhclib._progress import tqdm
+from dhclib.seeds import rng
+from dhclib.runs.config import RunConfig
+from dhclib.method.consolidation import Consolidation
+from dhclib.errors import ConfigError, PlasticInstabilityError
+from dhclib.numerics import cpu_model, numeric_environment
+from dhclib.runs.plan import Planned
+from dhclib.runs.store import TIDY_COLUMNS, RunResult, read_record, result_path, write_atomic
+from dhclib.method.train import train_sequence
 
 __all__ = ["execute", "Executed", "run_config", "build_tasks", "build_model", "build_regulariser",
            "resolve_device", "device_description", "versions"]

@@ -1,6 +1,6 @@
 """The figures the notebooks share, drawn like the paper's (seaborn on matplotlib), and saved as PNG and PDF.
 
-Each function takes a frame of :mod:`dhclib.report` (or a run's traces) and returns the matplotlib Figure.
+Each function takes a frame of :mod:`dhclib.paper.report` (or a run's traces) and returns the matplotlib Figure.
 Colours pair each baseline with its DHP variant (light: baseline, dark: + DHP Softmax), as Table 1 pairs them.
 """
 
@@ -15,9 +15,9 @@ import numpy as np
 import pandas as pd
 import seaborn as sns
 
-from . import registry
-from .report import method_order
-from .runner import base_method
+from dhclib import registry
+from dhclib.paper.report import method_order
+from dhclib.runs.store import base_method
 
 __all__ = ["method_color", "method_label", "accuracy_curves", "first_and_latest", "r_heatmaps", "traces", "eta_sweep",
            "lambda_search", "class_counts", "final_task_bars", "save"]
@@ -161,7 +161,7 @@ def eta_sweep(ours: pd.DataFrame, paper: pd.DataFrame | None = None, title: str 
 
 def lambda_search(table: pd.DataFrame, title: str = "", param: str = "lam", grid_end: dict | None = None):
     """Appendix A's search: average accuracy after the last task against lambda (log axis), one panel per method
-    of a :func:`dhclib.report.grid_table`; the paper's choice is a dashed line with a ring, the best value a star,
+    of a :func:`dhclib.paper.report.grid_table`; the paper's choice is a dashed line with a ring, the best value a star,
     and values whose runs diverged are crosses on the panel's floor. ``grid_end``: per method, the largest value of
     the paper's grid, shaded beyond (values we added)."""
     methods = method_order(list(table["method"].unique()))

@@ -20,8 +20,8 @@ from typing import Any
 import torch
 from torch import Tensor, nn
 
-from .importance import EWC_FISHER_MODES, batch_fisher, sample_grad_stats
-from .registry import REGULARISERS, Settings, is_int, need, register_regulariser
+from dhclib.method.importance import EWC_FISHER_MODES, batch_fisher, sample_grad_stats
+from dhclib.registry import REGULARISERS, Settings, is_int, need, register_regulariser
 
 __all__ = ["Consolidation", "OnlineEWC", "SI", "MAS", "REGULARISERS", "NoSettings", "SISettings", "EWCSettings",
            "MASSettings"]
@@ -55,12 +55,12 @@ class Consolidation:
     paper: dict[str, dict[str, float]] = {}  # benchmark -> the paper's values of the settings (SPEC §5)
     search_grid: dict[str, tuple[float, ...]] = {}  # benchmark -> Appendix A's lambda grid
     strength_symbol = r"$\lambda$"  # how the paper writes lam (SI: c)
-    remedy = "a smaller lam"  # said when the penalty is too stiff for SGD (dhclib.train)
+    remedy = "a smaller lam"  # said when the penalty is too stiff for SGD (dhclib.method.train)
 
     @classmethod
     def from_settings(cls, model: nn.Module, settings: Settings, protocol) -> "Consolidation":
         """The regulariser of a run: its settings (``cls.Settings``) and the training protocol
-        (:class:`dhclib.train.Protocol`)."""
+        (:class:`dhclib.method.train.Protocol`)."""
         return cls(model)
 
     def __init__(self, model: nn.Module, lam: float = 0.0) -> None:
@@ -256,7 +256,7 @@ class _SampledImportance(Consolidation):
 
 @dataclass(frozen=True)
 class EWCSettings(Settings):
-    """Online EWC's strength, decay gamma (SPEC §3: 1), Fisher samples and estimator (dhclib.importance)."""
+    """Online EWC's strength, decay gamma (SPEC §3: 1), Fisher samples and estimator (dhclib.method.importance)."""
 
     lam: float | None = None
     ewc_gamma: float = 1.0
@@ -280,7 +280,7 @@ class OnlineEWC(_SampledImportance):
     log p(y|x) over the active head, averaged over ``samples`` seeded random training samples, or all with None;
     ``fisher_mode`` "exact" takes the expectation over y ~ p(y|x) in closed form, "sample" draws y, "true" uses the
     label = the empirical Fisher; "batch" squares mini-batch gradients of ``batch_size`` samples instead,
-    see :func:`~dhclib.importance.batch_fisher`), then ``F = gamma * F + F_new``.
+    see :func:`~dhclib.method.importance.batch_fisher`), then ``F = gamma * F + F_new``.
     """
 
     name = "ewc"

@@ -1,8 +1,8 @@
 """Run configuration: a :class:`RunConfig` resolved once from (benchmark, method, seed, profile, overrides).
 
 Everything that decides a run's numbers comes from the declarations of its parts (``dhclib.registry``): the
-benchmark's settings and profiles (``dhclib/benchmarks/``), the training :class:`~dhclib.train.Protocol`, the
-network (:class:`~dhclib.models.NetworkSettings`), the output layer's settings (DHP Softmax's eta, SPEC §1) and
+benchmark's settings and profiles (``dhclib/benchmarks/``), the training :class:`~dhclib.method.train.Protocol`, the
+network (:class:`~dhclib.method.models.NetworkSettings`), the output layer's settings (DHP Softmax's eta, SPEC §1) and
 the regulariser's (its λ and options, with the paper's values per benchmark, SPEC §5). A config holds one typed
 settings object per part and is stored flat (:meth:`RunConfig.to_dict`); a field that does not apply to the run
 (eta for a non-DHP method, xi for a non-SI method...) is not part of it, and overriding one is an error, so the
@@ -18,14 +18,14 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any, Iterator
 
-from . import registry
-from .benchmarks import PAPER_VISION_TASKS
-from .consolidation import Consolidation  # noqa: F401  (registers the built-in regularisers)
-from .errors import ConfigError
-from .layers import DHPSettings  # noqa: F401  (registers the output layers)
-from .models import NETWORK_INPUTS, NetworkSettings
-from .registry import Method, Settings
-from .train import Protocol
+from dhclib import registry
+from dhclib.benchmarks import PAPER_VISION_TASKS
+from dhclib.method.consolidation import Consolidation  # noqa: F401  (registers the built-in regularisers)
+from dhclib.errors import ConfigError
+from dhclib.method.layers import DHPSettings  # noqa: F401  (registers the output layers)
+from dhclib.method.models import NETWORK_INPUTS, NetworkSettings
+from dhclib.registry import Method, Settings
+from dhclib.method.train import Protocol
 
 __all__ = ["RunConfig", "METHODS", "ALL_METHODS", "benchmark_methods", "PROFILES", "BENCHMARK_NAMES",
            "resolve_config", "parse_seeds", "check_reserved", "PAPER_VISION_TASKS", "RESERVED"]

@@ -19,8 +19,8 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from .config import RunConfig, resolve_config
-from .metrics import average_accuracy, average_accuracy_curve, bwt
+from dhclib.runs.config import RunConfig, resolve_config
+from dhclib.method.metrics import average_accuracy, average_accuracy_curve, bwt
 
 __all__ = ["RunResult", "TIDY_COLUMNS", "result_path", "write_atomic", "load_results", "load_diverged",
            "read_record", "config_difference", "variant_of", "variant_label", "base_method"]
@@ -43,7 +43,7 @@ class RunResult:
     # What decided the floating-point path (dhclib.numerics); empty for runs stored before it was recorded.
     numeric_env: dict = field(default_factory=dict)
     # Why the run exists: {"plan": "table1" | "variants" | "grid" | "search", "variant": {field: value, ...}}, the
-    # settings that differ from the paper's configuration (dhclib.plan); empty for runs stored before it was.
+    # settings that differ from the paper's configuration (dhclib.runs.plan); empty for runs stored before it was.
     purpose: dict = field(default_factory=dict)
 
     @property

@@ -1,6 +1,6 @@
 """Small generated data roots in the real on-disk formats of the SPEC §4 image datasets, for pipeline checks only.
 
-The files have the exact formats and layout :mod:`dhclib.vision_data` and :mod:`dhclib.data` read (IDX ``.gz``,
+The files have the exact formats and layout :mod:`dhclib.data.vision` and :mod:`dhclib.data.idx` read (IDX ``.gz``,
 SVHN ``.mat``, CIFAR pickles), but the pixels are random: each class is a fixed random pattern plus uniform noise,
 so a model can learn them well above chance in a few epochs. They say nothing about the paper's results.
 """

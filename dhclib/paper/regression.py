@@ -40,7 +40,7 @@ RELATIVE_TOLERANCE: dict[str, float] = {
     "alpha_norm": 0.25,
 }
 
-_REPO = Path(__file__).resolve().parents[1]
+_REPO = Path(__file__).resolve().parents[2]  # dhclib/paper/regression.py -> the repository
 
 
 def reference_path(notebook: str, table: str, profile: str = "quick", root: str | Path | None = None) -> Path:

@@ -14,8 +14,8 @@ from dataclasses import dataclass
 import torch
 from torch import Tensor, nn
 
-from .layers import DHPSoftmax, MatchedSoftmax
-from .registry import Settings, is_int, need
+from dhclib.method.layers import DHPSoftmax, MatchedSoftmax
+from dhclib.registry import Settings, is_int, need
 
 __all__ = ["Classifier", "MLP", "TableCNN", "ZenkeCNN", "NETWORKS", "NETWORK_INPUTS", "NetworkSettings",
            "head_logits", "OUTPUT_LAYERS"]

@@ -13,10 +13,10 @@ import numpy as np
 import pandas as pd
 from scipy import stats
 
-from . import registry
-from .metrics import R_from_tidy, average_accuracy_curve, per_run, summarize
-from .paper import paper_lambdas, paper_results, table1, table4
-from .runner import base_method
+from dhclib import registry
+from dhclib.method.metrics import R_from_tidy, average_accuracy_curve, per_run, summarize
+from dhclib.paper import paper_lambdas, paper_results, table4
+from dhclib.runs.store import base_method
 
 __all__ = ["table1_comparison", "welch_tests", "paired_tests", "pairs_present", "curves", "first_and_latest", "method_order",
            "run_matrix", "task_boundaries", "percent", "trace_summary", "eta_runs", "eta_table", "grid_table",
@@ -169,7 +169,7 @@ def final_task_accuracy(df: pd.DataFrame) -> pd.DataFrame:
 def figure8_comparison(df: pd.DataFrame) -> pd.DataFrame:
     """Figure 8's legend: each method's accuracy after the last task averaged over the tasks (mean ± SEM over
     trials) beside the paper's value and its source; ``avg_acc_diff`` = ours − paper."""
-    from .paper import figure8
+    from dhclib.paper import figure8
 
     cols = ["method", "trials", "avg_acc_mean", "avg_acc_sem"]
     ours = summarize(df, by=("method",))[cols] if len(df) else pd.DataFrame(columns=cols)
@@ -185,8 +185,8 @@ def figure8_comparison(df: pd.DataFrame) -> pd.DataFrame:
 def vision_tasks_run(vision_tasks: Sequence[str], data_dir=None) -> pd.DataFrame:
     """The Vision Mixture's five tasks (A.4): which ones a run learns, and the files the data root lacks for each
     (the first two named, then how many more)."""
-    from .benchmarks import PAPER_VISION_TASKS
-    from .vision_data import missing_files
+    from dhclib.benchmarks import PAPER_VISION_TASKS
+    from dhclib.data.vision import missing_files
 
     rows = []
     for t in PAPER_VISION_TASKS:

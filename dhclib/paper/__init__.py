@@ -10,36 +10,14 @@ from importlib import resources
 
 import pandas as pd
 
-from . import registry
+from dhclib import registry
+from dhclib.registry import paper_lambdas, search_grid, search_grids  # noqa: F401  (the notebooks read them here)
 
 __all__ = ["table1", "table4", "figure8", "paper_results", "PAPER_ETA_INITS", "search_grids", "search_grid",
            "paper_lambdas"]
 
 # Table 4's initial eta values.
 PAPER_ETA_INITS = (0.1, 0.01, 0.001, 0.0005, 0.0001)
-
-
-def search_grids() -> dict[str, dict[str, tuple[float, ...]]]:
-    """Appendix A's consolidation-strength grids, searched on one seed with the baseline methods: benchmark ->
-    regulariser -> lambda values, as each regulariser declares them (``search_grid``, beside its class: our
-    expansions of the grids the paper prints with ellipses, each containing the paper's choice). Split
-    CIFAR-10/100 has none (Appendix D searched nothing)."""
-    out: dict[str, dict[str, tuple[float, ...]]] = {}
-    for name, cls in registry.REGULARISERS.items():
-        for bench, grid in cls.search_grid.items():
-            out.setdefault(bench, {})[name] = tuple(grid)
-    return out
-
-
-def paper_lambdas() -> dict[str, dict[str, float]]:
-    """The lambdas the paper chose (SPEC §5), the same for a baseline and its DHP variant: benchmark ->
-    regulariser -> lam, from each regulariser's declared paper values."""
-    out: dict[str, dict[str, float]] = {}
-    for name, cls in registry.REGULARISERS.items():
-        for bench, values in cls.paper.items():
-            if "lam" in values:
-                out.setdefault(bench, {})[name] = values["lam"]
-    return out
 
 
 def _read(name: str) -> pd.DataFrame:
@@ -84,16 +62,3 @@ def paper_results(benchmark: str) -> pd.DataFrame:
         return figure8()[["method", "avg_acc"]].assign(bwt=float("nan"))
     return pd.DataFrame({"method": pd.Series(dtype=str), "avg_acc": pd.Series(dtype=float),
                          "bwt": pd.Series(dtype=float)})
-
-
-def search_grid(benchmark: str, regulariser: str) -> tuple[float, ...]:
-    """The lambda grid of Appendix A for ``benchmark`` and ``regulariser`` (a regulariser's name, or a method
-    such as 'dhp+si': its regulariser's grid), as declared beside the regulariser's class."""
-    grids = search_grids()
-    reg = registry.methods()[regulariser].regulariser if regulariser in registry.methods() else regulariser
-    if benchmark not in grids:
-        raise ValueError(f"no search grid for benchmark {benchmark!r}; known: {', '.join(grids)}")
-    if reg not in grids[benchmark]:
-        raise ValueError(f"no search grid for {regulariser!r}; accepted: {', '.join(grids[benchmark])} "
-                         "(or a DHP variant of one)")
-    return grids[benchmark][reg]

@@ -8,9 +8,9 @@ CIFAR-10 and CIFAR-100.
 Every loader reads its files from the read-only data root (``data_dir=`` or ``$DHC_DATA_DIR``) in torchvision's
 on-disk layout (:func:`expected_files`) and returns ``{"x_train", "y_train", "x_test", "y_test"}``: images as uint8
 tensors, (N, 28, 28) for the grayscale IDX sets and (N, 3, 32, 32) for SVHN and CIFAR; labels int64. Nothing is
-written into the root: decoded tensors are cached under :func:`dhclib.data.cache_dir`, and missing files are
+written into the root: decoded tensors are cached under :func:`dhclib.data.idx.cache_dir`, and missing files are
 downloaded (when ``download`` is true and the machine is online) into ``cache_dir()/"download"`` with the same
-layout. Scaling to [0, 1] is left to the benchmark, as for MNIST in :mod:`dhclib.data`.
+layout. Scaling to [0, 1] is left to the benchmark, as for MNIST in :mod:`dhclib.data.idx`.
 
 The CIFAR files are Python pickles (torchvision reads them the same way): only point the root at trusted copies.
 """
@@ -27,9 +27,9 @@ from urllib.request import urlopen
 import numpy as np
 import torch
 
-from . import data
-from .data import IDX_FILES, cache_dir, read_idx, resolve_data_dir
-from .errors import ConfigError, DataNotFoundError
+from dhclib.data import idx as data
+from dhclib.data.idx import IDX_FILES, cache_dir, read_idx, resolve_data_dir
+from dhclib.errors import ConfigError, DataNotFoundError
 
 __all__ = [
     "VISION_DATASETS", "NOTMNIST_URL", "NOTMNIST_MD5", "NOTMNIST_RESPLIT_OPTION", "expected_files", "missing_files",
@@ -83,7 +83,7 @@ def expected_files(name: str) -> list[str]:
 
 
 def _find(root: Path, rel: str, gz_ok: bool) -> Path | None:
-    # Same order as dhclib.data: the uncompressed file first, then the official .gz.
+    # Same order as dhclib.data.idx: the uncompressed file first, then the official .gz.
     for candidate in (root / rel, root / f"{rel}.gz") if gz_ok else (root / rel,):
         if candidate.is_file():
             return candidate
@@ -181,7 +181,7 @@ def _cached(
     tag: str, files: dict[str, Path], decode: Callable[[], Arrays], check: Callable[[Arrays], Arrays]
 ) -> Arrays:
     """Memo in this process, then a ``.pt`` under cache_dir() keyed by the files' paths, sizes and mtimes (so a
-    replaced file is decoded again), then ``decode()``. Shares dhclib.data's memo, so clearing one clears both."""
+    replaced file is decoded again), then ``decode()``. Shares dhclib.data.idx's memo, so clearing one clears both."""
     stamp = _stamp(files)
     key = (tag, stamp)
     if key in data._MEMO:
@@ -214,7 +214,7 @@ def _tensors(x_train, y_train, x_test, y_test) -> Arrays:
 # MNIST, FashionMNIST, notMNIST (IDX)
 # ---------------------------------------------------------------------------------------------------------------
 def load_mnist_uint8(data_dir: str | os.PathLike | None = None, download: bool = True) -> Arrays:
-    """MNIST as uint8 (N, 28, 28) images and int64 labels (dhclib.data.load_idx_dataset; SPEC §4 Vision Mixture)."""
+    """MNIST as uint8 (N, 28, 28) images and int64 labels (dhclib.data.idx.load_idx_dataset; SPEC §4 Vision Mixture)."""
     return _check("mnist", data.load_idx_dataset("MNIST", data_dir, download))
 
 

@@ -15,7 +15,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from .errors import DataNotFoundError
+from dhclib.errors import DataNotFoundError
 
 __all__ = ["IDX_FILES", "cache_dir", "resolve_data_dir", "read_idx", "load_idx_dataset", "load_mnist"]
 
