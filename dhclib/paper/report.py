@@ -21,7 +21,7 @@ from dhclib.runs.store import base_method
 __all__ = ["table1_comparison", "welch_tests", "paired_tests", "pairs_present", "curves", "first_and_latest", "method_order",
            "run_matrix", "task_boundaries", "percent", "trace_summary", "eta_runs", "eta_table", "grid_table",
            "grid_best", "dhp_verdicts", "figure3_checks", "final_task_accuracy", "figure8_comparison",
-           "vision_tasks_run"]
+           "vision_tasks_run", "RUNAWAY_FACTOR", "COLLAPSE_DROP", "trace_runaway", "collapsed_tasks"]
 
 
 def method_order(methods: Sequence[str]) -> list[str]:
@@ -361,3 +361,48 @@ def figure3_checks(summary: pd.DataFrame) -> pd.DataFrame:
          "n/a" if np.isnan(alpha_up) else f"{alpha_up:.2f}"),
     ]
     return pd.DataFrame(rows, columns=["claim", "paper", "ours"])
+
+
+# A trace "runs away" in a task when its largest ||Hebb||_F exceeds this many times the median ||Hebb||_F over the
+# traced steps of task 1 (the trace's scale before any later task interferes). Measured on the paper store
+# (REPORT.md): Split MNIST's DHP runs (SGD) stay below 5x; the Permuted MNIST excursions reach 50-115x.
+RUNAWAY_FACTOR = 10.0
+# A task "collapsed" when its test accuracy after the last task is this much (a fraction) below its accuracy
+# right after it was learned.
+COLLAPSE_DROP = 0.30
+
+
+def trace_runaway(traces: pd.DataFrame, factor: float = RUNAWAY_FACTOR) -> pd.DataFrame:
+    """Per task of one DHP run's traces (Eq. 2-3): the largest ||Hebb||_F, its ratio to the median over task 1,
+    whether it ran away (ratio > ``factor``), eta's smallest value and the share of traced steps with eta < 0
+    (each such step grows the trace by 1 + |eta|). Tasks are numbered from 1."""
+    t = traces.sort_values("step")
+    base = float(t.loc[t["task"] == t["task"].min(), "hebb_norm"].median())
+    per = t.groupby("task").agg(hebb_norm_max=("hebb_norm", "max"), eta_min=("eta", "min"),
+                                eta_negative_share=("eta", lambda e: float((e < 0).mean()))).reset_index()
+    per["task"] += 1
+    per["task1_median"] = base
+    per["ratio"] = per["hebb_norm_max"] / base if base > 0 else np.nan
+    per["runaway"] = per["ratio"] > factor
+    return per[["task", "hebb_norm_max", "task1_median", "ratio", "runaway", "eta_min", "eta_negative_share"]]
+
+
+def collapsed_tasks(R: np.ndarray, traces: pd.DataFrame, tasks: pd.DataFrame, drop: float = COLLAPSE_DROP,
+                    factor: float = RUNAWAY_FACTOR) -> pd.DataFrame:
+    """The tasks of one DHP run forgotten by more than ``drop`` (accuracy right after learning − after the last
+    task), each with ||Hebb||_F at the epoch early stopping restored (the trace the task was consolidated with)
+    and whether that trace had run away (> ``factor`` × task 1's median). Tasks are numbered from 1."""
+    n = R.shape[0]
+    base = float(traces.loc[traces["task"] == traces["task"].min(), "hebb_norm"].median())
+    best = dict(zip(tasks["task"], tasks["best_epoch"]))
+    rows = []
+    for i in range(n - 1):
+        learned, final = R[i, i], R[n - 1, i]
+        if not learned - final > drop:
+            continue
+        at = traces[(traces["task"] == i) & (traces["epoch"] == best.get(i))]
+        hebb = float(at["hebb_norm"].iloc[-1]) if len(at) else np.nan
+        rows.append({"task": i + 1, "acc_after_learning": learned, "acc_after_last": final,
+                     "hebb_norm_at_restored_epoch": hebb, "runaway_at_restore": bool(hebb > factor * base)})
+    return pd.DataFrame(rows, columns=["task", "acc_after_learning", "acc_after_last", "hebb_norm_at_restored_epoch",
+                                       "runaway_at_restore"])

@@ -20,8 +20,9 @@ from dhclib import registry
 from dhclib.runs.config import BENCHMARK_NAMES, resolve_config
 from dhclib.errors import DhcError
 from dhclib.runs.outputs import save_table
-from dhclib.paper.report import eta_table, grid_best, grid_table, paired_tests, percent, table1_comparison
-from dhclib.runs.store import RunResult, load_diverged, load_results, variant_label, variant_of
+from dhclib.paper.report import (COLLAPSE_DROP, RUNAWAY_FACTOR, collapsed_tasks, eta_table, grid_best, grid_table,
+                                 paired_tests, percent, table1_comparison, trace_runaway)
+from dhclib.runs.store import RunResult, base_method, load_diverged, load_results, variant_label, variant_of
 
 __all__ = ["classify_runs", "report_tables", "render_report", "write_report"]
 
@@ -78,6 +79,7 @@ def report_tables(store_dir) -> dict[str, pd.DataFrame]:
             paired.append(paired_tests(main).assign(benchmark=b))
         if len(var):
             variants.append(table1_comparison(var, b).query("trials > 0").assign(benchmark=b))
+            paired.append(paired_tests(var).assign(benchmark=b))  # e.g. finetune [optimizer=adam] vs dhp [...]
     search = pd.DataFrame()
     if len(kinds["search"]):
         search = grid_best(grid_table(kinds["search"], "lam"), "lam")
@@ -91,8 +93,36 @@ def report_tables(store_dir) -> dict[str, pd.DataFrame]:
     div = pd.DataFrame([{k: d[k] for k in ("benchmark", "method", "seed", "config_key", "message")} for d in diverged],
                        columns=["benchmark", "method", "seed", "config_key", "message"])
     cat = (lambda fs: pd.concat(fs, ignore_index=True) if fs else pd.DataFrame())
+    runaway, collapsed = _instability(results)
     return {"table1": cat(t1), "paired": cat(paired), "search": search, "eta": eta, "variants": cat(variants),
-            "diverged": div, "hardware": hardware}
+            "diverged": div, "hardware": hardware, "runaway": runaway, "collapsed": collapsed}
+
+
+def _instability(results: list[RunResult]) -> tuple[pd.DataFrame, pd.DataFrame]:
+    """Per DHP run of Table 1 or a labelled variant (not the search or Table 4's sweep): whether its trace ran away
+    in any task, and the tasks it forgot by more than COLLAPSE_DROP (report.trace_runaway, report.collapsed_tasks)."""
+    runaway, collapsed = [], []
+    for r in results:
+        diff = variant_of(r)
+        if "hebb_norm" not in r.traces or set(diff) in ({"lam"}, {"eta_init"}):
+            continue
+        ident = dict(benchmark=r.config["benchmark"], method=variant_label(r.config["method"], diff),
+                     seed=r.config["seed"])
+        per = trace_runaway(r.traces)
+        runaway.append(dict(ident, task1_median=round(float(per["task1_median"].iloc[0]), 2),
+                            hebb_norm_max=round(float(per["hebb_norm_max"].max()), 1),
+                            ratio=round(float(per["ratio"].max()), 1),
+                            runaway_tasks=", ".join(str(t) for t in per.loc[per["runaway"], "task"]) or "-",
+                            eta_negative_share=round(float(per.loc[per["task"] > 1, "eta_negative_share"].mean()), 3)
+                            if (per["task"] > 1).any() else np.nan))
+        c = collapsed_tasks(r.R, r.traces, r.tasks)
+        collapsed += [dict(ident, **row) for row in c.to_dict("records")]
+    cols = ["benchmark", "method", "seed", "task", "acc_after_learning", "acc_after_last",
+            "hebb_norm_at_restored_epoch", "runaway_at_restore"]
+    order = ["benchmark", "method", "seed"]
+    run_df = pd.DataFrame(runaway).sort_values(order, ignore_index=True) if runaway else pd.DataFrame()
+    col_df = pd.DataFrame(collapsed, columns=cols).sort_values(order + ["task"], ignore_index=True)
+    return run_df, col_df
 
 
 def _md(df: pd.DataFrame) -> str:
@@ -157,6 +187,7 @@ def render_report(tables: dict[str, pd.DataFrame], profile: str) -> str:
         if len(v):
             out += ["", "Other settings (labelled by what differs from SPEC; the paper column is the paper's value "
                         "for the method):", "", _md(_column(v))]
+    out += _render_instability(tables)
     if len(tables["search"]):
         s = tables["search"].copy()
         out += ["", "## Consolidation-strength search (Appendix A), seed 0", "",
@@ -177,6 +208,47 @@ def render_report(tables: dict[str, pd.DataFrame], profile: str) -> str:
         h["wall_time_h"] = h["wall_time_h"].round(2)
         out += ["", "## Where the runs ran", "", _md(h)]
     return "\n".join(out) + "\n"
+
+
+def _render_instability(tables: dict[str, pd.DataFrame]) -> list[str]:
+    """The plastic instability (issue #9): which DHP runs' traces ran away, and which tasks collapsed."""
+    r, c = tables.get("runaway", pd.DataFrame()), tables.get("collapsed", pd.DataFrame())
+    if not len(r):
+        return []
+    summary = r.groupby(["benchmark", "method"], sort=False).agg(
+        runs=("seed", "size"), runaway_runs=("runaway_tasks", lambda t: int((t != "-").sum())),
+        largest_ratio=("ratio", "max"), eta_negative_share=("eta_negative_share", "mean")).reset_index()
+    summary["eta_negative_share"] = summary["eta_negative_share"].round(3)
+    out = ["", "## The plastic instability: runaway traces and collapsed tasks", "",
+           f"A DHP run's trace *runs away* in a task when its largest ‖Hebb‖_F exceeds {RUNAWAY_FACTOR:g}× the median "
+           "‖Hebb‖_F over task 1's traced steps (`dhclib.paper.report.RUNAWAY_FACTOR`). η < 0 on a step multiplies "
+           "the trace by 1 + |η| (Eq. 2), so a run with many negative-η steps can grow it without bound. Per "
+           "benchmark and method (`eta_negative_share`: mean share of traced steps with η < 0 after task 1):", "",
+           _md(summary)]
+    flagged = r[r["runaway_tasks"] != "-"]
+    if len(flagged):
+        out += ["", f"The runs whose trace ran away (`runaway_tasks`; the other {len(r) - len(flagged)} DHP runs: in "
+                    "no task):", "", _md(flagged)]
+    if len(c):
+        shown = c.copy()
+        for col in ("acc_after_learning", "acc_after_last"):
+            shown[col] = (100 * shown[col]).round(1)
+        shown["hebb_norm_at_restored_epoch"] = shown["hebb_norm_at_restored_epoch"].round(1)
+        out += ["", f"Tasks forgotten by more than {100 * COLLAPSE_DROP:g} points (accuracy in % right after "
+                    "learning the task and after the last task), with ‖Hebb‖_F at the epoch early stopping restored "
+                    "for that task — the trace its consolidation anchored to — and whether that trace had run away:",
+                "", _md(shown)]
+        alone = np.array([registry.method(base_method(m)).regulariser == "none" for m in c["method"]])
+        for rows, who in ((c[~alone], "DHP runs with a regulariser"), (c[alone], "DHP Softmax alone")):
+            if len(rows):
+                k = int(rows["runaway_at_restore"].sum())
+                out += ["", f"{who}: {k} of {len(rows)} collapsed tasks had a runaway trace at the restored epoch."]
+        out += ["", "A collapse with a runaway trace at the restored epoch is consistent with the regulariser "
+                    "anchoring the slow weights to a model that relied on an inflated trace; a collapse with a trace "
+                    "of normal size is ordinary forgetting."]
+    else:
+        out += ["", f"No task of a DHP run was forgotten by more than {100 * COLLAPSE_DROP:g} points."]
+    return out
 
 
 def write_report(store_dir, profile: str | None = None) -> Path:
