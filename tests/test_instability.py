@@ -41,3 +41,40 @@ def test_a_collapsed_task_is_named_with_its_trace_at_the_restored_epoch():
     c = collapsed_tasks(R, t, tasks_early)
     assert c.loc[0, "hebb_norm_at_restored_epoch"] == 20 and not c.loc[0, "runaway_at_restore"]
     assert collapsed_tasks(R, t, tasks, drop=0.7).empty
+
+
+# --- figures a reader can lay beside the paper's (issue #9, item 6) ------------------------------------------
+def _curves() -> pd.DataFrame:
+    rows = [{"method": m, "seed": s, "tasks_learned": t, "avg_acc": a - 0.01 * t}
+            for m, a in (("finetune", 0.95), ("dhp", 0.96), ("ewc", 0.97)) for s in (0, 1) for t in (1, 2, 3)]
+    return pd.DataFrame(rows)
+
+
+def test_accuracy_curves_mark_the_papers_values_and_name_the_diverged():
+    from dhclib.paper import plots
+
+    fig = plots.accuracy_curves(_curves(), "t", paper={"finetune": 0.90, "dhp": 0.92, "ewc": float("nan")},
+                                diverged=["dhp+ewc"])
+    ax = fig.axes[0]
+    stars = [ln for ln in ax.get_lines() if ln.get_marker() == "*"]
+    assert len(stars) == 2  # finetune and dhp; ewc's paper value is NaN
+    assert sorted(round(float(ln.get_ydata()[0]), 6) for ln in stars) == [90.0, 92.0]
+    assert all(float(ln.get_xdata()[0]) > 3 for ln in stars)  # just right of the last task, not on the curve
+    assert {ln.get_markeredgecolor() for ln in stars} == {plots.method_color("finetune")}  # one hue per regulariser
+    notes = [t.get_text() for t in ax.texts]
+    assert notes == ["diverged, not shown: DHP Softmax + Online EWC"]
+    legend = [t.get_text() for t in ax.get_legend().get_texts()]
+    assert "paper, final average (Table 1)" in legend
+    solid = {ln.get_label(): ln.get_linestyle() for ln in ax.get_lines() if ln.get_marker() != "*"}
+    assert solid["DHP Softmax (93.00%)"] == "-" and solid["Finetune (92.00%)"] == "--"  # 0.96 - 0.03, 0.95 - 0.03
+
+
+def test_first_and_latest_has_one_named_tick_per_task():
+    from dhclib.paper import plots
+
+    frame = pd.DataFrame({"method": "dhp", "seed": 0, "tasks_learned": [1, 2, 3], "first_task": [0.9, 0.8, 0.7],
+                          "latest_task": [0.9, 0.9, 0.9]})
+    fig = plots.first_and_latest(frame, "t", task_names=["MNIST", "notMNIST", "FashionMNIST"])
+    ax = fig.axes[0]
+    assert list(ax.get_xticks()) == [1, 2, 3]
+    assert [t.get_text() for t in ax.get_xticklabels()] == ["1\nMNIST", "2\nnotMNIST", "3\nFashionMNIST"]

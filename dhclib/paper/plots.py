@@ -7,7 +7,7 @@ Colours pair each baseline with its DHP variant (light: baseline, dark: + DHP So
 from __future__ import annotations
 
 import os
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from pathlib import Path
 
 import matplotlib.pyplot as plt
@@ -54,14 +54,19 @@ def _style(method: str) -> dict:
                 ls=":" if variant else ("-" if plastic else "--"))
 
 
-def accuracy_curves(curves: pd.DataFrame, title: str = "", ax=None):
+def accuracy_curves(curves: pd.DataFrame, title: str = "", ax=None, paper: Mapping[str, float] | None = None,
+                    diverged: Sequence[str] = ()):
     """Average test accuracy against the number of tasks learned, mean ± SEM band over trials (Figures 2, 5, 6);
-    the legend gives each method's final average accuracy, as the paper's does."""
-    fig, ax = _axes(ax, (6.4, 4.4))
-    if curves.empty:
+    the legend (beside the axes, so that it hides no curve) gives each method's final average accuracy, as the
+    paper's does. ``paper``: method -> the paper's final average (Table 1), drawn as a hollow star in the method's
+    colour just right of the last task; ``diverged``: methods whose runs all diverged, named on the figure
+    instead of silently missing."""
+    fig, ax = _axes(ax, (7.8, 4.4))
+    if curves.empty and not diverged:
         return _nothing(fig, ax, title)
-    methods = method_order(list(curves["method"].unique()))
-    last = curves[curves["tasks_learned"] == curves["tasks_learned"].max()].groupby("method")["avg_acc"].mean()
+    methods = method_order(list(curves["method"].unique())) if len(curves) else []
+    last_x = curves["tasks_learned"].max() if len(curves) else 1
+    last = curves[curves["tasks_learned"] == last_x].groupby("method")["avg_acc"].mean() if len(curves) else {}
     for m in methods:
         sub = curves[curves["method"] == m]
         g = sub.groupby("tasks_learned")["avg_acc"]
@@ -69,19 +74,30 @@ def accuracy_curves(curves: pd.DataFrame, title: str = "", ax=None):
         style = _style(m)
         ax.plot(mean.index, 100 * mean, label=f"{method_label(m)} ({100 * last[m]:.2f}%)", **style)
         ax.fill_between(mean.index, 100 * (mean - sem), 100 * (mean + sem), color=style["color"], alpha=0.2, lw=0)
+    marked = [m for m in methods if paper and m in paper and not np.isnan(paper[m])]
+    for k, m in enumerate(marked):  # spread a little so that equal values stay visible
+        ax.plot(last_x + 0.12 + 0.04 * (k % 4), 100 * paper[m], ls="none", marker="*", ms=9, mfc="none",
+                mec=_style(m)["color"], label="paper, final average (Table 1)" if k == 0 else None)
+    if diverged:
+        ax.text(0.99, 0.02, "diverged, not shown: " + ", ".join(method_label(m) for m in diverged),
+                transform=ax.transAxes, ha="right", va="bottom", fontsize=7, color="firebrick")
     ax.set(xlabel="Number of tasks learned", ylabel="Average test accuracy (%)", title=title)
-    ax.set_xticks(sorted(curves["tasks_learned"].unique()))
-    ax.legend(fontsize=7, loc="lower left")
+    if len(curves):
+        ax.set_xticks(sorted(curves["tasks_learned"].unique()))
+    ax.legend(fontsize=7, loc="upper left", bbox_to_anchor=(1.01, 1.0), frameon=False)
     ax.grid(alpha=0.3)
+    fig.tight_layout()
     return fig
 
 
-def first_and_latest(frame: pd.DataFrame, title: str = ""):
-    """Test accuracy on the first task and on the task just learned, against tasks learned (mean ± SEM)."""
-    fig, axes = plt.subplots(1, 2, figsize=(11, 4), sharey=True)
+def first_and_latest(frame: pd.DataFrame, title: str = "", task_names: Sequence[str] | None = None):
+    """Test accuracy on the first task and on the task just learned, against tasks learned (mean ± SEM); one tick
+    per task, named when ``task_names`` are given (e.g. the Vision Mixture's datasets)."""
+    fig, axes = plt.subplots(1, 2, figsize=(12.5, 4), sharey=True)
     if frame.empty:
         return _nothing(fig, axes[0], title)
     methods = method_order(list(frame["method"].unique()))
+    ticks = sorted(int(t) for t in frame["tasks_learned"].unique())
     for ax, col, name in zip(axes, ("first_task", "latest_task"), ("first task", "task just learned")):
         for m in methods:
             g = frame[frame["method"] == m].groupby("tasks_learned")[col]
@@ -90,9 +106,14 @@ def first_and_latest(frame: pd.DataFrame, title: str = ""):
             ax.plot(mean.index, 100 * mean, label=method_label(m), **style)
             ax.fill_between(mean.index, 100 * (mean - sem), 100 * (mean + sem), color=style["color"], alpha=0.2, lw=0)
         ax.set(xlabel="Number of tasks learned", title=f"Accuracy on the {name}")
+        if task_names is not None:
+            ax.set_xticks(ticks, [f"{t}\n{task_names[t - 1]}" if t <= len(task_names) else str(t) for t in ticks],
+                          fontsize=7)
+        else:
+            ax.set_xticks(ticks)
         ax.grid(alpha=0.3)
     axes[0].set_ylabel("Test accuracy (%)")
-    axes[1].legend(fontsize=7, loc="lower left")
+    axes[1].legend(fontsize=7, loc="upper left", bbox_to_anchor=(1.01, 1.0), frameon=False)
     fig.suptitle(title)
     fig.tight_layout()
     return fig
@@ -151,7 +172,8 @@ def eta_sweep(ours: pd.DataFrame, paper: pd.DataFrame | None = None, title: str 
             p = paper[paper["benchmark"] == bench]
             ax.plot(p["eta_init"], 100 * p["avg_acc"], "x", color="k", label="paper (Table 4)")
         ax.set_xscale("log")
-        ax.set(xlabel=r"initial $\eta$", ylabel="Average test accuracy (%)", title=bench)
+        name = registry.BENCHMARKS[bench].title if bench in registry.BENCHMARKS else bench
+        ax.set(xlabel=r"initial $\eta$", ylabel="Average test accuracy (%)", title=name)
         ax.grid(alpha=0.3)
         ax.legend(fontsize=7)
     fig.suptitle(title)
