@@ -13,6 +13,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
+import dhclib.data.cache
 import dhclib.data.idx
 
 IDX_NAMES = {
@@ -119,11 +120,11 @@ def isolated_cache(tmp_path, monkeypatch) -> Path:
 @pytest.fixture
 def clear_memo():
     """Empty dhclib's in-process memo of decoded datasets for this test (restored afterwards, for speed)."""
-    saved = dict(dhclib.data.idx._MEMO)
-    dhclib.data.idx._MEMO.clear()
-    yield dhclib.data.idx._MEMO
-    dhclib.data.idx._MEMO.clear()
-    dhclib.data.idx._MEMO.update(saved)
+    saved = dict(dhclib.data.cache.MEMO)
+    dhclib.data.cache.MEMO.clear()
+    yield dhclib.data.cache.MEMO
+    dhclib.data.cache.MEMO.clear()
+    dhclib.data.cache.MEMO.update(saved)
 
 
 @pytest.fixture(scope="session")

@@ -1,20 +1,20 @@
 """Reading the image datasets from a read-only data root in torchvision's on-disk layout.
 
 The root is an argument or ``$DHC_DATA_DIR``; under it ``<root>/MNIST/raw/`` holds the four IDX files, gzipped or
-not. Nothing is ever written into the root: decoded tensors are cached under :func:`cache_dir`, and files that are
+not. Nothing is ever written into the root: decoded tensors are cached under :func:`dhclib.data.cache.cache_dir`, and files that are
 missing are downloaded by torchvision into that cache directory when the machine is online.
 """
 
 from __future__ import annotations
 
 import gzip
-import hashlib
 import os
 from pathlib import Path
 
 import numpy as np
 import torch
 
+from dhclib.data.cache import cache_dir, cached
 from dhclib.errors import DataNotFoundError
 
 __all__ = ["IDX_FILES", "cache_dir", "resolve_data_dir", "read_idx", "load_idx_dataset", "load_mnist"]
@@ -27,15 +27,6 @@ IDX_FILES = {
 }
 
 _IDX_DTYPES = {0x08: np.uint8, 0x09: np.int8, 0x0B: np.dtype(">i2"), 0x0C: np.dtype(">i4"), 0x0D: np.dtype(">f4")}
-_MEMO: dict[tuple, dict[str, torch.Tensor]] = {}
-
-
-def cache_dir() -> Path:
-    """Where derived tensors and downloads go: ``$DHC_CACHE_DIR``, else ``$XDG_CACHE_HOME/dhc``, else ``~/.cache/dhc``."""
-    if os.environ.get("DHC_CACHE_DIR"):
-        return Path(os.environ["DHC_CACHE_DIR"])
-    base = os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache"
-    return Path(base) / "dhc"
 
 
 def resolve_data_dir(data_dir: str | os.PathLike | None) -> Path | None:
@@ -120,28 +111,15 @@ def load_idx_dataset(
             elif not download:
                 msg += " Downloading is off (download=False)."
             raise DataNotFoundError(msg)
-    stamp = "|".join(f"{p.resolve()}:{p.stat().st_size}:{p.stat().st_mtime_ns}" for p in files.values())
-    key = (name, stamp)
-    if key in _MEMO:
-        return _MEMO[key]
-    cached = cache_dir() / f"{name.lower()}-{hashlib.sha256(stamp.encode()).hexdigest()[:16]}.pt"
-    arrays = None
-    if cached.is_file():
-        try:
-            arrays = torch.load(cached, weights_only=True)
-        except Exception:  # a corrupt cache is rebuilt, never trusted
-            arrays = None
-    if arrays is None:
-        arrays = {
+    def decode() -> dict[str, torch.Tensor]:
+        return {
             "x_train": torch.from_numpy(read_idx(files["train_images"]).copy()),
             "y_train": torch.from_numpy(read_idx(files["train_labels"]).astype(np.int64)),
             "x_test": torch.from_numpy(read_idx(files["test_images"]).copy()),
             "y_test": torch.from_numpy(read_idx(files["test_labels"]).astype(np.int64)),
         }
-        _check_shapes(name, arrays)
-        _save_atomic(arrays, cached)
-    _MEMO[key] = arrays
-    return arrays
+
+    return cached(name.lower(), files, decode, lambda arrays: _check_shapes(name, arrays))
 
 
 def _one_line(exc: BaseException) -> str:
@@ -149,7 +127,7 @@ def _one_line(exc: BaseException) -> str:
     return " ".join(str(exc).split())
 
 
-def _check_shapes(name: str, arrays: dict[str, torch.Tensor]) -> None:
+def _check_shapes(name: str, arrays: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
     for split in ("train", "test"):
         x, y = arrays[f"x_{split}"], arrays[f"y_{split}"]
         if x.dim() != 3 or y.dim() != 1 or x.shape[0] != y.shape[0]:
@@ -157,16 +135,7 @@ def _check_shapes(name: str, arrays: dict[str, torch.Tensor]) -> None:
                 f"{name} {split} files disagree: images {tuple(x.shape)}, labels {tuple(y.shape)} "
                 "(expected N x H x W images and N labels)"
             )
-
-
-def _save_atomic(obj, path: Path) -> None:
-    try:
-        path.parent.mkdir(parents=True, exist_ok=True)
-        tmp = path.with_suffix(f".tmp{os.getpid()}")
-        torch.save(obj, tmp)
-        os.replace(tmp, path)
-    except OSError:  # an unwritable cache only costs speed
-        pass
+    return arrays
 
 
 def load_mnist(

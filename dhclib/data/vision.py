@@ -8,7 +8,7 @@ CIFAR-10 and CIFAR-100.
 Every loader reads its files from the read-only data root (``data_dir=`` or ``$DHC_DATA_DIR``) in torchvision's
 on-disk layout (:func:`expected_files`) and returns ``{"x_train", "y_train", "x_test", "y_test"}``: images as uint8
 tensors, (N, 28, 28) for the grayscale IDX sets and (N, 3, 32, 32) for SVHN and CIFAR; labels int64. Nothing is
-written into the root: decoded tensors are cached under :func:`dhclib.data.idx.cache_dir`, and missing files are
+written into the root: decoded tensors are cached by :mod:`dhclib.data.cache`, and missing files are
 downloaded (when ``download`` is true and the machine is online) into ``cache_dir()/"download"`` with the same
 layout. Scaling to [0, 1] is left to the benchmark, as for MNIST in :mod:`dhclib.data.idx`.
 
@@ -28,7 +28,8 @@ import numpy as np
 import torch
 
 from dhclib.data import idx as data
-from dhclib.data.idx import IDX_FILES, cache_dir, read_idx, resolve_data_dir
+from dhclib.data.cache import MEMO, cache_dir, cached, stamp
+from dhclib.data.idx import IDX_FILES, read_idx, resolve_data_dir
 from dhclib.errors import ConfigError, DataNotFoundError
 
 __all__ = [
@@ -173,33 +174,6 @@ def _check(name: str, arrays: Arrays, n_classes: int = 10) -> Arrays:
     return arrays
 
 
-def _stamp(files: dict[str, Path]) -> str:
-    return "|".join(f"{p.resolve()}:{p.stat().st_size}:{p.stat().st_mtime_ns}" for p in files.values())
-
-
-def _cached(
-    tag: str, files: dict[str, Path], decode: Callable[[], Arrays], check: Callable[[Arrays], Arrays]
-) -> Arrays:
-    """Memo in this process, then a ``.pt`` under cache_dir() keyed by the files' paths, sizes and mtimes (so a
-    replaced file is decoded again), then ``decode()``. Shares dhclib.data.idx's memo, so clearing one clears both."""
-    stamp = _stamp(files)
-    key = (tag, stamp)
-    if key in data._MEMO:
-        return data._MEMO[key]
-    cached = cache_dir() / f"{tag}-{hashlib.sha256(stamp.encode()).hexdigest()[:16]}.pt"
-    arrays = None
-    if cached.is_file():
-        try:
-            arrays = check(torch.load(cached, weights_only=True))
-        except Exception:  # a corrupt or foreign cache file is rebuilt, never trusted
-            arrays = None
-    if arrays is None:
-        arrays = check(decode())
-        data._save_atomic(arrays, cached)
-    data._MEMO[key] = arrays
-    return arrays
-
-
 def _tensors(x_train, y_train, x_test, y_test) -> Arrays:
     def as_x(a) -> torch.Tensor:
         return torch.from_numpy(np.ascontiguousarray(a, dtype=np.uint8))
@@ -280,11 +254,11 @@ def load_notmnist(
         raise ConfigError(f"resplit_test_fraction must be in (0, 1), got {resplit_test_fraction!r}")
     keys = ("test_images", "test_labels")
     files = _resolve("notmnist", data_dir, download, lambda: _download_notmnist(keys), keys=keys)
-    memo_key = ("notMNIST-resplit", _stamp(files), int(resplit_seed), float(resplit_test_fraction))
-    if memo_key not in data._MEMO:
-        test = _cached("notmnist-t10k", files, lambda: _decode_idx_pair(files), _check_images_labels)
-        data._MEMO[memo_key] = _check("notmnist", _resplit(test, int(resplit_seed), float(resplit_test_fraction)))
-    return data._MEMO[memo_key]
+    memo_key = ("notMNIST-resplit", stamp(files), int(resplit_seed), float(resplit_test_fraction))
+    if memo_key not in MEMO:
+        test = cached("notmnist-t10k", files, lambda: _decode_idx_pair(files), _check_images_labels)
+        MEMO[memo_key] = _check("notmnist", _resplit(test, int(resplit_seed), float(resplit_test_fraction)))
+    return MEMO[memo_key]
 
 
 def _decode_idx_pair(files: dict[str, Path]) -> Arrays:
@@ -356,7 +330,7 @@ def load_svhn(data_dir: str | os.PathLike | None = None, download: bool = True) 
     def decode() -> Arrays:
         return _tensors(*_read_svhn_mat(files["train"]), *_read_svhn_mat(files["test"]))
 
-    return _cached("svhn", files, decode, lambda a: _check("svhn", a))
+    return cached("svhn", files, decode, lambda a: _check("svhn", a))
 
 
 def _read_cifar_pickle(path: Path, label_key: str) -> tuple[np.ndarray, np.ndarray]:
@@ -401,7 +375,7 @@ def load_cifar10(data_dir: str | os.PathLike | None = None, download: bool = Tru
         x_test, y_test = _read_cifar_pickle(files["test_batch"], "labels")
         return _tensors(np.concatenate([x for x, _ in train]), np.concatenate([y for _, y in train]), x_test, y_test)
 
-    return _cached("cifar10", files, decode, lambda a: _check("cifar10", a))
+    return cached("cifar10", files, decode, lambda a: _check("cifar10", a))
 
 
 def load_cifar100(data_dir: str | os.PathLike | None = None, download: bool = True) -> Arrays:
@@ -415,7 +389,7 @@ def load_cifar100(data_dir: str | os.PathLike | None = None, download: bool = Tr
         train, test = (_read_cifar_pickle(files[split], "fine_labels") for split in ("train", "test"))
         return _tensors(*train, *test)
 
-    return _cached("cifar100", files, decode, lambda a: _check("cifar100", a, n_classes=100))
+    return cached("cifar100", files, decode, lambda a: _check("cifar100", a, n_classes=100))
 
 
 # ---------------------------------------------------------------------------------------------------------------

@@ -1,0 +1,63 @@
+"""The one cache of decoded datasets, for the IDX files and the vision formats alike: a memo in this process, then
+a ``.pt`` file under :func:`cache_dir` keyed by the source files' paths, sizes and modification times (a replaced
+file is decoded again), then decoding. Downloads go under ``cache_dir()/"download"``; nothing is ever written into
+the data root."""
+
+from __future__ import annotations
+
+import hashlib
+import os
+from pathlib import Path
+from typing import Callable
+
+import torch
+
+__all__ = ["cache_dir", "cached", "stamp", "save_atomic", "MEMO"]
+
+Arrays = dict[str, torch.Tensor]
+MEMO: dict[tuple, object] = {}  # (tag, stamp, ...) -> arrays decoded in this process
+
+
+def cache_dir() -> Path:
+    """Where derived tensors and downloads go: ``$DHC_CACHE_DIR``, else ``$XDG_CACHE_HOME/dhc``, else ``~/.cache/dhc``."""
+    if os.environ.get("DHC_CACHE_DIR"):
+        return Path(os.environ["DHC_CACHE_DIR"])
+    base = os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache"
+    return Path(base) / "dhc"
+
+
+def stamp(files: dict[str, Path]) -> str:
+    """The identity of a set of source files: path, size and modification time of each."""
+    return "|".join(f"{p.resolve()}:{p.stat().st_size}:{p.stat().st_mtime_ns}" for p in files.values())
+
+
+def cached(tag: str, files: dict[str, Path], decode: Callable[[], Arrays], check: Callable[[Arrays], Arrays]) -> Arrays:
+    """``decode()``'s arrays of ``files``, remembered in this process and on disk as
+    ``cache_dir()/<tag>-<hash of the stamp>.pt``; ``check`` validates them (a corrupt or foreign cache file is
+    rebuilt, never trusted)."""
+    key = (tag, stamp(files))
+    if key in MEMO:
+        return MEMO[key]
+    path = cache_dir() / f"{tag}-{hashlib.sha256(key[1].encode()).hexdigest()[:16]}.pt"
+    arrays = None
+    if path.is_file():
+        try:
+            arrays = check(torch.load(path, weights_only=True))
+        except Exception:
+            arrays = None
+    if arrays is None:
+        arrays = check(decode())
+        save_atomic(arrays, path)
+    MEMO[key] = arrays
+    return arrays
+
+
+def save_atomic(obj, path: Path) -> None:
+    """``torch.save`` to a temporary file renamed over ``path``; an unwritable cache only costs speed."""
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        tmp = path.with_suffix(f".tmp{os.getpid()}")
+        torch.save(obj, tmp)
+        os.replace(tmp, path)
+    except OSError:
+        pass
