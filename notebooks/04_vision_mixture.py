@@ -24,18 +24,15 @@ notmnist_split = "test_resplit"  # here only notMNIST's test split exists; the p
 # %%
 NOTEBOOK = "04_vision_mixture"
 BENCHMARK = "vision_mixture"
-from functools import partial
-
 import pandas as pd
 
 import dhclib
-from dhclib import paper, plots, regression, report
-from dhclib.runs.outputs import output_dirs, save_table
+from dhclib import paper, plots, report
+from dhclib.paper import notebook
+from dhclib.runs.outputs import save_table
 
-pd.set_option("display.width", 160)
-out_dir, store_dir = output_dirs(NOTEBOOK, profile, output_dir, store_dir)
 # reference("table1"): the committed table the checked cells compare with (README, "Reproducibility")
-reference = partial(regression.reference_path, NOTEBOOK, profile=profile)
+out_dir, store_dir, reference = notebook.setup(NOTEBOOK, profile, output_dir, store_dir)
 
 # %% [markdown]
 # ## The tasks of this run
@@ -56,17 +53,8 @@ print(tasks_run.to_string(index=False))
 
 # %%
 # NBVAL_IGNORE_OUTPUT
-seeds = f"0-{trials - 1}"
-df = dhclib.run_many(BENCHMARK, methods, seeds, profile, device, data_dir, store_dir, progress="runs",
-                     on_diverge="record", missing=missing, **overrides)
-extra = dhclib.run_variants(BENCHMARK, variants, seeds, profile, device, data_dir, store_dir,
-                            progress="runs", missing=missing, **overrides)
-failed = df.attrs["diverged"] + extra.attrs["diverged"]
-df = pd.concat([df, extra], ignore_index=True)
-save_table(df, out_dir, "results_tidy")
-diverged = pd.DataFrame(failed, columns=["method", "seed", "message"])
-save_table(diverged, out_dir, "diverged")
-print(f"{df.groupby(['method', 'seed']).ngroups} runs, {len(diverged)} diverged")
+df, diverged = notebook.train(BENCHMARK, methods, trials, profile, device, data_dir, store_dir, out_dir,
+                              variants, missing, overrides)
 
 # %% [markdown]
 # Runs whose loss became NaN/inf are not results: they are listed here with the reason. None is hidden or replaced: an extra row with another setting is labelled as such in the table below.
@@ -76,8 +64,7 @@ print(diverged.to_string(index=False) if len(diverged) else "no run diverged")
 
 # %%
 # NBVAL_CHECK_OUTPUT
-print(regression.format_check(regression.check_table(
-    diverged[["method", "seed"]], reference("diverged"), keys=["method", "seed"])))
+notebook.check(diverged[["method", "seed"]], reference("diverged"), keys=["method", "seed"])
 
 # %% [markdown]
 # ## Table 1, Vision Datasets Mixture column
@@ -87,17 +74,15 @@ print(regression.format_check(regression.check_table(
 # %%
 table = report.table1_comparison(df, BENCHMARK)
 table.insert(1, "tasks", f"{len(vision_tasks)} of 5")  # the paper's column: all five
-save_table(table, out_dir, "table1")
-print(report.percent(table, 1).to_string(index=False))
+table = notebook.show(table, out_dir, "table1", 1)
 
 # %% [markdown]
 # **Regression check.** The exact numbers above depend on the machine's numeric path (torch build, CPU kernels, BLAS: README, "Reproducibility"); the same seed on another machine gives somewhat different accuracies. The cell below is the one the tests compare: each method's mean average accuracy and BWT must lie within 2.5 and 3 points of the committed reference (`tests/reference/`), and the trial counts and verdicts must be the same. The largest change measured across numeric paths on the quick profile was 1.39 points; a method broken on purpose (MAS with its penalty switched off) falls by 6.1 points and fails it (`tests/test_regression.py`).
 
 # %%
 # NBVAL_CHECK_OUTPUT
-print(regression.format_check(regression.check_table(
-    table, reference("table1"), keys=["method"], values=["avg_acc_mean", "bwt_mean"],
-    exact=[c for c in ("trials", "tasks") if c in table])))
+notebook.check(table, reference("table1"),
+               keys=["method"], values=["avg_acc_mean", "bwt_mean"], exact=[c for c in ("trials", "tasks") if c in table])
 
 # %% [markdown]
 # ### Does DHP Softmax help each baseline?
@@ -106,8 +91,7 @@ print(regression.format_check(regression.check_table(
 
 # %%
 tests = report.paired_tests(df)
-save_table(tests, out_dir, "paired_tests")
-print(report.percent(tests, 3).to_string(index=False))
+tests = notebook.show(tests, out_dir, "paired_tests", 3)
 
 # %% [markdown]
 # ### The verdict, pair by pair
@@ -116,13 +100,11 @@ print(report.percent(tests, 3).to_string(index=False))
 
 # %%
 verdicts = report.dhp_verdicts(df, BENCHMARK)
-save_table(verdicts, out_dir, "verdicts")
-print(report.percent(verdicts, 2).to_string(index=False))
+verdicts = notebook.show(verdicts, out_dir, "verdicts", 2)
 
 # %%
 # NBVAL_CHECK_OUTPUT
-print(regression.format_check(regression.check_table(
-    verdicts, reference("verdicts"), keys=["baseline"], exact=["verdict", "pairs"])))
+notebook.check(verdicts, reference("verdicts"), keys=["baseline"], exact=["verdict", "pairs"])
 
 # %% [markdown]
 # ## Figure 6: average accuracy against the number of tasks learned

@@ -19,18 +19,15 @@ missing = "train"  # runs not in the store: "train" them, or "skip" (tabulate on
 
 # %%
 NOTEBOOK = "05_ablation"
-from functools import partial
-
 import pandas as pd
 
 import dhclib
-from dhclib import paper, plots, regression, report
-from dhclib.runs.outputs import output_dirs, save_table
+from dhclib import paper, plots, report
+from dhclib.paper import notebook
+from dhclib.runs.outputs import save_table
 
-pd.set_option("display.width", 160)
-out_dir, store_dir = output_dirs(NOTEBOOK, profile, output_dir, store_dir)
 # reference("table1"): the committed table the checked cells compare with (README, "Reproducibility")
-reference = partial(regression.reference_path, NOTEBOOK, profile=profile)
+out_dir, store_dir, reference = notebook.setup(NOTEBOOK, profile, output_dir, store_dir)
 
 # %% [markdown]
 # ## (a) Figure 3: η, ‖Hebb‖_F and ‖α‖_F while learning ten Permuted MNIST tasks
@@ -60,8 +57,8 @@ print(summary.round(4).to_string(index=False))
 
 # %%
 # NBVAL_CHECK_OUTPUT
-print(regression.format_check(regression.check_table(
-    summary, reference("traces_by_task"), keys=["task"], values=["eta_end", "eta_max", "hebb_norm_end", "hebb_norm_max", "alpha_norm_end"])))
+notebook.check(summary, reference("traces_by_task"),
+               keys=["task"], values=["eta_end", "eta_max", "hebb_norm_end", "hebb_norm_max", "alpha_norm_end"])
 
 # %% [markdown]
 # Figure 3's claims against our traces (eta with its gradient truncated to one step, as in Listing 1: `eta_grad_horizon=1`; SPEC §1):
@@ -86,13 +83,11 @@ save_table(sweep, out_dir, "eta_sweep_tidy");
 
 # %%
 table4 = report.eta_table(sweep)
-save_table(table4, out_dir, "table4")
-print(report.percent(table4, 1).to_string(index=False))
+table4 = notebook.show(table4, out_dir, "table4", 1)
 
 # %%
 # NBVAL_CHECK_OUTPUT
-print(regression.format_check(regression.check_table(
-    table4, reference("table4"), keys=["benchmark", "eta_init"], values=["avg_acc_mean"], exact=["trials"])))
+notebook.check(table4, reference("table4"), keys=["benchmark", "eta_init"], values=["avg_acc_mean"], exact=["trials"])
 
 # %%
 fig = plots.eta_sweep(report.eta_runs(sweep), paper.table4(), f"Initial eta ({profile} profile)")

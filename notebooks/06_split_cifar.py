@@ -19,18 +19,15 @@ missing = "train"  # runs not in the store: "train" them, or "skip" (tabulate on
 # %%
 NOTEBOOK = "06_split_cifar"
 BENCHMARK = "split_cifar10_100"
-from functools import partial
-
 import pandas as pd
 
 import dhclib
-from dhclib import paper, plots, regression, report
-from dhclib.runs.outputs import output_dirs, save_table
+from dhclib import paper, plots, report
+from dhclib.paper import notebook
+from dhclib.runs.outputs import save_table
 
-pd.set_option("display.width", 160)
-out_dir, store_dir = output_dirs(NOTEBOOK, profile, output_dir, store_dir)
 # reference("table1"): the committed table the checked cells compare with (README, "Reproducibility")
-reference = partial(regression.reference_path, NOTEBOOK, profile=profile)
+out_dir, store_dir, reference = notebook.setup(NOTEBOOK, profile, output_dir, store_dir)
 from dhclib.benchmarks import SPLIT_CIFAR_TASK_NAMES
 
 # %% [markdown]
@@ -60,8 +57,7 @@ print(diverged.to_string(index=False) if len(diverged) else "no run diverged")
 # %%
 # NBVAL_CHECK_OUTPUT
 table = report.figure8_comparison(df)
-save_table(table, out_dir, "figure8")
-print(report.percent(table, 2).to_string(index=False))
+table = notebook.show(table, out_dir, "figure8", 2)
 
 # %% [markdown]
 # ## Figure 8: accuracy on each task after the last one
@@ -70,8 +66,7 @@ print(report.percent(table, 2).to_string(index=False))
 # NBVAL_CHECK_OUTPUT
 per_task = report.final_task_accuracy(df)
 per_task["task_name"] = per_task["task"].map(dict(enumerate(SPLIT_CIFAR_TASK_NAMES)))
-save_table(per_task, out_dir, "per_task_accuracy")
-print(report.percent(per_task, 1).to_string(index=False))
+per_task = notebook.show(per_task, out_dir, "per_task_accuracy", 1)
 
 # %%
 fig = plots.final_task_bars(per_task, SPLIT_CIFAR_TASK_NAMES, paper.figure8(),

@@ -21,18 +21,15 @@ clear_gain = 0.01  # a lambda counts as clearly better than the paper's when it 
 
 # %%
 NOTEBOOK = "07_lambda_search"
-from functools import partial
-
 import pandas as pd
 
 import dhclib
-from dhclib import paper, plots, regression, report
-from dhclib.runs.outputs import output_dirs, save_table
+from dhclib import paper, plots, report
+from dhclib.paper import notebook
+from dhclib.runs.outputs import save_table
 
-pd.set_option("display.width", 160)
-out_dir, store_dir = output_dirs(NOTEBOOK, profile, output_dir, store_dir)
 # reference("table1"): the committed table the checked cells compare with (README, "Reproducibility")
-reference = partial(regression.reference_path, NOTEBOOK, profile=profile)
+out_dir, store_dir, reference = notebook.setup(NOTEBOOK, profile, output_dir, store_dir)
 from dhclib.runs.outputs import store_root
 
 search = dict(seed=seed, device=device, data_dir=data_dir, progress="runs", missing=missing, **overrides)
@@ -57,8 +54,8 @@ print(report.percent(split_table, 2).to_string(index=False))
 
 # %%
 # NBVAL_CHECK_OUTPUT
-print(regression.format_check(regression.check_table(
-    split_table, reference("split_mnist_grid"), keys=["benchmark", "method", "lam"], values=["avg_acc", "bwt"], exact=["trials", "diverged"])))
+notebook.check(split_table, reference("split_mnist_grid"),
+               keys=["benchmark", "method", "lam"], values=["avg_acc", "bwt"], exact=["trials", "diverged"])
 
 # %%
 fig = plots.lambda_search(split_table, f"Split MNIST, seed {seed} ({profile} profile)")
@@ -83,8 +80,8 @@ print(report.percent(permuted_table, 2).to_string(index=False))
 
 # %%
 # NBVAL_CHECK_OUTPUT
-print(regression.format_check(regression.check_table(
-    permuted_table, reference("permuted_mnist_grid"), keys=["benchmark", "method", "lam"], values=["avg_acc", "bwt"], exact=["trials", "diverged"])))
+notebook.check(permuted_table, reference("permuted_mnist_grid"),
+               keys=["benchmark", "method", "lam"], values=["avg_acc", "bwt"], exact=["trials", "diverged"])
 
 # %%
 fig = plots.lambda_search(permuted_table, f"Permuted MNIST, seed {seed} ({permuted_profile} profile)")
@@ -109,8 +106,8 @@ print(report.percent(beyond_table, 2).to_string(index=False))
 
 # %%
 # NBVAL_CHECK_OUTPUT
-print(regression.format_check(regression.check_table(
-    beyond_table, reference("permuted_mnist_beyond_grid"), keys=["benchmark", "method", "lam"], values=["avg_acc", "bwt"], exact=["trials", "diverged", "in_paper_grid"])))
+notebook.check(beyond_table, reference("permuted_mnist_beyond_grid"),
+               keys=["benchmark", "method", "lam"], values=["avg_acc", "bwt"], exact=["trials", "diverged", "in_paper_grid"])
 
 # %%
 ends = {m: max(paper.search_grid("permuted_mnist", m)) for m in beyond}
@@ -126,10 +123,9 @@ plots.save(fig, out_dir, "permuted_mnist_beyond_grid");
 # %%
 best = report.grid_best(pd.concat([split_table, permuted_table], ignore_index=True))
 best["clearly_better"] = best["avg_acc_gap"] > clear_gain
-save_table(best, out_dir, "best_lambda")
-print(report.percent(best, 2).to_string(index=False))
+best = notebook.show(best, out_dir, "best_lambda", 2)
 
 # %%
 # NBVAL_CHECK_OUTPUT
-print(regression.format_check(regression.check_table(
-    best, reference("best_lambda"), keys=["benchmark", "method"], values=["best_avg_acc", "paper_choice_avg_acc"], exact=["paper_lam", "clearly_better"])))
+notebook.check(best, reference("best_lambda"),
+               keys=["benchmark", "method"], values=["best_avg_acc", "paper_choice_avg_acc"], exact=["paper_lam", "clearly_better"])
