@@ -1,3 +1,5 @@
+"""``python -m dhclib``: the command line (dhclib.cli)."""
+
 import sys
 
 from dhclib.cli import main
