@@ -133,7 +133,7 @@ def main(argv: list[str] | None = None) -> int:
         from dhclib.runs.config import resolve_config
         from dhclib.method.metrics import summarize
         from dhclib.runs.runner import load_diverged, load_results, run_grid, run_many
-        from dhclib.runs.store import config_difference, variant_label, variant_of
+        from dhclib.runs.store import config_difference, render_variant, variant_label, variant_of
 
         if args.command == "report":
             from dhclib.paper.report_md import write_report
@@ -161,18 +161,18 @@ def main(argv: list[str] | None = None) -> int:
                           on_diverge=args.on_diverge, **overrides)
             diverged = df.attrs.get("diverged", [])
             if len(df):  # the same labels as `summary`: each configuration named by what differs from the profile
-                labels = {(b, m): variant_label(m, config_difference(
-                    resolve_config(b, m, 0, args.profile, "cpu", **overrides).to_dict()))
-                    for b, m in df[["benchmark", "method"]].drop_duplicates().itertuples(index=False)}
-                df["method"] = [labels[bm] for bm in zip(df["benchmark"], df["method"])]
+                diffs = {(b, m): config_difference(resolve_config(b, m, 0, args.profile, "cpu", **overrides).to_dict())
+                         for b, m in df[["benchmark", "base_method"]].drop_duplicates().itertuples(index=False)}
+                own = [diffs[bm] for bm in zip(df["benchmark"], df["base_method"])]
+                df["method"] = [variant_label(m, d) for m, d in zip(df["base_method"], own)]
+                df["variant"] = [render_variant(d) for d in own]
         else:
             results = load_results(args.out)
             diverged = load_diverged(args.out)
             if not results and not diverged:
                 raise DhcError(f"no stored runs under {args.out}/runs")
             # one row per configuration: a grid point or a variant is never averaged into its method's row
-            df = pd.concat([r.tidy().assign(method=variant_label(r.config["method"], variant_of(r)))
-                            for r in results], ignore_index=True) if results else None
+            df = pd.concat([r.tidy(variant_of(r)) for r in results], ignore_index=True) if results else None
         if df is not None and len(df):
             with pd.option_context("display.width", 200, "display.max_columns", 20):
                 print(summarize(df, by=("benchmark", "method", "profile")).to_string(index=False))

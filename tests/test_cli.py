@@ -16,7 +16,8 @@ import dhclib
 import dhclib.runs.execute
 from dhclib.cli import main
 
-TIDY_COLUMNS = ["benchmark", "method", "seed", "profile", "config_key", "after_task", "task", "accuracy"]
+TIDY_COLUMNS = ["benchmark", "method", "base_method", "variant", "seed", "profile", "config_key", "after_task", "task",
+                "accuracy"]
 SMALL = dict(n_tasks=2, train_size=100)
 
 

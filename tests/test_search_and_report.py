@@ -17,6 +17,7 @@ import dhclib  # noqa: E402
 import dhclib.runs.execute  # noqa: E402
 import dhclib.runs.runner  # noqa: E402
 from dhclib import paper, plots, report  # noqa: E402
+from dhclib.runs.store import TIDY_COLUMNS, with_variant  # noqa: E402
 from dhclib.cli import main  # noqa: E402
 from dhclib.paper.report_md import classify_runs, report_tables, write_report  # noqa: E402
 from dhclib.runs.store import RunResult, config_difference, result_path, write_atomic as _write_atomic  # noqa: E402
@@ -114,10 +115,16 @@ def test_bad_variants_are_one_line_errors(variants, match, tmp_path):
         dhclib.run_variants("split_mnist", variants, out_dir=tmp_path, progress=False)
 
 
-def test_variant_label_round_trip():
+def test_variant_label_is_rendered_and_its_parts_travel_with_the_rows():
     label = dhclib.variant_label("dhp+ewc", {"fisher_mode": "batch", "lam": 50.0})
-    assert label == "dhp+ewc [fisher_mode=batch, lam=50.0]"
-    assert dhclib.runs.runner.base_method(label) == "dhp+ewc" and dhclib.variant_label("si", {}) == "si"
+    assert label == "dhp+ewc [fisher_mode=batch, lam=50.0]" and dhclib.variant_label("si", {}) == "si"
+    # the label is never split back: a frame carries its parts (base_method, variant) beside it
+    frame = pd.DataFrame({"method": [label, "si"], "base_method": ["dhp+ewc", "si"],
+                          "variant": ["fisher_mode=batch, lam=50.0", ""]})
+    assert dhclib.runs.runner.label_parts(frame) == {label: ("dhp+ewc", "fisher_mode=batch, lam=50.0"),
+                                                     "si": ("si", "")}
+    # a hand-written frame without them names plain methods only; a bracket in a name is not parsed
+    assert dhclib.runs.runner.label_parts(pd.DataFrame({"method": ["odd [name]"]})) == {"odd [name]": ("odd [name]", "")}
 
 
 def test_run_grid_marks_each_value_and_rejects_a_clash(idx_root, tmp_path):
@@ -135,15 +142,16 @@ def test_run_grid_marks_each_value_and_rejects_a_clash(idx_root, tmp_path):
 # ---------------------------------------------------------------------------------------------------------------
 # tables: variants beside Table 1, grid tables
 # ---------------------------------------------------------------------------------------------------------------
-def _tidy(R_by_run: dict[tuple[str, int], np.ndarray], benchmark: str = "imbalanced_permuted_mnist", **cols):
+def _tidy(R_by_run: dict[tuple, np.ndarray], benchmark: str = "imbalanced_permuted_mnist", **cols):
+    """A tidy frame as dhclib builds it; a key is (method, seed) or (method, seed, rendered variant)."""
     rows = []
-    for (method, seed), R in R_by_run.items():
+    for (method, seed, *variant), R in R_by_run.items():
+        variant = variant[0] if variant else ""
+        label = with_variant(method, variant)
         for t in range(R.shape[0]):
             for i in range(t + 1):
-                rows.append((benchmark, method, seed, "quick", f"k{method}{seed}", t, i, R[t, i]))
-    df = pd.DataFrame(rows, columns=["benchmark", "method", "seed", "profile", "config_key", "after_task", "task",
-                                     "accuracy"])
-    return df.assign(**cols)
+                rows.append((benchmark, label, method, variant, seed, "quick", f"k{label}{seed}", t, i, R[t, i]))
+    return pd.DataFrame(rows, columns=TIDY_COLUMNS).assign(**cols)
 
 
 R_LOW = np.array([[0.9, np.nan], [0.7, 0.8]])  # avg 0.75
@@ -151,7 +159,7 @@ R_HIGH = np.array([[1.0, np.nan], [0.9, 0.9]])  # avg 0.90
 
 
 def test_variant_row_sits_beside_the_papers_value_of_its_method():
-    df = _tidy({("ewc [fisher_mode=batch]", 0): R_LOW, ("ewc [fisher_mode=batch]", 1): R_HIGH, ("mas", 0): R_HIGH})
+    df = _tidy({("ewc", 0, "fisher_mode=batch"): R_LOW, ("ewc", 1, "fisher_mode=batch"): R_HIGH, ("mas", 0): R_HIGH})
     t = report.table1_comparison(df, "imbalanced_permuted_mnist").set_index("method")
     row = t.loc["ewc [fisher_mode=batch]"]
     assert row["paper_avg_acc"] == pytest.approx(0.8718) and row["paper_bwt"] == pytest.approx(-0.09)
@@ -162,8 +170,8 @@ def test_variant_row_sits_beside_the_papers_value_of_its_method():
 
 
 def test_welch_tests_add_the_pairs_of_labelled_variants():
-    runs = {("ewc [fisher_mode=batch]", s): R_LOW if s else R_HIGH for s in range(3)}
-    runs.update({("dhp+ewc [fisher_mode=batch]", s): R_HIGH for s in range(3)})
+    runs = {("ewc", s, "fisher_mode=batch"): R_LOW if s else R_HIGH for s in range(3)}
+    runs.update({("dhp+ewc", s, "fisher_mode=batch"): R_HIGH for s in range(3)})
     w = report.welch_tests(_tidy(runs))
     pair = w[w["baseline"] == "ewc [fisher_mode=batch]"].iloc[0]
     assert pair["dhp_variant"] == "dhp+ewc [fisher_mode=batch]" and pair["trials"] == "3 / 3"
@@ -318,7 +326,8 @@ def test_lambda_search_shades_values_beyond_the_papers_grid():
 
 
 def test_variant_curves_take_their_methods_colour_dotted():
-    curves = pd.DataFrame({"method": ["si", "si", "si [lam=50.0]", "si [lam=50.0]"], "seed": 0,
+    curves = pd.DataFrame({"method": ["si", "si", "si [lam=50.0]", "si [lam=50.0]"], "base_method": "si",
+                           "variant": ["", "", "lam=50.0", "lam=50.0"], "seed": 0,
                            "tasks_learned": [1, 2, 1, 2], "avg_acc": [0.9, 0.8, 0.9, 0.85]})
     ax = plots.accuracy_curves(curves).axes[0]
     base, variant = ax.get_lines()

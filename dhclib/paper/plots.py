@@ -17,7 +17,7 @@ import seaborn as sns
 
 from dhclib import registry
 from dhclib.paper.report import method_order
-from dhclib.runs.store import base_method
+from dhclib.runs.store import label_parts
 
 __all__ = ["method_color", "method_label", "accuracy_curves", "first_and_latest", "r_heatmaps", "traces", "eta_sweep",
            "lambda_search", "class_counts", "final_task_bars", "save"]
@@ -28,29 +28,33 @@ _SCRATCH = (0.45, 0.45, 0.45)
 
 def method_color(method: str) -> tuple[float, float, float]:
     """One hue per regulariser (its registration slot: fine-tuning blue, SI orange, Online EWC green, MAS red,
-    then the next colours for any regulariser added), shared by the baseline and its DHP variant; scratch grey."""
-    spec = registry.method(base_method(method))
+    then the next colours for any regulariser added), shared by the baseline and its DHP variant; scratch grey.
+    ``method``: a composed method (a labelled variant takes its method's colour: :func:`_style`)."""
+    spec = registry.method(method)
     if spec.fresh_per_task:
         return _SCRATCH
     return _PALETTE[list(registry.REGULARISERS).index(spec.regulariser) % len(_PALETTE)]
 
 
-def method_label(method: str) -> str:
+def method_label(method: str, variant: str = "") -> str:
     """The paper's name of a method (rendered from its parts); a labelled variant keeps its setting:
-    "SI [lam=50.0]"."""
-    base = base_method(method)
-    return registry.method(base).label + method[len(base):]
+    ``method_label("si", "lam=50.0")`` is "SI [lam=50.0]"."""
+    return registry.method(method).label + (f" [{variant}]" if variant else "")
 
 
+def _name(label: str, parts: Mapping[str, tuple[str, str]] | None = None) -> str:
+    """The legend name of a row label: from its parts when the frame carried them, the paper's name of a plain
+    method, else the label as given (never split)."""
+    if parts and label in parts:
+        return method_label(*parts[label])
+    return method_label(label) if label in registry.methods() else label
 
 
-def _style(method: str) -> dict:
+def _style(method: str, variant: str = "") -> dict:
     """Line style of a method: its regulariser's hue, solid with DHP Softmax and dashed without (circles and
     triangles); a labelled variant takes its method's colour, dotted, with square markers."""
-    base = base_method(method)
-    variant = base != method
-    plastic = registry.method(base).plastic
-    return dict(color=method_color(base), marker="s" if variant else ("o" if plastic else "^"), ms=3,
+    plastic = registry.method(method).plastic
+    return dict(color=method_color(method), marker="s" if variant else ("o" if plastic else "^"), ms=3,
                 ls=":" if variant else ("-" if plastic else "--"))
 
 
@@ -64,22 +68,23 @@ def accuracy_curves(curves: pd.DataFrame, title: str = "", ax=None, paper: Mappi
     fig, ax = _axes(ax, (7.8, 4.4))
     if curves.empty and not diverged:
         return _nothing(fig, ax, title)
-    methods = method_order(list(curves["method"].unique())) if len(curves) else []
+    parts = label_parts(curves)
+    methods = method_order(list(curves["method"].unique()), parts) if len(curves) else []
     last_x = curves["tasks_learned"].max() if len(curves) else 1
     last = curves[curves["tasks_learned"] == last_x].groupby("method")["avg_acc"].mean() if len(curves) else {}
     for m in methods:
         sub = curves[curves["method"] == m]
         g = sub.groupby("tasks_learned")["avg_acc"]
         mean, sem = g.mean(), g.sem().fillna(0.0)
-        style = _style(m)
-        ax.plot(mean.index, 100 * mean, label=f"{method_label(m)} ({100 * last[m]:.2f}%)", **style)
+        style = _style(*parts[m])
+        ax.plot(mean.index, 100 * mean, label=f"{method_label(*parts[m])} ({100 * last[m]:.2f}%)", **style)
         ax.fill_between(mean.index, 100 * (mean - sem), 100 * (mean + sem), color=style["color"], alpha=0.2, lw=0)
     marked = [m for m in methods if paper and m in paper and not np.isnan(paper[m])]
     for k, m in enumerate(marked):  # spread a little so that equal values stay visible
         ax.plot(last_x + 0.12 + 0.04 * (k % 4), 100 * paper[m], ls="none", marker="*", ms=9, mfc="none",
-                mec=_style(m)["color"], label="paper, final average (Table 1)" if k == 0 else None)
+                mec=_style(*parts[m])["color"], label="paper, final average (Table 1)" if k == 0 else None)
     if diverged:
-        ax.text(0.99, 0.02, "diverged, not shown: " + ", ".join(method_label(m) for m in diverged),
+        ax.text(0.99, 0.02, "diverged, not shown: " + ", ".join(_name(m) for m in diverged),
                 transform=ax.transAxes, ha="right", va="bottom", fontsize=7, color="firebrick")
     ax.set(xlabel="Number of tasks learned", ylabel="Average test accuracy (%)", title=title)
     if len(curves):
@@ -96,14 +101,15 @@ def first_and_latest(frame: pd.DataFrame, title: str = "", task_names: Sequence[
     fig, axes = plt.subplots(1, 2, figsize=(12.5, 4), sharey=True)
     if frame.empty:
         return _nothing(fig, axes[0], title)
-    methods = method_order(list(frame["method"].unique()))
+    parts = label_parts(frame)
+    methods = method_order(list(frame["method"].unique()), parts)
     ticks = sorted(int(t) for t in frame["tasks_learned"].unique())
     for ax, col, name in zip(axes, ("first_task", "latest_task"), ("first task", "task just learned")):
         for m in methods:
             g = frame[frame["method"] == m].groupby("tasks_learned")[col]
             mean, sem = g.mean(), g.sem().fillna(0.0)
-            style = _style(m)
-            ax.plot(mean.index, 100 * mean, label=method_label(m), **style)
+            style = _style(*parts[m])
+            ax.plot(mean.index, 100 * mean, label=method_label(*parts[m]), **style)
             ax.fill_between(mean.index, 100 * (mean - sem), 100 * (mean + sem), color=style["color"], alpha=0.2, lw=0)
         ax.set(xlabel="Number of tasks learned", title=f"Accuracy on the {name}")
         if task_names is not None:
@@ -130,7 +136,7 @@ def r_heatmaps(matrices: dict[str, np.ndarray], title: str = ""):
         sns.heatmap(pd.DataFrame(100 * R, index=labels, columns=labels), ax=ax, vmin=0, vmax=100, cmap="viridis",
                     annot=n <= 10, fmt=".0f", annot_kws={"size": 7}, cbar=ax is axes[0][-1],
                     mask=np.isnan(R))
-        ax.set(xlabel="Task tested", ylabel="After learning task", title=method_label(method))
+        ax.set(xlabel="Task tested", ylabel="After learning task", title=_name(method))
     fig.suptitle(title)
     fig.tight_layout()
     return fig
@@ -186,12 +192,14 @@ def lambda_search(table: pd.DataFrame, title: str = "", param: str = "lam", grid
     of a :func:`dhclib.paper.report.grid_table`; the paper's choice is a dashed line with a ring, the best value a star,
     and values whose runs diverged are crosses on the panel's floor. ``grid_end``: per method, the largest value of
     the paper's grid, shaded beyond (values we added)."""
-    methods = method_order(list(table["method"].unique()))
+    parts = label_parts(table)
+    methods = method_order(list(table["method"].unique()), parts)
     fig, axes = plt.subplots(1, len(methods), figsize=(4.2 * len(methods), 3.6), squeeze=False)
     for ax, m in zip(axes[0], methods):
         sub = table[table["method"] == m].sort_values(param)
         ok = sub[~sub["diverged"]]
-        color = method_color(m)
+        method, variant = parts[m]
+        color = method_color(method)
         ax.plot(ok[param], 100 * ok["avg_acc"], marker="o", ms=4, color=color, label="dhc, seed 0")
         ref = sub[sub["paper_choice"]]
         for _, row in ref.iterrows():
@@ -210,8 +218,9 @@ def lambda_search(table: pd.DataFrame, title: str = "", param: str = "lam", grid
             ax.axvspan(grid_end[m], sub[param].max() * 1.5, color="grey", alpha=0.15, lw=0,
                        label="beyond the paper's grid")
         ax.set_xscale("log")
-        symbol = registry.regulariser(registry.method(base_method(m)).regulariser).strength_symbol
-        ax.set(xlabel=symbol if param == "lam" else param, ylabel="Average test accuracy (%)", title=method_label(m))
+        symbol = registry.regulariser(registry.method(method).regulariser).strength_symbol
+        ax.set(xlabel=symbol if param == "lam" else param, ylabel="Average test accuracy (%)",
+               title=method_label(method, variant))
         ax.grid(alpha=0.3)
         ax.legend(fontsize=7)
     fig.suptitle(title)
@@ -235,17 +244,18 @@ def final_task_bars(acc: pd.DataFrame, task_names: Sequence[str], paper: pd.Data
     fig, ax = _axes(None, (8.4, 4.2))
     if acc.empty:
         return _nothing(fig, ax, title)
-    methods = method_order(list(acc["method"].unique()))
+    parts = label_parts(acc)
+    methods = method_order(list(acc["method"].unique()), parts)
     ref = {} if paper is None else dict(zip(paper["method"], paper["avg_acc"]))
     width = 0.8 / max(len(methods), 1)
     for k, m in enumerate(methods):
         sub = acc[acc["method"] == m].sort_values("task")
         x = sub["task"].to_numpy() + (k - (len(methods) - 1) / 2) * width
-        label = f"{method_label(m)}: {100 * sub['acc_mean'].mean():.2f}%"
+        label = f"{method_label(*parts[m])}: {100 * sub['acc_mean'].mean():.2f}%"
         if m in ref:
             label += f" (paper {100 * ref[m]:.2f}%)"
         ax.bar(x, 100 * sub["acc_mean"], width, yerr=100 * sub["acc_sem"].fillna(0.0), label=label,
-               color=method_color(m), capsize=2)
+               color=method_color(parts[m][0]), capsize=2)
     ax.set_xticks(range(len(task_names)), [f"T{i + 1}\n{n}" for i, n in enumerate(task_names)], fontsize=8)
     ax.set(ylabel="Test accuracy after the last task (%)", title=title, ylim=(0, 100))
     ax.legend(fontsize=7, loc="lower left")

@@ -7,7 +7,7 @@ frame; accuracies stay fractions in [0, 1] (the notebooks format them as percent
 from __future__ import annotations
 
 import re
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 
 import numpy as np
 import pandas as pd
@@ -16,36 +16,51 @@ from scipy import stats
 from dhclib import registry
 from dhclib.method.metrics import R_from_tidy, average_accuracy_curve, per_run, summarize
 from dhclib.paper import paper_lambdas, paper_results, table4
-from dhclib.runs.store import base_method
+from dhclib.runs.store import label_parts, with_variant
 
 __all__ = ["table1_comparison", "welch_tests", "paired_tests", "pairs_present", "curves", "first_and_latest", "method_order",
            "run_matrix", "task_boundaries", "percent", "trace_summary", "eta_runs", "eta_table", "grid_table",
-           "grid_best", "dhp_verdicts", "figure3_checks", "final_task_accuracy", "figure8_comparison",
+           "grid_best", "dhp_verdicts", "not_shown", "figure3_checks", "final_task_accuracy", "figure8_comparison",
            "vision_tasks_run", "RUNAWAY_FACTOR", "COLLAPSE_DROP", "trace_runaway", "collapsed_tasks"]
 
 
-def method_order(methods: Sequence[str]) -> list[str]:
+def method_order(methods: Sequence[str], parts: Mapping[str, tuple[str, str]] | None = None) -> list[str]:
     """``methods`` in Table 1's order; a labelled variant (``"ewc [fisher_mode=batch]"``) right after Table 1's
-    rows, in the order of its method; unknown names last, as given."""
+    rows, by its overrides and then in the order of its method; unknown names last, as given. ``parts``: each
+    label's (method, variant) (:func:`dhclib.runs.store.label_parts`); without it every name is a plain method."""
     methods = list(dict.fromkeys(methods))
+    parts = dict(parts or {})
     table = list(registry.methods())  # Table 1's compositions, then scratch (Figure 8)
     known = [m for m in table if m in set(methods)]
-    variants = sorted((m for m in methods if m not in table and base_method(m) in table),
-                      key=lambda m: (m.split(" [", 1)[1], table.index(base_method(m))))
+    variants = sorted((m for m in methods if m not in table and m in parts and parts[m][1] and parts[m][0] in table),
+                      key=lambda m: (parts[m][1], table.index(parts[m][0])))
     return known + variants + [m for m in methods if m not in known and m not in variants]
 
 
-def pairs_present(methods: Sequence[str], pairs: Sequence[tuple[str, str]] | None = None) -> list[tuple[str, str]]:
+def pairs_present(methods: Sequence[str], pairs: Sequence[tuple[str, str]] | None = None,
+                  parts: Mapping[str, tuple[str, str]] | None = None) -> list[tuple[str, str]]:
     """Table 1's (baseline, DHP variant) pairs (default: every registered regulariser's, ``registry.pairs``),
     plus the same pairs of every labelled variant present in ``methods``
-    (``("ewc [fisher_mode=batch]", "dhp+ewc [fisher_mode=batch]")``)."""
+    (``("ewc [fisher_mode=batch]", "dhp+ewc [fisher_mode=batch]")``); ``parts`` as for :func:`method_order`."""
     present = set(methods)
     pairs = registry.pairs() if pairs is None else pairs
     out = list(pairs)
-    labels = sorted({m.split(" [", 1)[1] for m in present if " [" in m})
-    for label in labels:
-        out += [(f"{b} [{label}", f"{d} [{label}") for b, d in pairs
-                if f"{b} [{label}" in present or f"{d} [{label}" in present]
+    for variant in sorted({v for m, (_, v) in (parts or {}).items() if v and m in present}):
+        out += [(with_variant(b, variant), with_variant(d, variant)) for b, d in pairs
+                if with_variant(b, variant) in present or with_variant(d, variant) in present]
+    return out
+
+
+def _method_of(parts: Mapping[str, tuple[str, str]], label: str) -> str:
+    """The composed method a row's label names (the label itself when the frame carried no parts)."""
+    return parts.get(label, (label, ""))[0]
+
+
+def _with_parts(out: pd.DataFrame, parts: Mapping[str, tuple[str, str]]) -> pd.DataFrame:
+    """``out`` with its labels' parts (``base_method``, ``variant``) beside ``method``, for the figures."""
+    at = list(out.columns).index("method") + 1
+    out.insert(at, "base_method", [_method_of(parts, m) for m in out["method"]])
+    out.insert(at + 1, "variant", [parts.get(m, (m, ""))[1] for m in out["method"]])
     return out
 
 
@@ -53,6 +68,7 @@ def table1_comparison(df: pd.DataFrame, benchmark: str) -> pd.DataFrame:
     """Table 1's column for ``benchmark``: our average accuracy and BWT (mean, SEM, trials) beside the paper's,
     with the differences (ours − paper); for Split CIFAR-10/100, Figure 8's average accuracies. Methods absent from ``df`` have NaN for ours. A labelled variant
     (:func:`dhclib.run_variants`) is its own row, beside the paper's value for its method."""
+    parts = label_parts(df)
     ours = summarize(df[df["benchmark"] == benchmark], by=("method",))
     if ours.empty:
         ours = pd.DataFrame(columns=["method", "trials", "avg_acc_mean", "avg_acc_sem", "bwt_mean", "bwt_sem"])
@@ -60,13 +76,13 @@ def table1_comparison(df: pd.DataFrame, benchmark: str) -> pd.DataFrame:
     out = paper.merge(ours, on="method", how="outer")
     by_method = paper.set_index("method")
     for col in ("paper_avg_acc", "paper_bwt"):
-        out[col] = out[col].fillna(out["method"].map(lambda m: by_method[col].get(base_method(m), np.nan)))
+        out[col] = out[col].fillna(out["method"].map(lambda m: by_method[col].get(_method_of(parts, m), np.nan)))
     out["trials"] = out["trials"].fillna(0).astype(int)
     out["avg_acc_diff"] = out["avg_acc_mean"] - out["paper_avg_acc"]
     out["bwt_diff"] = out["bwt_mean"] - out["paper_bwt"]
     cols = ["method", "trials", "avg_acc_mean", "avg_acc_sem", "paper_avg_acc", "avg_acc_diff", "bwt_mean", "bwt_sem",
             "paper_bwt", "bwt_diff"]
-    order = {m: i for i, m in enumerate(method_order(list(out["method"])))}
+    order = {m: i for i, m in enumerate(method_order(list(out["method"]), parts))}
     return out[cols].sort_values("method", key=lambda s: s.map(order), ignore_index=True)
 
 
@@ -76,7 +92,7 @@ def _runs_of_one_benchmark(df: pd.DataFrame, pairs, who: str):
     if df["benchmark"].nunique() > 1:
         raise ValueError(f"{who} compares runs of one benchmark; got {', '.join(df['benchmark'].unique())}: "
                          "filter the frame first, e.g. df[df.benchmark == 'split_mnist']")
-    return per_run(df, by=("method",)), pairs_present(df["method"].unique()) if pairs is None else pairs
+    return per_run(df, by=("method",)), pairs_present(df["method"].unique(), parts=label_parts(df)) if pairs is None else pairs
 
 
 def welch_tests(df: pd.DataFrame, pairs: Sequence[tuple[str, str]] | None = None) -> pd.DataFrame:
@@ -132,25 +148,35 @@ def paired_tests(df: pd.DataFrame, pairs: Sequence[tuple[str, str]] | None = Non
     return pd.DataFrame(rows)
 
 
+def not_shown(df: pd.DataFrame, diverged: pd.DataFrame) -> list[str]:
+    """The methods of ``diverged`` (a frame with a ``method`` column: the notebooks' diverged runs) that have no
+    run in ``df`` at all, in Table 1's order: a figure names them instead of leaving them silently out."""
+    gone = set(diverged["method"]) - set(df["method"]) if len(diverged) else set()
+    return method_order(sorted(gone))
+
+
 def curves(df: pd.DataFrame) -> pd.DataFrame:
     """Average test accuracy after n tasks, per run (Figures 2, 5, 6): ``method, seed, tasks_learned, avg_acc``
-    (plus ``benchmark``)."""
+    (plus ``benchmark`` and the label's parts, ``base_method`` and ``variant``)."""
     rows = []
     for (bench, method, seed, _), run in df.groupby(["benchmark", "method", "seed", "config_key"], sort=False):
         for n, acc in enumerate(average_accuracy_curve(R_from_tidy(run)), start=1):
             rows.append({"benchmark": bench, "method": method, "seed": seed, "tasks_learned": n, "avg_acc": acc})
-    return pd.DataFrame(rows, columns=["benchmark", "method", "seed", "tasks_learned", "avg_acc"])
+    out = pd.DataFrame(rows, columns=["benchmark", "method", "seed", "tasks_learned", "avg_acc"])
+    return _with_parts(out, label_parts(df))
 
 
 def first_and_latest(df: pd.DataFrame) -> pd.DataFrame:
-    """Per run and number of tasks learned: test accuracy on the first task and on the task just learned."""
+    """Per run and number of tasks learned: test accuracy on the first task and on the task just learned (with the
+    label's parts, ``base_method`` and ``variant``)."""
     rows = []
     for (bench, method, seed, _), run in df.groupby(["benchmark", "method", "seed", "config_key"], sort=False):
         R = R_from_tidy(run)
         for T in range(R.shape[0]):
             rows.append({"benchmark": bench, "method": method, "seed": seed, "tasks_learned": T + 1,
                          "first_task": R[T, 0], "latest_task": R[T, T]})
-    return pd.DataFrame(rows, columns=["benchmark", "method", "seed", "tasks_learned", "first_task", "latest_task"])
+    out = pd.DataFrame(rows, columns=["benchmark", "method", "seed", "tasks_learned", "first_task", "latest_task"])
+    return _with_parts(out, label_parts(df))
 
 
 def final_task_accuracy(df: pd.DataFrame) -> pd.DataFrame:
@@ -161,7 +187,7 @@ def final_task_accuracy(df: pd.DataFrame) -> pd.DataFrame:
     last = df[df["after_task"] == df.groupby(["method", "seed", "config_key"])["after_task"].transform("max")]
     g = last.groupby(["method", "task"], sort=False)["accuracy"]
     out = pd.DataFrame({"trials": g.size(), "acc_mean": g.mean(), "acc_sem": g.sem()}).reset_index()
-    order = {m: i for i, m in enumerate(method_order(list(out["method"].unique())))}
+    order = {m: i for i, m in enumerate(method_order(list(out["method"].unique()), label_parts(df)))}
     return out.sort_values(["method", "task"], key=lambda s: s.map(order) if s.name == "method" else s,
                            ignore_index=True)
 
@@ -177,7 +203,7 @@ def figure8_comparison(df: pd.DataFrame) -> pd.DataFrame:
     out = ref.merge(ours, on="method", how="outer")
     out["trials"] = out["trials"].fillna(0).astype(int)
     out["avg_acc_diff"] = out["avg_acc_mean"] - out["paper_avg_acc"]
-    order = {m: i for i, m in enumerate(method_order(list(out["method"])))}
+    order = {m: i for i, m in enumerate(method_order(list(out["method"]), label_parts(df)))}
     cols = ["method", "trials", "avg_acc_mean", "avg_acc_sem", "paper_avg_acc", "avg_acc_diff", "paper_source"]
     return out[cols].sort_values("method", key=lambda s: s.map(order), ignore_index=True)
 
@@ -276,16 +302,18 @@ def grid_table(grid: pd.DataFrame, param: str = "lam") -> pd.DataFrame:
     out["trials"] = out["trials"].astype(int)
     out["diverged"] = out["diverged"].astype(bool)
 
+    parts = label_parts(grid)
+
     def chosen(row) -> bool:
         if param == "lam":
-            reg = registry.method(base_method(row["method"])).regulariser
+            reg = registry.method(_method_of(parts, row["method"])).regulariser
             ref = paper_lambdas().get(row["benchmark"], {}).get(reg)
         else:
             ref = None
         return ref is not None and np.isclose(float(row[param]), ref)
 
     out["paper_choice"] = out.apply(chosen, axis=1) if len(out) else pd.Series(dtype=bool)
-    order = {m: i for i, m in enumerate(method_order(list(out["method"].unique())))}
+    order = {m: i for i, m in enumerate(method_order(list(out["method"].unique()), parts))}
     return out.sort_values(["benchmark", "method", param], ignore_index=True,
                            key=lambda c: c.map(order) if c.name == "method" else c)
 
@@ -316,9 +344,13 @@ def dhp_verdicts(df: pd.DataFrame, benchmark: str, alpha: float = 0.05) -> pd.Da
     "reproduced" only for a positive gain with p < ``alpha`` where the paper reports a gain."""
     tests = paired_tests(df[df["benchmark"] == benchmark])
     paper = paper_results(benchmark).set_index("method")["avg_acc"]
+    parts = label_parts(df)
+    for variant in {v for _, v in parts.values() if v}:  # a pair's side with no runs is still its method's
+        parts.update({with_variant(m, variant): (m, variant) for pair in registry.pairs() for m in pair})
     rows = []
     for t in tests.itertuples(index=False):
-        paper_gain = paper.get(base_method(t.dhp_variant), np.nan) - paper.get(base_method(t.baseline), np.nan)
+        paper_gain = (paper.get(_method_of(parts, t.dhp_variant), np.nan)
+                      - paper.get(_method_of(parts, t.baseline), np.nan))
         gain, p = t.avg_acc_gain, t.avg_acc_p
         if np.isnan(gain):
             verdict = "no result (not run, or every trial diverged)"

@@ -22,7 +22,7 @@ from dhclib.errors import DhcError
 from dhclib.runs.outputs import save_table
 from dhclib.paper.report import (COLLAPSE_DROP, RUNAWAY_FACTOR, collapsed_tasks, eta_table, grid_best, grid_table,
                                  paired_tests, percent, table1_comparison, trace_runaway)
-from dhclib.runs.store import RunResult, base_method, load_diverged, load_results, variant_label, variant_of
+from dhclib.runs.store import RunResult, load_diverged, load_results, variant_label, variant_of
 
 __all__ = ["classify_runs", "report_tables", "render_report", "write_report"]
 
@@ -33,7 +33,8 @@ def classify_runs(results: list[RunResult]) -> dict[str, pd.DataFrame]:
     kinds: dict[str, list[pd.DataFrame]] = {"table1": [], "search": [], "eta": [], "variants": []}
     for r in results:
         diff = variant_of(r)
-        tidy = r.tidy().assign(device_name=r.device_name, wall_time=r.wall_time)
+        labelled = bool(diff) and set(diff) not in ({"lam"}, {"eta_init"})
+        tidy = r.tidy(diff if labelled else None).assign(device_name=r.device_name, wall_time=r.wall_time)
         if not diff:
             kinds["table1"].append(tidy.assign(lam=r.config.get("lam")))
         elif set(diff) == {"lam"}:
@@ -41,7 +42,7 @@ def classify_runs(results: list[RunResult]) -> dict[str, pd.DataFrame]:
         elif set(diff) == {"eta_init"}:
             kinds["eta"].append(tidy.assign(eta_init=diff["eta_init"]))
         else:
-            kinds["variants"].append(tidy.assign(method=variant_label(r.config["method"], diff)))
+            kinds["variants"].append(tidy)
     out = {k: pd.concat(v, ignore_index=True) if v else pd.DataFrame() for k, v in kinds.items()}
     if len(out["search"]):
         # The paper's own lambda is a point of its grid: the Table 1 run of the same seed is that point.
@@ -108,6 +109,7 @@ def _instability(results: list[RunResult]) -> tuple[pd.DataFrame, pd.DataFrame]:
             continue
         ident = dict(benchmark=r.config["benchmark"], method=variant_label(r.config["method"], diff),
                      seed=r.config["seed"])
+        method = r.config["method"]
         per = trace_runaway(r.traces)
         runaway.append(dict(ident, task1_median=round(float(per["task1_median"].iloc[0]), 2),
                             hebb_norm_max=round(float(per["hebb_norm_max"].max()), 1),
@@ -116,9 +118,9 @@ def _instability(results: list[RunResult]) -> tuple[pd.DataFrame, pd.DataFrame]:
                             eta_negative_share=round(float(per.loc[per["task"] > 1, "eta_negative_share"].mean()), 3)
                             if (per["task"] > 1).any() else np.nan))
         c = collapsed_tasks(r.R, r.traces, r.tasks)
-        collapsed += [dict(ident, **row) for row in c.to_dict("records")]
+        collapsed += [dict(ident, **row, base_method=method) for row in c.to_dict("records")]
     cols = ["benchmark", "method", "seed", "task", "acc_after_learning", "acc_after_last",
-            "hebb_norm_at_restored_epoch", "runaway_at_restore"]
+            "hebb_norm_at_restored_epoch", "runaway_at_restore", "base_method"]
     order = ["benchmark", "method", "seed"]
     run_df = pd.DataFrame(runaway).sort_values(order, ignore_index=True) if runaway else pd.DataFrame()
     col_df = pd.DataFrame(collapsed, columns=cols).sort_values(order + ["task"], ignore_index=True)
@@ -230,7 +232,7 @@ def _render_instability(tables: dict[str, pd.DataFrame]) -> list[str]:
         out += ["", f"The runs whose trace ran away (`runaway_tasks`; the other {len(r) - len(flagged)} DHP runs: in "
                     "no task):", "", _md(flagged)]
     if len(c):
-        shown = c.copy()
+        shown = c.drop(columns="base_method")
         for col in ("acc_after_learning", "acc_after_last"):
             shown[col] = (100 * shown[col]).round(1)
         shown["hebb_norm_at_restored_epoch"] = shown["hebb_norm_at_restored_epoch"].round(1)
@@ -238,7 +240,7 @@ def _render_instability(tables: dict[str, pd.DataFrame]) -> list[str]:
                     "learning the task and after the last task), with ‖Hebb‖_F at the epoch early stopping restored "
                     "for that task — the trace its consolidation anchored to — and whether that trace had run away:",
                 "", _md(shown)]
-        alone = np.array([registry.method(base_method(m)).regulariser == "none" for m in c["method"]])
+        alone = np.array([registry.method(m).regulariser == "none" for m in c["base_method"]])
         for rows, who in ((c[~alone], "DHP runs with a regulariser"), (c[alone], "DHP Softmax alone")):
             if len(rows):
                 k = int(rows["runaway_at_restore"].sum())

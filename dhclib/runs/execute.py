@@ -107,8 +107,8 @@ def run_config(cfg: RunConfig, data_dir=None, progress: bool = False) -> RunResu
 
 @dataclass
 class Executed:
-    """What :func:`execute` gives back: the tidy rows of every result (method = the planned label, plus the
-    plan's columns), the results themselves, the diverged runs' records and the runs left out (``missing="skip"``)."""
+    """What :func:`execute` gives back: the tidy rows of every result (named by the planned label and its parts,
+    plus the plan's columns), the results themselves, the diverged runs' records and the runs left out (``missing="skip"``)."""
 
     frame: pd.DataFrame
     results: list[tuple[Planned, RunResult]] = field(default_factory=list)
@@ -147,10 +147,10 @@ def execute(plan: list[Planned], out_dir, data_dir=None, progress: bool | str = 
         if stored is not None:
             result = RunResult.from_json(stored)
         elif on_diverge == "record" and failed.is_file() and (record := read_record(failed, out_dir)) is not None:
-            out.diverged.append(dict(record, method=planned.label, **planned.columns))
+            out.diverged.append(dict(record, **planned.identity, **planned.columns))
             continue
         elif missing == "skip":
-            out.missing.append(dict(benchmark=cfg.benchmark, method=planned.label, seed=cfg.seed,
+            out.missing.append(dict(benchmark=cfg.benchmark, **planned.identity, seed=cfg.seed,
                                     config_key=cfg.key(), **planned.columns))
             continue
         else:
@@ -162,12 +162,12 @@ def execute(plan: list[Planned], out_dir, data_dir=None, progress: bool | str = 
                 record = dict(benchmark=cfg.benchmark, method=cfg.method, seed=cfg.seed, profile=cfg.profile,
                               config_key=cfg.key(), message=str(exc), config=cfg.to_dict(), purpose=planned.purpose)
                 write_atomic(failed, record)
-                out.diverged.append(dict(record, method=planned.label, **planned.columns))
+                out.diverged.append(dict(record, **planned.identity, **planned.columns))
                 continue
             result.purpose = planned.purpose
             write_atomic(path, result.to_json())
         out.results.append((planned, result))
-        frames.append(result.tidy().assign(method=planned.label, **planned.columns))
+        frames.append(result.tidy(planned.variant).assign(**planned.columns))
     bar.close()
     if frames:
         out.frame = pd.concat(frames, ignore_index=True)

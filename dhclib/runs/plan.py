@@ -14,20 +14,30 @@ from typing import Any, Iterable
 from dhclib.runs.config import BENCHMARK_NAMES, RunConfig, benchmark_methods, check_reserved, parse_seeds, resolve_config
 from dhclib.errors import ConfigError
 from dhclib.registry import search_grid
-from dhclib.runs.store import config_difference, variant_label
+from dhclib.runs.store import config_difference, render_variant, variant_label
 
 __all__ = ["Planned", "table1", "variants", "grid", "search", "as_names"]
 
 
 @dataclass(frozen=True)
 class Planned:
-    """One run of a plan: its config, the method label of its rows (``"ewc [fisher_mode=batch]"`` for a
-    variant), the extra columns its rows carry (a grid's value), and its purpose, stored with the result."""
+    """One run of a plan: its config, the overrides that name its rows (a labelled variant's own, else none), the
+    extra columns its rows carry (a grid's value), and its purpose, stored with the result."""
 
     config: RunConfig
-    label: str
+    variant: dict[str, Any] = field(default_factory=dict)
     columns: dict[str, Any] = field(default_factory=dict)
     plan: str = "table1"
+
+    @property
+    def label(self) -> str:
+        """The method label of its rows, rendered (``"ewc [fisher_mode=batch]"`` for a variant)."""
+        return variant_label(self.config.method, self.variant)
+
+    @property
+    def identity(self) -> dict[str, str]:
+        """The columns that name its rows: the label and its parts (:data:`dhclib.runs.store.TIDY_COLUMNS`)."""
+        return {"method": self.label, "base_method": self.config.method, "variant": render_variant(self.variant)}
 
     @property
     def purpose(self) -> dict:
@@ -48,7 +58,7 @@ def table1(benchmarks, methods, seeds="0", profile: str = "paper", device: str =
     """Every (benchmark, method, seed); ``overrides`` apply to all and do not enter the label (run_many's rows
     are named by their method)."""
     check_reserved(overrides)
-    return [Planned(resolve_config(b, m, s, profile, device, **overrides), m)
+    return [Planned(resolve_config(b, m, s, profile, device, **overrides))
             for b in as_names(benchmarks, "benchmarks", BENCHMARK_NAMES)
             for m in as_names(methods, "methods", benchmark_methods(b)) for s in parse_seeds(seeds)]
 
@@ -65,7 +75,7 @@ def variants(benchmark: str, specs: Iterable[dict], seeds="0", profile: str = "p
         own = dict(v.get("overrides") or {})
         if not own:
             raise ConfigError(f"variant {v!r} has no overrides: it would repeat Table 1's runs")
-        out += [Planned(p.config, variant_label(p.label, own), plan="variants")
+        out += [Planned(p.config, own, plan="variants")
                 for p in table1(benchmark, v["methods"], seeds, profile, device, **dict(overrides, **own))]
     return out
 
@@ -79,7 +89,7 @@ def grid(benchmark: str, method: str, param: str, values: Iterable, seeds="0", p
         raise ConfigError(f"run_grid needs at least one value of {param!r}")
     if param in overrides:
         raise ConfigError(f"{param!r} is the grid's parameter; it cannot also be an override")
-    return [Planned(p.config, p.label, {param: value}, plan="grid")
+    return [Planned(p.config, columns={param: value}, plan="grid")
             for value in values for p in table1(benchmark, method, seeds, profile, device, **dict(overrides, **{param: value}))]
 
 
@@ -92,5 +102,5 @@ def search(benchmark: str, grids: dict[str, Iterable] | Iterable[str] = ("ewc", 
         grids = {reg: search_grid(benchmark, reg) for reg in grids}
     if not grids:
         raise ConfigError("run_search needs at least one regulariser ('ewc', 'si', 'mas')")
-    return [Planned(p.config, p.label, p.columns, plan="search")
+    return [Planned(p.config, columns=p.columns, plan="search")
             for reg, values in grids.items() for p in grid(benchmark, reg, "lam", values, seed, profile, device, **overrides)]

@@ -18,11 +18,11 @@ from dhclib.runs import execute, plan
 from dhclib.runs.config import check_reserved, parse_seeds, resolve_config
 from dhclib.errors import ConfigError
 from dhclib.runs.execute import build_model, build_regulariser, build_tasks, device_description, resolve_device, versions
-from dhclib.runs.store import (TIDY_COLUMNS, RunResult, base_method, load_diverged, load_results, read_record, result_path,
-                    variant_label, write_atomic)
+from dhclib.runs.store import (TIDY_COLUMNS, RunResult, label_parts, load_diverged, load_results, read_record,
+                               result_path, variant_label, write_atomic)
 
 __all__ = ["run", "run_many", "run_grid", "run_search", "concat_runs", "run_variants", "variant_label",
-           "base_method", "RunResult", "load_results", "load_runs", "load_diverged", "build_model",
+           "label_parts", "RunResult", "load_results", "load_runs", "load_diverged", "build_model",
            "build_regulariser", "build_tasks", "resolve_device", "device_description", "versions", "result_path",
            "write_atomic", "TIDY_COLUMNS"]
 

@@ -23,9 +23,13 @@ from dhclib.runs.config import RunConfig, resolve_config
 from dhclib.method.metrics import average_accuracy, average_accuracy_curve, bwt
 
 __all__ = ["RunResult", "TIDY_COLUMNS", "result_path", "write_atomic", "load_results", "load_diverged",
-           "read_record", "config_difference", "variant_of", "variant_label", "base_method"]
+           "read_record", "config_difference", "variant_of", "variant_label", "render_variant", "with_variant", "label_parts"]
 
-TIDY_COLUMNS = ["benchmark", "method", "seed", "profile", "config_key", "after_task", "task", "accuracy"]
+# ``method`` is the label tables and figures show (:func:`variant_label`); ``base_method`` and ``variant`` are its
+# parts (the composed method and the rendered overrides, "" for the paper's configuration), so that no consumer
+# ever has to split a label back.
+TIDY_COLUMNS = ["benchmark", "method", "base_method", "variant", "seed", "profile", "config_key", "after_task", "task",
+                "accuracy"]
 
 
 @dataclass
@@ -63,10 +67,12 @@ class RunResult:
         c = self.config
         return f"{c['benchmark']}/{c['method']}/seed{c['seed']}-{c['key']}"
 
-    def tidy(self) -> pd.DataFrame:
-        """One row per tested entry of R, with the run's identity."""
+    def tidy(self, variant: dict | None = None) -> pd.DataFrame:
+        """One row per tested entry of R, with the run's identity; ``variant`` (overrides, default none) names the
+        rows by :func:`variant_label`."""
         c = self.config
-        ident = (c["benchmark"], c["method"], c["seed"], c["profile"], c["key"])
+        text = render_variant(variant or {})
+        ident = (c["benchmark"], with_variant(c["method"], text), c["method"], text, c["seed"], c["profile"], c["key"])
         T = self.R.shape[0]
         rows = [ident + (t, i, self.R[t, i]) for t in range(T) for i in range(t + 1)]
         return pd.DataFrame(rows, columns=TIDY_COLUMNS)
@@ -153,14 +159,29 @@ def variant_of(result: RunResult) -> dict:
     return config_difference(result.config)
 
 
+def render_variant(overrides: dict) -> str:
+    """A variant's overrides as the text its label carries (``"fisher_mode=batch, lam=50.0"``; "" for none)."""
+    return ", ".join(f"{k}={v}" for k, v in sorted(overrides.items()))
+
+
+def with_variant(method: str, variant: str) -> str:
+    """The label of ``method`` run as the rendered ``variant`` (:func:`render_variant`)."""
+    return f"{method} [{variant}]" if variant else method
+
+
 def variant_label(method: str, overrides: dict) -> str:
     """The name a method run with non-default settings gets in tables and figures, e.g.
-    ``"ewc [fisher_mode=batch]"``, so that it can never be mistaken for the paper's configuration."""
-    if not overrides:
-        return method
-    return f"{method} [{', '.join(f'{k}={v}' for k, v in sorted(overrides.items()))}]"
+    ``"ewc [fisher_mode=batch]"``, so that it can never be mistaken for the paper's configuration. It is only
+    ever rendered: a frame carries its parts beside it (``base_method``, ``variant``: :func:`label_parts`)."""
+    return with_variant(method, render_variant(overrides))
 
 
-def base_method(label: str) -> str:
-    """The method of a :func:`variant_label` (``"ewc [fisher_mode=batch]"`` -> ``"ewc"``)."""
-    return label.split(" [", 1)[0]
+def label_parts(frame: pd.DataFrame) -> dict[str, tuple[str, str]]:
+    """``{label: (method, variant)}`` of a frame's ``method`` column, read from its ``base_method`` and
+    ``variant`` columns; a frame without them (e.g. one written by hand) names only plain methods."""
+    if frame is None or "method" not in frame or not len(frame):
+        return {}
+    if {"base_method", "variant"} <= set(frame.columns):
+        rows = frame[["method", "base_method", "variant"]].drop_duplicates()
+        return {m: (b, "" if pd.isna(v) else str(v)) for m, b, v in rows.itertuples(index=False)}
+    return {m: (m, "") for m in frame["method"].unique()}
