@@ -29,17 +29,21 @@ from dhclib.runs.outputs import save_table
 
 # reference("table1"): the committed table the checked cells compare with (README, "Reproducibility")
 out_dir, store_dir, reference = notebook.setup(NOTEBOOK, profile, output_dir, store_dir)
+TITLE = dhclib.registry.benchmark(BENCHMARK).title
 
 # %% [markdown]
 # ## The class imbalance (Table 2)
 #
-# For every task and class the paper removed each training sample with a probability drawn from U(0, 1). dhclib keeps exactly Table 2's counts (which samples: drawn with the trial's seed); `overrides={"imbalance": "random"}` draws afresh instead.
+# For every task and class the paper removed each training sample with a probability drawn from U(0, 1). dhclib keeps exactly Table 2's counts (which samples: drawn with the trial's seed); `overrides={"imbalance": "random"}` draws afresh instead. The paper profile splits these counts into its training and validation sets; the quick profile draws `train_size` samples per task at random from them, so its classes keep these proportions only on average.
 
 # %%
 counts = pd.DataFrame(dhclib.benchmarks.table2_counts()).T
 counts.index.name, counts.columns = "class", [f"task {t + 1}" for t in range(counts.shape[1])]
 save_table(counts.reset_index(), out_dir, "table2_class_counts")
-fig = plots.class_counts(counts, "Training samples per class and task (Table 2)")
+train_size = dhclib.resolve_config(BENCHMARK, "finetune", 0, profile).train_size
+fig = plots.class_counts(counts, "Samples per class and task: Table 2's counts (the pool the paper profile splits "
+                         "into training and validation)" + (f"\nthe {profile} profile trains on {train_size:,} per task, "
+                                                            "drawn at random from it" if train_size else ""))
 plots.save(fig, out_dir, "table2_class_counts");
 counts.loc["total"] = counts.sum()
 counts
@@ -111,7 +115,8 @@ notebook.check(verdicts, reference("verdicts"), keys=["baseline"], exact=["verdi
 # %%
 curves = report.curves(df)
 save_table(curves, out_dir, "curves")
-fig = plots.accuracy_curves(curves, f"Imbalanced Permuted MNIST ({profile} profile, {df.seed.nunique()} trials)")
+fig = plots.accuracy_curves(curves, f"{TITLE} ({profile} profile, {df.seed.nunique()} trials)",
+                            paper=paper.final_averages(BENCHMARK), diverged=report.not_shown(df, diverged))
 plots.save(fig, out_dir, "average_accuracy");
 
 # %% [markdown]
@@ -122,7 +127,7 @@ plots.save(fig, out_dir, "average_accuracy");
 # %%
 fl = report.first_and_latest(df)
 save_table(fl, out_dir, "first_and_latest")
-fig = plots.first_and_latest(fl, f"{BENCHMARK} ({profile} profile)")
+fig = plots.first_and_latest(fl, f"{TITLE} ({profile} profile)")
 plots.save(fig, out_dir, "first_and_latest");
 
 # %% [markdown]
@@ -134,5 +139,5 @@ plots.save(fig, out_dir, "first_and_latest");
 present = set(df["method"])
 pair = ("ewc", "dhp+ewc") if {"ewc", "dhp+ewc"} <= present else ("mas", "dhp+mas")
 pair = [m for m in pair if m in present] or sorted(present)[:2]
-fig = plots.r_heatmaps({m: report.run_matrix(df, m) for m in pair}, f"{BENCHMARK}: R, seed 0")
+fig = plots.r_heatmaps({m: report.run_matrix(df, m) for m in pair}, f"{TITLE}: R, seed 0")
 plots.save(fig, out_dir, "r_matrices");

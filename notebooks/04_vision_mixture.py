@@ -33,6 +33,7 @@ from dhclib.runs.outputs import save_table
 
 # reference("table1"): the committed table the checked cells compare with (README, "Reproducibility")
 out_dir, store_dir, reference = notebook.setup(NOTEBOOK, profile, output_dir, store_dir)
+TITLE = dhclib.registry.benchmark(BENCHMARK).title
 
 # %% [markdown]
 # ## The tasks of this run
@@ -112,7 +113,8 @@ notebook.check(verdicts, reference("verdicts"), keys=["baseline"], exact=["verdi
 # %%
 curves = report.curves(df)
 save_table(curves, out_dir, "curves")
-fig = plots.accuracy_curves(curves, f"Vision Datasets Mixture ({profile} profile, {df.seed.nunique()} trials)")
+fig = plots.accuracy_curves(curves, f"{TITLE} ({profile} profile, {df.seed.nunique()} trials)",
+                            paper=paper.final_averages(BENCHMARK), diverged=report.not_shown(df, diverged))
 plots.save(fig, out_dir, "average_accuracy");
 
 # %% [markdown]
@@ -123,7 +125,8 @@ plots.save(fig, out_dir, "average_accuracy");
 # %%
 fl = report.first_and_latest(df)
 save_table(fl, out_dir, "first_and_latest")
-fig = plots.first_and_latest(fl, f"{BENCHMARK} ({profile} profile)")
+fig = plots.first_and_latest(fl, f"{TITLE} ({profile} profile)",
+                             task_names=[dhclib.benchmarks.VISION_TASKS[t] for t in vision_tasks])
 plots.save(fig, out_dir, "first_and_latest");
 
 # %% [markdown]
@@ -135,5 +138,5 @@ plots.save(fig, out_dir, "first_and_latest");
 present = set(df["method"])
 pair = ("ewc", "dhp+ewc") if {"ewc", "dhp+ewc"} <= present else ("mas", "dhp+mas")
 pair = [m for m in pair if m in present] or sorted(present)[:2]
-fig = plots.r_heatmaps({m: report.run_matrix(df, m) for m in pair}, f"{BENCHMARK}: R, seed 0")
+fig = plots.r_heatmaps({m: report.run_matrix(df, m) for m in pair}, f"{TITLE}: R, seed 0")
 plots.save(fig, out_dir, "r_matrices");

@@ -13,7 +13,7 @@ import pandas as pd
 from dhclib import registry
 from dhclib.registry import paper_lambdas, search_grid, search_grids  # noqa: F401  (the notebooks read them here)
 
-__all__ = ["table1", "table4", "figure8", "paper_results", "PAPER_ETA_INITS", "search_grids", "search_grid",
+__all__ = ["table1", "table4", "figure8", "paper_results", "final_averages", "PAPER_ETA_INITS", "search_grids", "search_grid",
            "paper_lambdas"]
 
 # Table 4's initial eta values.
@@ -62,3 +62,10 @@ def paper_results(benchmark: str) -> pd.DataFrame:
         return figure8()[["method", "avg_acc"]].assign(bwt=float("nan"))
     return pd.DataFrame({"method": pd.Series(dtype=str), "avg_acc": pd.Series(dtype=float),
                          "bwt": pd.Series(dtype=float)})
+
+
+def final_averages(benchmark: str) -> dict[str, float]:
+    """The paper's average accuracy after the last task per method on ``benchmark`` (:func:`paper_results`), as
+    the figures mark it beside our curves (``plots.accuracy_curves(paper=...)``)."""
+    df = paper_results(benchmark)
+    return dict(zip(df["method"], df["avg_acc"].astype(float)))
