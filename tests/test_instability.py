@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import numpy as np
 import pandas as pd
+import pytest
 
 from dhclib.paper.report import RUNAWAY_FACTOR, collapsed_tasks, trace_runaway
 
@@ -78,3 +79,21 @@ def test_first_and_latest_has_one_named_tick_per_task():
     ax = fig.axes[0]
     assert list(ax.get_xticks()) == [1, 2, 3]
     assert [t.get_text() for t in ax.get_xticklabels()] == ["1\nMNIST", "2\nnotMNIST", "3\nFashionMNIST"]
+
+
+def test_not_shown_names_only_methods_with_no_run_at_all():
+    from dhclib.paper import report
+
+    df = pd.DataFrame({"method": ["finetune", "dhp", "ewc"]})
+    diverged = pd.DataFrame({"method": ["dhp+ewc", "ewc", "dhp+ewc", "mas"], "seed": [0, 1, 1, 0]})
+    # ewc has a run (one seed diverged): it is drawn; dhp+ewc and mas have none: named, in Table 1's order
+    assert report.not_shown(df, diverged) == ["dhp+ewc", "mas"]
+    assert report.not_shown(df, pd.DataFrame(columns=["method", "seed"])) == []
+
+
+def test_final_averages_are_table1s_column_as_fractions():
+    from dhclib import paper
+
+    marks = paper.final_averages("imbalanced_permuted_mnist")
+    assert marks["ewc"] == pytest.approx(0.8718) and marks["dhp+mas"] == pytest.approx(0.8880)
+    assert set(marks) == set(paper.table1("imbalanced_permuted_mnist")["method"])

@@ -405,12 +405,17 @@ RUNAWAY_FACTOR = 10.0
 COLLAPSE_DROP = 0.30
 
 
+def _task1_median(traces: pd.DataFrame) -> float:
+    """The median ||Hebb||_F over the traced steps of a run's first task: the scale RUNAWAY_FACTOR multiplies."""
+    return float(traces.loc[traces["task"] == traces["task"].min(), "hebb_norm"].median())
+
+
 def trace_runaway(traces: pd.DataFrame, factor: float = RUNAWAY_FACTOR) -> pd.DataFrame:
     """Per task of one DHP run's traces (Eq. 2-3): the largest ||Hebb||_F, its ratio to the median over task 1,
     whether it ran away (ratio > ``factor``), eta's smallest value and the share of traced steps with eta < 0
     (each such step grows the trace by 1 + |eta|). Tasks are numbered from 1."""
     t = traces.sort_values("step")
-    base = float(t.loc[t["task"] == t["task"].min(), "hebb_norm"].median())
+    base = _task1_median(t)
     per = t.groupby("task").agg(hebb_norm_max=("hebb_norm", "max"), eta_min=("eta", "min"),
                                 eta_negative_share=("eta", lambda e: float((e < 0).mean()))).reset_index()
     per["task"] += 1
@@ -426,7 +431,7 @@ def collapsed_tasks(R: np.ndarray, traces: pd.DataFrame, tasks: pd.DataFrame, dr
     task), each with ||Hebb||_F at the epoch early stopping restored (the trace the task was consolidated with)
     and whether that trace had run away (> ``factor`` × task 1's median). Tasks are numbered from 1."""
     n = R.shape[0]
-    base = float(traces.loc[traces["task"] == traces["task"].min(), "hebb_norm"].median())
+    base = _task1_median(traces)
     best = dict(zip(tasks["task"], tasks["best_epoch"]))
     rows = []
     for i in range(n - 1):

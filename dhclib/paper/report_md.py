@@ -24,7 +24,7 @@ from dhclib.paper.report import (COLLAPSE_DROP, RUNAWAY_FACTOR, collapsed_tasks,
                                  paired_tests, percent, table1_comparison, trace_runaway)
 from dhclib.runs.store import RunResult, load_diverged, load_results, variant_label, variant_of
 
-__all__ = ["classify_runs", "report_tables", "render_report", "write_report"]
+__all__ = ["classify_runs", "report_tables", "render_report", "report_text", "write_report"]
 
 def classify_runs(results: list[RunResult]) -> dict[str, pd.DataFrame]:
     """Tidy frames of the stored runs, by kind: ``table1`` (default configs), ``search`` (only ``lam`` differs;
@@ -253,19 +253,23 @@ def _render_instability(tables: dict[str, pd.DataFrame]) -> list[str]:
     return out
 
 
-def write_report(store_dir, profile: str | None = None) -> Path:
-    """Write the report's CSV tables and ``<store_dir>/REPORT.md`` (atomically); returns the REPORT.md path.
-    ``profile`` (for the title) defaults to the store folder's name."""
+def report_text(store_dir, tables_dir=None, profile: str | None = None) -> str:
+    """Write the report's CSV tables (``report_*.csv``) into ``tables_dir`` (default: the store) and return
+    REPORT.md's text, rendered from the tables as read back (what a reader of the CSV files sees). ``profile``
+    (for the title) defaults to the store folder's name."""
     store = Path(store_dir)
+    tables_dir = Path(tables_dir or store)
     tables = report_tables(store)
     for name, frame in tables.items():
-        save_table(frame, store, f"report_{name}")
-    profile = profile or store.resolve().name
-    text = render_report({k: pd.read_csv(store / f"report_{k}.csv") if len(v) else v for k, v in tables.items()},
-                         profile)
-    path = store / "REPORT.md"
+        save_table(frame, tables_dir, f"report_{name}")
+    return render_report({k: pd.read_csv(tables_dir / f"report_{k}.csv") if len(v) else v for k, v in tables.items()},
+                         profile or store.resolve().name)
+
+
+def write_report(store_dir, profile: str | None = None) -> Path:
+    """Write the report's CSV tables and ``<store_dir>/REPORT.md`` (atomically); returns the REPORT.md path."""
+    path = Path(store_dir) / "REPORT.md"
     tmp = path.with_name(f".{path.name}.tmp")
-    tmp.write_text(text)
+    tmp.write_text(report_text(store_dir, profile=profile))
     os.replace(tmp, path)
     return path
-
