@@ -30,6 +30,12 @@ def slow_weight_init(in_features: int, out_features: int) -> Tensor:
     return theta
 
 
+def one_hot(y: Tensor, classes: int, dtype: torch.dtype) -> Tensor:
+    """``(len(y), classes)`` indicators of the labels, exactly 0 or 1; built by comparison rather than an
+    in-place scatter so that it also runs under ``torch.func.vmap`` (the stacked engine)."""
+    return (y.unsqueeze(-1) == torch.arange(classes, device=y.device)).to(dtype)
+
+
 def hebbian_update(hebb: Tensor, h: Tensor, y: Tensor, eta: Tensor) -> Tensor:
     """One batch of Algorithm 1 (lines 4-7; Eq. 3), without a Python loop over classes.
 
@@ -38,8 +44,7 @@ def hebbian_update(hebb: Tensor, h: Tensor, y: Tensor, eta: Tensor) -> Tensor:
     shape (per-connection eta, Appendix A.4). Returns a new tensor; differentiable w.r.t. ``h``, ``eta`` and
     ``hebb``.
     """
-    onehot = torch.zeros(h.shape[0], hebb.shape[1], dtype=h.dtype, device=h.device)
-    onehot.scatter_(1, y.unsqueeze(1), 1.0)
+    onehot = one_hot(y, hebb.shape[1], h.dtype)
     counts = onehot.sum(0)  # (d,)
     present = counts > 0
     h_bar = (h.t() @ onehot) / counts.clamp(min=1.0)  # (m, d): column c = mean activation of class c
@@ -139,8 +144,7 @@ class DHPSoftmax(nn.Module):
         if self.eta_grad_horizon is not None and int(self.steps) % self.eta_grad_horizon == 0:
             s.zero_()
             return
-        onehot = torch.zeros(h.shape[0], s.shape[1], dtype=h.dtype, device=h.device)
-        onehot.scatter_(1, y.unsqueeze(1), 1.0)
+        onehot = one_hot(y, s.shape[1], h.dtype)
         counts = onehot.sum(0)
         h_bar = (h.t() @ onehot) / counts.clamp(min=1.0)
         new = (h_bar - self.hebb) + (1 - eta) * s

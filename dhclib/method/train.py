@@ -28,7 +28,7 @@ from dhclib.registry import Settings, is_int, need
 from dhclib.seeds import rng
 
 __all__ = ["Protocol", "evaluate", "make_optimizer", "train_epoch", "train_task", "train_sequence", "SequenceLog",
-           "Tracer"]
+           "Tracer", "TaskState", "apply_step", "epoch_order"]
 
 
 @dataclass(frozen=True)
@@ -110,6 +110,21 @@ class Tracer:
             row["alpha_norm"] = layer.alpha.norm().item()
         self.rows.append(row)
 
+    def tick(self, task: int, epoch: int, loss: Tensor) -> None:
+        """Count one training step, recording it every ``every`` steps."""
+        if self.step % self.every == 0:
+            self.record(task, epoch, loss)
+        self.step += 1
+
+
+def apply_step(reg: Consolidation, opt: torch.optim.Optimizer) -> None:
+    """Everything of one training step after the backward pass: the regulariser's hooks around the optimiser's
+    step (shared by the one-at-a-time and the stacked engines, :mod:`dhclib.method.stacked`)."""
+    reg.before_step()
+    reg.add_penalty_grad()
+    opt.step()
+    reg.after_step()
+
 
 def train_epoch(
     model: nn.Module,
@@ -125,7 +140,7 @@ def train_epoch(
     so that the hot loop never waits for the device)."""
     model.train()
     x, y, rows = task.split("train")
-    order = rows.index_select(0, torch.randperm(rows.numel(), generator=generator).to(rows.device))
+    order = epoch_order(rows, generator)
     head = task.head
     loss_sum = torch.zeros((), device=rows.device)
     for start in range(0, order.numel(), batch_size):
@@ -135,16 +150,16 @@ def train_epoch(
         loss = F.cross_entropy(logits[:, head], yb - head.start)
         opt.zero_grad()
         loss.backward()
-        reg.before_step()
-        reg.add_penalty_grad()
-        opt.step()
-        reg.after_step()
+        apply_step(reg, opt)
         loss_sum += loss.detach()
         if tracer is not None:
-            if tracer.step % tracer.every == 0:
-                tracer.record(task.index, epoch, loss)
-            tracer.step += 1
+            tracer.tick(task.index, epoch, loss)
     return loss_sum
+
+
+def epoch_order(rows: Tensor, generator: torch.Generator) -> Tensor:
+    """The training rows of one epoch in the seeded random order of ``generator``."""
+    return rows.index_select(0, torch.randperm(rows.numel(), generator=generator).to(rows.device))
 
 
 def _divergence_message(model: nn.Module, task: Task, reg: Consolidation, protocol: Protocol, epoch: int,
@@ -181,44 +196,71 @@ def _snapshot(model: nn.Module, reg: Consolidation) -> tuple[dict, dict]:
     return {k: v.detach().clone() for k, v in model.state_dict().items()}, reg.state_dict()
 
 
-def train_task(model: nn.Module, task: Task, reg: Consolidation, protocol: Protocol, seed: int,
-               tracer: Tracer | None = None, bar=None) -> TaskLog:
-    """Learn one task with the protocol of SPEC §4 / A.1 (see the module docstring)."""
-    log = TaskLog(task=task.index)
-    t0 = time.perf_counter()
-    opt = make_optimizer(model, protocol)
-    order_rng = rng(seed, "order", task.index)
-    reg.on_task_start(task)
-    best_score, best_state, since_best = -1.0, None, 0
-    epochs = protocol.max_epochs
-    for epoch in range(1, epochs + 1):
-        loss_sum = train_epoch(model, task, reg, opt, protocol.batch_size, order_rng, tracer, epoch)
+class TaskState:
+    """One trial's progress through one task under the protocol of SPEC §4 / A.1 (the module docstring): its
+    optimiser and data order, the epochs, early stopping and the restore of the best epoch. The one-at-a-time
+    loop (:func:`train_task`) and the stacked engine (:mod:`dhclib.method.stacked`) both drive it."""
+
+    def __init__(self, model: nn.Module, task: Task, reg: Consolidation, protocol: Protocol, seed: int,
+                 bar=None) -> None:
+        self.model, self.task, self.reg, self.protocol, self.seed, self.bar = model, task, reg, protocol, seed, bar
+        self.log = TaskLog(task=task.index)
+        self.t0 = time.perf_counter()
+        self.opt = make_optimizer(model, protocol)
+        self.order_rng = rng(seed, "order", task.index)
+        reg.on_task_start(task)
+        self.best_score, self.best_state, self.since_best = -1.0, None, 0
+        self.epoch = 0
+
+    def next_epoch(self) -> int:
+        self.epoch += 1
+        return self.epoch
+
+    def end_epoch(self, loss_sum: Tensor) -> bool:
+        """Validate after an epoch; True once the task is over. A non-finite loss raises
+        :class:`~dhclib.errors.PlasticInstabilityError` naming the task, the epoch and the likely cause."""
+        model, task, protocol, epoch = self.model, self.task, self.protocol, self.epoch
         train_loss = loss_sum.item() / max(1, -(-task.n_train // protocol.batch_size))
         if not np.isfinite(train_loss):
-            raise PlasticInstabilityError(_divergence_message(model, task, reg, protocol, epoch, train_loss))
+            raise PlasticInstabilityError(_divergence_message(model, task, self.reg, protocol, epoch, train_loss))
         row = {"task": task.index, "epoch": epoch, "train_loss": train_loss}
         if task.val_idx.numel() > 0:
             row["val_acc"] = evaluate(model, task, "val", protocol.eval_batch_size)
         if protocol.early_stopping:
             score = row["val_acc"] if protocol.select_on == "val" else evaluate(model, task, "test", protocol.eval_batch_size)
             row["select_score"] = score
-            if score > best_score:
-                best_score, best_state, since_best, log.best_epoch = score, _snapshot(model, reg), 0, epoch
+            if score > self.best_score:
+                self.best_score, self.best_state, self.since_best = score, _snapshot(model, self.reg), 0
+                self.log.best_epoch = epoch
             else:
-                since_best += 1
-        log.epochs.append(row)
-        if bar is not None:
-            bar.set_postfix(task=task.index + 1, epoch=epoch, val=f"{row.get('val_acc', float('nan')):.4f}")
-        if protocol.early_stopping and epoch >= protocol.min_epochs and since_best >= protocol.patience:
-            break
-    if protocol.early_stopping and best_state is not None:
-        model.load_state_dict(best_state[0])
-        reg.load_state_dict(best_state[1])
-    else:
-        log.best_epoch = len(log.epochs)
-    reg.on_task_end(task, rng(seed, "importance", task.index))
-    log.seconds = time.perf_counter() - t0
-    return log
+                self.since_best += 1
+        self.log.epochs.append(row)
+        if self.bar is not None:
+            self.bar.set_postfix(task=task.index + 1, epoch=epoch, val=f"{row.get('val_acc', float('nan')):.4f}")
+        stopped = protocol.early_stopping and epoch >= protocol.min_epochs and self.since_best >= protocol.patience
+        return stopped or epoch >= protocol.max_epochs
+
+    def finish(self) -> TaskLog:
+        """Restore the best epoch (with early stopping) and consolidate: the regulariser's end-of-task work."""
+        if self.protocol.early_stopping and self.best_state is not None:
+            self.model.load_state_dict(self.best_state[0])
+            self.reg.load_state_dict(self.best_state[1])
+        else:
+            self.log.best_epoch = len(self.log.epochs)
+        self.reg.on_task_end(self.task, rng(self.seed, "importance", self.task.index))
+        self.log.seconds = time.perf_counter() - self.t0
+        return self.log
+
+
+def train_task(model: nn.Module, task: Task, reg: Consolidation, protocol: Protocol, seed: int,
+               tracer: Tracer | None = None, bar=None) -> TaskLog:
+    """Learn one task with the protocol of SPEC §4 / A.1 (see the module docstring)."""
+    state = TaskState(model, task, reg, protocol, seed, bar)
+    while True:
+        epoch = state.next_epoch()
+        loss_sum = train_epoch(model, task, reg, state.opt, protocol.batch_size, state.order_rng, tracer, epoch)
+        if state.end_epoch(loss_sum):
+            return state.finish()
 
 
 @dataclass
