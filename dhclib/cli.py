@@ -36,7 +36,19 @@ _COMMON = [
     ("--data-dir", dict(default=None, help="data root (default: $DHC_DATA_DIR)")),
     ("--set", dict(action="append", default=[], metavar="KEY=VALUE", help="override a config value")),
     ("--no-progress", dict(action="store_true", help="no progress bars")),
+    ("--stack", dict(default="1", type=lambda v: v if v == "auto" else _stack_size(v), metavar="N|auto",
+                     help="train up to N runs of one configuration together in lockstep (default 1; auto: by device)")),
 ]
+
+
+def _stack_size(value: str) -> int:
+    try:
+        n = int(value)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"--stack must be an integer >= 1 or 'auto', got {value!r}") from None
+    if n < 1:
+        raise argparse.ArgumentTypeError(f"--stack must be an integer >= 1 or 'auto', got {value!r}")
+    return n
 
 
 def grid_values(benchmark: str, method: str, param: str, values: str) -> list:
@@ -147,7 +159,7 @@ def main(argv: list[str] | None = None) -> int:
             values = grid_values(args.benchmark, args.method, args.param, args.values)
             df = run_grid(args.benchmark, args.method, args.param, values, args.seeds, profile=args.profile,
                           device=args.device, data_dir=args.data_dir, out_dir=args.out,
-                          progress=not args.no_progress, **overrides)
+                          progress=not args.no_progress, stack=args.stack, **overrides)
             from dhclib.paper.report import grid_table
 
             with pd.option_context("display.width", 200, "display.max_columns", 20):
@@ -158,7 +170,7 @@ def main(argv: list[str] | None = None) -> int:
             check_reserved(overrides)
             df = run_many(args.benchmark, args.method, args.seeds, profile=args.profile, device=args.device,
                           data_dir=args.data_dir, out_dir=args.out, progress=not args.no_progress,
-                          on_diverge=args.on_diverge, **overrides)
+                          on_diverge=args.on_diverge, stack=args.stack, **overrides)
             diverged = df.attrs.get("diverged", [])
             if len(df):  # the same labels as `summary`: each configuration named by what differs from the profile
                 diffs = {(b, m): config_difference(resolve_config(b, m, 0, args.profile, "cpu", **overrides).to_dict())

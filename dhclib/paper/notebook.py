@@ -27,16 +27,17 @@ def setup(notebook: str, profile: str, output_dir=None, store_dir=None) -> tuple
 
 
 def train(benchmark: str, methods, trials: int, profile: str, device: str, data_dir, store_dir, out_dir,
-          variants: Sequence[dict] = (), missing: str = "train", overrides: dict | None = None
-          ) -> tuple[pd.DataFrame, pd.DataFrame]:
+          variants: Sequence[dict] = (), missing: str = "train", overrides: dict | None = None,
+          stack: int | str = 1) -> tuple[pd.DataFrame, pd.DataFrame]:
     """A benchmark notebook's training: Table 1's methods on seeds ``0 .. trials-1`` and the labelled ``variants``
-    beside them, diverged runs recorded (never hidden); saves ``results_tidy`` and ``diverged`` and says how many
-    runs there are. Returns the tidy frame and the diverged runs (method, seed, message)."""
+    beside them, diverged runs recorded (never hidden), up to ``stack`` runs of one configuration at once
+    (:func:`dhclib.run_many`); saves ``results_tidy`` and ``diverged`` and says how many runs there are. Returns
+    the tidy frame and the diverged runs (method, seed, message)."""
     seeds, overrides = f"0-{trials - 1}", dict(overrides or {})
     df = run_many(benchmark, methods, seeds, profile, device, data_dir, store_dir, progress="runs",
-                  on_diverge="record", missing=missing, **overrides)
+                  on_diverge="record", missing=missing, stack=stack, **overrides)
     extra = run_variants(benchmark, list(variants), seeds, profile, device, data_dir, store_dir, progress="runs",
-                         missing=missing, **overrides)
+                         missing=missing, stack=stack, **overrides)
     failed = df.attrs["diverged"] + extra.attrs["diverged"]
     df = pd.concat([df, extra], ignore_index=True)
     save_table(df, out_dir, "results_tidy")

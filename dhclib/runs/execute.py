@@ -8,6 +8,7 @@ also builds what a run needs from its config: the tasks, the network and the reg
 
 from __future__ import annotations
 
+import json
 import platform
 import time
 from dataclasses import dataclass, field
@@ -25,9 +26,11 @@ from dhclib.errors import ConfigError, PlasticInstabilityError
 from dhclib.numerics import cpu_model, numeric_environment
 from dhclib.runs.plan import Planned
 from dhclib.runs.store import TIDY_COLUMNS, RunResult, read_record, result_path, write_atomic
+from dhclib.method.stacked import Trial, train_stack
 from dhclib.method.train import train_sequence
 
-__all__ = ["execute", "Executed", "run_config", "build_tasks", "build_model", "build_regulariser",
+__all__ = ["execute", "Executed", "run_config", "run_stack", "build_run", "stack_key", "resolve_stack", "STACK_FREE",
+           "build_tasks", "build_model", "build_regulariser",
            "resolve_device", "device_description", "versions"]
 
 
@@ -83,26 +86,84 @@ def versions() -> dict[str, str]:
             "platform": platform.platform()}
 
 
+def _result(cfg: RunConfig, log, wall_time: float, engine: dict) -> RunResult:
+    return RunResult(config=dict(cfg.to_dict(), key=cfg.key()), R=log.R, traces=pd.DataFrame(log.traces),
+                     epochs=pd.DataFrame(log.epochs), tasks=pd.DataFrame(log.tasks), wall_time=wall_time,
+                     versions=versions(), device_name=device_description(cfg.device),
+                     numeric_env=numeric_environment(cfg.device), engine=engine)
+
+
+def build_run(cfg: RunConfig, data_dir=None, init_key: object = 0):
+    """The tasks, network and regulariser of a config, each from the trial's seed."""
+    tasks = build_tasks(cfg, data_dir)
+    model = build_model(cfg, tasks[0].x_train.shape[1], max(t.head.stop for t in tasks), init_key=init_key)
+    return tasks, model, build_regulariser(model, cfg)
+
+
 def run_config(cfg: RunConfig, data_dir=None, progress: bool = False) -> RunResult:
     """Train one resolved config (SPEC §4) and return its result (not stored: :func:`execute` stores)."""
     t0 = time.perf_counter()
-    tasks = build_tasks(cfg, data_dir)
-    out_features = max(t.head.stop for t in tasks)
-    in_features = tasks[0].x_train.shape[1]
+    tasks, model, reg = build_run(cfg, data_dir)
 
     def fresh(t: int):
-        model = build_model(cfg, in_features, out_features, init_key=f"task{t}")
+        model = build_model(cfg, tasks[0].x_train.shape[1], max(k.head.stop for k in tasks), init_key=f"task{t}")
         return model, build_regulariser(model, cfg)
 
-    model = build_model(cfg, in_features, out_features)
-    reg = build_regulariser(model, cfg)
     log = train_sequence(model, tasks, reg, cfg.protocol, cfg.seed, progress=progress,
                          fresh_model=fresh if cfg.fresh_model_per_task else None,
                          desc=f"{cfg.benchmark} {cfg.method} seed {cfg.seed}")
-    config = dict(cfg.to_dict(), key=cfg.key())
-    return RunResult(config=config, R=log.R, traces=pd.DataFrame(log.traces), epochs=pd.DataFrame(log.epochs),
-                     tasks=pd.DataFrame(log.tasks), wall_time=time.perf_counter() - t0, versions=versions(),
-                     device_name=device_description(cfg.device), numeric_env=numeric_environment(cfg.device))
+    return _result(cfg, log, time.perf_counter() - t0, {"engine": "single"})
+
+
+# The fields in which the trials of one stack may differ: the seed and the elementwise hyperparameters
+# (issue #7: a lambda grid or Table 4's eta sweep can be one stack). Everything else is one configuration.
+STACK_FREE = ("seed", "lam", "si_xi", "eta_init")
+
+
+def stack_key(cfg: RunConfig) -> str | None:
+    """What the configs of one stack share (None: a config that never stacks, e.g. ``scratch``'s fresh network
+    per task)."""
+    if cfg.fresh_model_per_task:
+        return None
+    return json.dumps({k: v for k, v in cfg.to_dict().items() if k not in STACK_FREE}, sort_keys=True, default=str)
+
+
+def resolve_stack(stack: int | str, device: str | torch.device) -> int:
+    """The largest stack of a batch: an integer >= 1, or ``"auto"``: 1 on a CPU (stacking does not pay there:
+    ``benchmarks/stack_throughput.py``), 80 on a GPU (issue #7's target size; not yet measured here)."""
+    if stack == "auto":
+        return 80 if torch.device(device).type == "cuda" else 1
+    if isinstance(stack, bool) or not isinstance(stack, int) or stack < 1:
+        raise ConfigError(f"stack must be an integer >= 1 or 'auto', got {stack!r}")
+    return stack
+
+
+def run_stack(cfgs: list[RunConfig], data_dir=None,
+              progress: bool = False) -> list[RunResult | PlasticInstabilityError]:
+    """Train the configs of one stack in lockstep (:mod:`dhclib.method.stacked`); per config its result, or the
+    error that ended it. Each result records the engine and the stack size (never in the key); its wall time is
+    its share of the stack's."""
+    if len(cfgs) == 1:
+        try:
+            return [run_config(cfgs[0], data_dir, progress)]
+        except PlasticInstabilityError as exc:
+            return [exc]
+    if len({stack_key(c) for c in cfgs}) != 1 or stack_key(cfgs[0]) is None:
+        raise ConfigError(f"a stack's configs may differ only in {', '.join(STACK_FREE)}")
+    t0 = time.perf_counter()
+    trials = [_trial(c, data_dir) for c in cfgs]
+    first = cfgs[0]
+    logs = train_stack(trials, first.protocol, progress,
+                       desc=f"{first.benchmark} {first.method} stack of {len(cfgs)}")
+    wall = time.perf_counter() - t0
+    engine = {"engine": "stacked", "stack": len(cfgs), "stack_wall_time": wall}
+    return [log if isinstance(log, PlasticInstabilityError) else _result(c, log, wall / len(cfgs), engine)
+            for c, log in zip(cfgs, logs)]
+
+
+def _trial(cfg: RunConfig, data_dir) -> Trial:
+    tasks, model, reg = build_run(cfg, data_dir)
+    return Trial(model, tasks, reg, cfg.seed)
 
 
 @dataclass
@@ -123,52 +184,78 @@ class Executed:
 
 
 def execute(plan: list[Planned], out_dir, data_dir=None, progress: bool | str = True, on_diverge: str = "raise",
-            missing: str = "train") -> Executed:
+            missing: str = "train", stack: int | str = 1) -> Executed:
     """Run ``plan`` into the store at ``out_dir``: load each stored run, train and store the others.
 
     ``progress``: True shows a bar over the runs and one over each run's tasks; ``"runs"`` only the first; False
     none. A run whose loss becomes NaN/inf is never stored as a result: ``on_diverge="raise"`` stops with the
-    :class:`~dhclib.errors.PlasticInstabilityError`, ``"record"`` writes the failure to ``<out_dir>/diverged/``
-    and goes on (a stored failure is not retried: runs are deterministic). ``missing="skip"`` trains nothing and
-    lists the runs not stored.
+    :class:`~dhclib.errors.PlasticInstabilityError` (after storing the rest of its stack), ``"record"`` writes the
+    failure to ``<out_dir>/diverged/`` and goes on (a stored failure is not retried: runs are deterministic).
+    ``missing="skip"`` trains nothing and lists the runs not stored. ``stack``: train up to this many runs of one
+    configuration together (:func:`run_stack`; ``"auto"``: :func:`resolve_stack`); each is stored as it would be
+    alone, with the same key. An interrupted batch loses at most the run, or the stack, in progress.
     """
     if on_diverge not in ("raise", "record"):
         raise ConfigError(f"on_diverge must be 'raise' or 'record', got {on_diverge!r}")
     if missing not in ("train", "skip"):
         raise ConfigError(f"missing must be 'train' or 'skip', got {missing!r}")
+    size = resolve_stack(stack, plan[0].config.device if plan else "cpu")
     out = Executed(frame=pd.DataFrame(columns=TIDY_COLUMNS))
-    frames = []
-    bar = tqdm(plan, desc="runs", disable=not progress)
-    for planned in bar:
+    done: dict[int, RunResult] = {}
+    todo: list[int] = []
+    for i, planned in enumerate(plan):
         cfg = planned.config
         path, failed = result_path(out_dir, cfg), result_path(out_dir, cfg, "diverged")
-        bar.set_postfix_str(f"{cfg.benchmark} {cfg.method} seed {cfg.seed}")
         stored = read_record(path, out_dir) if path.is_file() else None
         if stored is not None:
-            result = RunResult.from_json(stored)
+            done[i] = RunResult.from_json(stored)
         elif on_diverge == "record" and failed.is_file() and (record := read_record(failed, out_dir)) is not None:
             out.diverged.append(dict(record, **planned.identity, **planned.columns))
-            continue
         elif missing == "skip":
             out.missing.append(dict(benchmark=cfg.benchmark, **planned.identity, seed=cfg.seed,
                                     config_key=cfg.key(), **planned.columns))
-            continue
         else:
-            try:
-                result = run_config(cfg, data_dir, progress is True)
-            except PlasticInstabilityError as exc:
+            todo.append(i)
+    bar = tqdm(total=len(plan), initial=len(plan) - len(todo), desc="runs", disable=not progress)
+    raised = None
+    for group in _stacks(plan, todo, size):
+        first = plan[group[0]].config
+        seeds = ",".join(str(plan[i].config.seed) for i in group)
+        bar.set_postfix_str(f"{first.benchmark} {first.method} seed {seeds}")
+        for i, result in zip(group, run_stack([plan[i].config for i in group], data_dir, progress is True)):
+            planned, cfg = plan[i], plan[i].config
+            if isinstance(result, PlasticInstabilityError):
                 if on_diverge == "raise":
-                    raise
+                    raised = raised or result
+                    continue
                 record = dict(benchmark=cfg.benchmark, method=cfg.method, seed=cfg.seed, profile=cfg.profile,
-                              config_key=cfg.key(), message=str(exc), config=cfg.to_dict(), purpose=planned.purpose)
-                write_atomic(failed, record)
+                              config_key=cfg.key(), message=str(result), config=cfg.to_dict(),
+                              purpose=planned.purpose)
+                write_atomic(result_path(out_dir, cfg, "diverged"), record)
                 out.diverged.append(dict(record, **planned.identity, **planned.columns))
                 continue
             result.purpose = planned.purpose
-            write_atomic(path, result.to_json())
-        out.results.append((planned, result))
-        frames.append(result.tidy(planned.variant).assign(**planned.columns))
+            write_atomic(result_path(out_dir, cfg), result.to_json())
+            done[i] = result
+        bar.update(len(group))
+        if raised is not None:
+            raise raised
     bar.close()
+    frames = []
+    for i in sorted(done):
+        out.results.append((plan[i], done[i]))
+        frames.append(done[i].tidy(plan[i].variant).assign(**plan[i].columns))
     if frames:
         out.frame = pd.concat(frames, ignore_index=True)
     return out
+
+
+def _stacks(plan: list[Planned], todo: list[int], size: int) -> list[list[int]]:
+    """The runs to train, in plan order, grouped into stacks of at most ``size`` runs of one configuration."""
+    if size == 1:
+        return [[i] for i in todo]
+    groups: dict[object, list[int]] = {}
+    for i in todo:
+        key = stack_key(plan[i].config)
+        groups.setdefault(key if key is not None else ("alone", i), []).append(i)
+    return [g[j:j + size] for g in groups.values() for j in range(0, len(g), size)]
