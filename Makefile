@@ -1,7 +1,8 @@
 # make test       : create .venv if missing, install the lock (requirements-lock.txt) and dhclib, check the installed
 #                   versions against the lock, run the unit tests and nbval
 # make reproduce  : run every notebook headless with papermill (PROFILE=quick|paper DEVICE=auto|cpu|cuda TRIALS=N
-#                   MISSING=train|skip: skip tabulates only the runs already stored, e.g. the committed paper runs)
+#                   MISSING=train|skip: skip tabulates only the runs already stored, e.g. the committed paper runs;
+#                   STACK=N|auto: runs of one configuration trained together, default auto: 1 on a CPU, stacks on CUDA)
 # make report     : outputs/$(PROFILE)/REPORT.md and its CSV tables from the runs stored under outputs/$(PROFILE)
 # make notebooks  : re-execute the committed notebooks in place (quick profile) so that nbval checks fresh outputs
 #                   (their sources do not change, so the paired notebooks/*.py stay in sync)
@@ -16,6 +17,7 @@ PROFILE ?= quick
 DEVICE  ?= auto
 TRIALS  ?=
 MISSING ?=
+STACK   ?=
 NOTEBOOKS := 01_permuted_mnist 02_imbalanced_permuted_mnist 03_split_mnist 04_vision_mixture 05_ablation 06_split_cifar 07_lambda_search
 # Two lanes of notebooks, one torch thread each (notebooks/lanes.sh says why); 05 reuses 01's runs: same lane.
 LANES := "01_permuted_mnist 04_vision_mixture 05_ablation" "02_imbalanced_permuted_mnist 03_split_mnist 06_split_cifar 07_lambda_search"
@@ -64,7 +66,8 @@ nbval: $(VENV)/.installed
 
 reproduce: $(VENV)/.installed
 	NB_OUT=outputs/$(PROFILE) NB_ARGS="--log-output -p profile $(PROFILE) -p device $(DEVICE) \
-	  $(if $(TRIALS),-p trials $(TRIALS)) $(if $(MISSING),-p missing $(MISSING)) $(PAPER_ARGS)" \
+	  $(if $(TRIALS),-p trials $(TRIALS)) $(if $(MISSING),-p missing $(MISSING)) $(if $(STACK),-p stack $(STACK)) \
+	  $(PAPER_ARGS)" \
 	  NB_NEEDS="$(PAPER_NEEDS)" bash notebooks/lanes.sh execute $(PY) $(LANES)
 
 # The tables each notebook's NBVAL_CHECK_OUTPUT cells compare with (dhclib.paper.regression).

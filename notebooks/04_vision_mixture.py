@@ -12,6 +12,7 @@ profile = "quick"  # "quick" (CPU, minutes) | "paper" (SPEC §4-§5 exactly; a G
 methods = "all"  # Table 1's eight, or a list such as ["finetune", "dhp"]
 trials = 2  # seeds 0 .. trials-1 (the paper: 10)
 device = "auto"  # "auto" | "cpu" | "cuda"
+stack = "auto"  # runs of one configuration trained together: N, or "auto" (1 on a CPU, stacks on a GPU: README)
 data_dir = None  # data root; None: $DHC_DATA_DIR (README, "Data")
 output_dir = None  # tables, figures, executed notebook; None: outputs/<profile>/<notebook>/
 store_dir = None  # the result store shared by the notebooks; None: outputs/<profile>/
@@ -55,7 +56,7 @@ print(tasks_run.to_string(index=False))
 # %%
 # NBVAL_IGNORE_OUTPUT
 df, diverged = notebook.train(BENCHMARK, methods, trials, profile, device, data_dir, store_dir, out_dir,
-                              variants, missing, overrides)
+                              variants, missing, overrides, stack)
 
 # %% [markdown]
 # Runs whose loss became NaN/inf are not results: they are listed here with the reason. None is hidden or replaced: an extra row with another setting is labelled as such in the table below.

@@ -10,6 +10,7 @@ profile = "quick"  # "quick" (CPU, minutes) | "paper" (SPEC §4-§5 exactly; a G
 methods = "all"  # Figure 8's: finetune, dhp, si, dhp+si, scratch
 trials = 3  # seeds 0 .. trials-1 (the paper: 10)
 device = "auto"  # "auto" | "cpu" | "cuda"
+stack = "auto"  # runs of one configuration trained together: N, or "auto" (1 on a CPU, stacks on a GPU: README)
 data_dir = None  # data root; None: $DHC_DATA_DIR (README, "Data")
 output_dir = None  # tables, figures, executed notebook; None: outputs/<profile>/<notebook>/
 store_dir = None  # the result store shared by the notebooks; None: outputs/<profile>/
@@ -39,7 +40,7 @@ from dhclib.benchmarks import SPLIT_CIFAR_TASK_NAMES
 # NBVAL_IGNORE_OUTPUT
 seeds = f"0-{trials - 1}"
 df = dhclib.run_many(BENCHMARK, methods, seeds, profile, device, data_dir, store_dir, progress="runs",
-                     on_diverge="record", missing=missing, **overrides)
+                     on_diverge="record", missing=missing, stack=stack, **overrides)
 save_table(df, out_dir, "results_tidy")
 diverged = pd.DataFrame(df.attrs["diverged"], columns=["method", "seed", "message"])
 save_table(diverged, out_dir, "diverged")

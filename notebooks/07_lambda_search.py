@@ -11,6 +11,7 @@ permuted_profile = "quick"  # Permuted MNIST's search (the paper profile costs a
 seed = 0  # the paper searched on one task sequence, i.e. one seed
 regularisers = ["ewc", "si", "mas"]  # the baselines whose lambda the paper searched
 device = "auto"  # "auto" | "cpu" | "cuda"
+stack = "auto"  # runs of one configuration trained together: N, or "auto" (1 on a CPU, stacks on a GPU: README)
 data_dir = None  # data root; None: $DHC_DATA_DIR (README, "Data")
 output_dir = None  # tables and figures; None: outputs/<profile>/07_lambda_search/
 store_dir = None  # Split MNIST's result store; None: outputs/<profile>/ (Permuted: outputs/<permuted_profile>/)
@@ -32,7 +33,7 @@ from dhclib.runs.outputs import save_table
 out_dir, store_dir, reference = notebook.setup(NOTEBOOK, profile, output_dir, store_dir)
 from dhclib.runs.outputs import store_root
 
-search = dict(seed=seed, device=device, data_dir=data_dir, progress="runs", missing=missing, **overrides)
+search = dict(seed=seed, device=device, data_dir=data_dir, progress="runs", missing=missing, stack=stack, **overrides)
 
 # %% [markdown]
 # ## Split MNIST (A.3)
