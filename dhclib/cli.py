@@ -36,9 +36,27 @@ _COMMON = [
     ("--data-dir", dict(default=None, help="data root (default: $DHC_DATA_DIR)")),
     ("--set", dict(action="append", default=[], metavar="KEY=VALUE", help="override a config value")),
     ("--no-progress", dict(action="store_true", help="no progress bars")),
+    ("--executor", dict(default=None, metavar="local:N",
+                        help="train on N worker processes (local:N) sharing the store; default: this process")),
     ("--stack", dict(default="1", type=lambda v: v if v == "auto" else _stack_size(v), metavar="N|auto",
                      help="train up to N runs of one configuration together in lockstep (default 1; auto: by device)")),
 ]
+
+
+def make_executor(spec: str | None):
+    """``--executor``: None (this process) or ``local:N``, a pool of N spawned worker processes of one torch thread
+    each (one thread keeps every run's numbers those of the one-at-a-time engine on any core count)."""
+    if spec is None:
+        return None
+    kind, _, n = spec.partition(":")
+    if kind != "local" or not n.isdigit() or int(n) < 1:
+        raise DhcError(f"--executor must be local:N with N >= 1, got {spec!r}")
+    import multiprocessing
+    from concurrent.futures import ProcessPoolExecutor
+
+    from dhclib.runs.execute import one_thread
+
+    return ProcessPoolExecutor(int(n), mp_context=multiprocessing.get_context("spawn"), initializer=one_thread)
 
 
 def _stack_size(value: str) -> int:
@@ -159,7 +177,8 @@ def main(argv: list[str] | None = None) -> int:
             values = grid_values(args.benchmark, args.method, args.param, args.values)
             df = run_grid(args.benchmark, args.method, args.param, values, args.seeds, profile=args.profile,
                           device=args.device, data_dir=args.data_dir, out_dir=args.out,
-                          progress=not args.no_progress, stack=args.stack, **overrides)
+                          progress=not args.no_progress, stack=args.stack, executor=make_executor(args.executor),
+                          **overrides)
             from dhclib.paper.report import grid_table
 
             with pd.option_context("display.width", 200, "display.max_columns", 20):
@@ -170,7 +189,8 @@ def main(argv: list[str] | None = None) -> int:
             check_reserved(overrides)
             df = run_many(args.benchmark, args.method, args.seeds, profile=args.profile, device=args.device,
                           data_dir=args.data_dir, out_dir=args.out, progress=not args.no_progress,
-                          on_diverge=args.on_diverge, stack=args.stack, **overrides)
+                          on_diverge=args.on_diverge, stack=args.stack, executor=make_executor(args.executor),
+                          **overrides)
             diverged = df.attrs.get("diverged", [])
             if len(df):  # the same labels as `summary`: each configuration named by what differs from the profile
                 diffs = {(b, m): config_difference(resolve_config(b, m, 0, args.profile, "cpu", **overrides).to_dict())

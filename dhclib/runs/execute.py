@@ -12,6 +12,7 @@ import json
 import platform
 import time
 from dataclasses import dataclass, field
+from pathlib import Path
 
 import numpy as np
 import pandas as pd
@@ -24,13 +25,14 @@ from dhclib.runs.config import RunConfig
 from dhclib.method.consolidation import Consolidation
 from dhclib.errors import ConfigError, PlasticInstabilityError
 from dhclib.numerics import cpu_model, numeric_environment
+from dhclib.runs.claims import STALE_AFTER, Claim, Heartbeat, claim, holder, release
 from dhclib.runs.plan import Planned
 from dhclib.runs.store import TIDY_COLUMNS, RunResult, read_record, result_path, write_atomic
 from dhclib.method.stacked import Trial, train_stack
 from dhclib.method.train import train_sequence
 
 __all__ = ["execute", "Executed", "run_config", "run_stack", "build_run", "stack_key", "resolve_stack", "STACK_FREE",
-           "build_tasks", "build_model", "build_regulariser",
+           "train_and_store", "claim_path", "one_thread", "build_tasks", "build_model", "build_regulariser",
            "resolve_device", "device_description", "versions"]
 
 
@@ -184,7 +186,7 @@ class Executed:
 
 
 def execute(plan: list[Planned], out_dir, data_dir=None, progress: bool | str = True, on_diverge: str = "raise",
-            missing: str = "train", stack: int | str = 1) -> Executed:
+            missing: str = "train", stack: int | str = 1, executor=None, stale_after: float = STALE_AFTER) -> Executed:
     """Run ``plan`` into the store at ``out_dir``: load each stored run, train and store the others.
 
     ``progress``: True shows a bar over the runs and one over each run's tasks; ``"runs"`` only the first; False
@@ -194,6 +196,13 @@ def execute(plan: list[Planned], out_dir, data_dir=None, progress: bool | str = 
     ``missing="skip"`` trains nothing and lists the runs not stored. ``stack``: train up to this many runs of one
     configuration together (:func:`run_stack`; ``"auto"``: :func:`resolve_stack`); each is stored as it would be
     alone, with the same key. An interrupted batch loses at most the run, or the stack, in progress.
+
+    ``executor``: where the work runs (:func:`train_and_store` per stack): None, this process; else any object
+    with ``submit(fn, *args)`` returning something with ``result()`` and ``done()`` — a
+    ``concurrent.futures.Executor`` (a process pool, Dask's ``Client.get_executor()``) or a submitit executor.
+    Every run is claimed before it is trained (:mod:`dhclib.runs.claims`), so drivers and workers sharing a store
+    train it once; a run held by another worker is waited for until it is stored or its claim is ``stale_after``
+    seconds old, then taken over. The store is the source of truth: the frame is read back from it.
     """
     if on_diverge not in ("raise", "record"):
         raise ConfigError(f"on_diverge must be 'raise' or 'record', got {on_diverge!r}")
@@ -217,29 +226,30 @@ def execute(plan: list[Planned], out_dir, data_dir=None, progress: bool | str = 
         else:
             todo.append(i)
     bar = tqdm(total=len(plan), initial=len(plan) - len(todo), desc="runs", disable=not progress)
-    raised = None
-    for group in _stacks(plan, todo, size):
-        first = plan[group[0]].config
-        seeds = ",".join(str(plan[i].config.seed) for i in group)
-        bar.set_postfix_str(f"{first.benchmark} {first.method} seed {seeds}")
-        for i, result in zip(group, run_stack([plan[i].config for i in group], data_dir, progress is True)):
-            planned, cfg = plan[i], plan[i].config
-            if isinstance(result, PlasticInstabilityError):
-                if on_diverge == "raise":
-                    raised = raised or result
+    poll = min(5.0, stale_after / 4)
+    while todo:
+        held = []
+        for group, outcomes in _run_groups(plan, _stacks(plan, todo, size), out_dir, data_dir,
+                                           on_diverge == "record", progress is True, stale_after, executor):
+            for i, (status, message) in zip(group, outcomes):
+                planned = plan[i]
+                if status == "held":
+                    held.append(i)
                     continue
-                record = dict(benchmark=cfg.benchmark, method=cfg.method, seed=cfg.seed, profile=cfg.profile,
-                              config_key=cfg.key(), message=str(result), config=cfg.to_dict(),
-                              purpose=planned.purpose)
-                write_atomic(result_path(out_dir, cfg, "diverged"), record)
-                out.diverged.append(dict(record, **planned.identity, **planned.columns))
-                continue
-            result.purpose = planned.purpose
-            write_atomic(result_path(out_dir, cfg), result.to_json())
-            done[i] = result
-        bar.update(len(group))
-        if raised is not None:
-            raise raised
+                if status == "diverged":
+                    if on_diverge == "raise":
+                        raise PlasticInstabilityError(message)
+                    record = read_record(result_path(out_dir, planned.config, "diverged"), out_dir)
+                    out.diverged.append(dict(record or {"message": message}, **planned.identity, **planned.columns))
+                else:
+                    stored = read_record(result_path(out_dir, planned.config), out_dir)
+                    if stored is not None:
+                        done[i] = RunResult.from_json(stored)
+                bar.update(1)
+        todo = held
+        if todo:  # held by a live worker elsewhere: wait for its result, or for its claim to go stale
+            bar.set_postfix_str(f"{len(todo)} runs held by other workers")
+            time.sleep(poll)
     bar.close()
     frames = []
     for i in sorted(done):
@@ -248,6 +258,77 @@ def execute(plan: list[Planned], out_dir, data_dir=None, progress: bool | str = 
     if frames:
         out.frame = pd.concat(frames, ignore_index=True)
     return out
+
+
+def one_thread() -> None:
+    """A worker process's initializer: one torch thread, as the notebooks' lanes and the tests run."""
+    torch.set_num_threads(1)
+
+
+def claim_path(out_dir, cfg: RunConfig) -> Path:
+    """Where a run's claim lives: beside the runs, ``<out_dir>/claims/...``."""
+    return result_path(out_dir, cfg, "claims").with_suffix(".claim")
+
+
+def train_and_store(plans: list[Planned], out_dir, data_dir=None, record_diverged: bool = True,
+                    progress: bool = False, stale_after: float = STALE_AFTER) -> list[tuple[str, str]]:
+    """The unit of work of every engine, in this process or on a worker: claim each run of one stack, train the
+    claimed ones that are still not stored (:func:`run_stack`, with the claims refreshed meanwhile), store each
+    result, or its divergence record when ``record_diverged``, and release the claims. Per run: ``("stored", "")``,
+    ``("diverged", message)`` or ``("held", who)`` when another live worker holds it."""
+    outcomes: dict[int, tuple[str, str]] = {}
+    mine: list[tuple[int, Claim]] = []
+    try:
+        for i, p in enumerate(plans):
+            if result_path(out_dir, p.config).is_file():
+                outcomes[i] = ("stored", "")
+                continue
+            c = claim(claim_path(out_dir, p.config), stale_after)
+            if c is None:
+                outcomes[i] = ("held", str(holder(claim_path(out_dir, p.config))))
+            elif result_path(out_dir, p.config).is_file():  # finished by its last holder meanwhile
+                release(c)
+                outcomes[i] = ("stored", "")
+            else:
+                mine.append((i, c))
+        if mine:
+            with Heartbeat([c for _, c in mine], every=stale_after / 4):
+                results = run_stack([plans[i].config for i, _ in mine], data_dir, progress)
+            for (i, _), result in zip(mine, results):
+                planned, cfg = plans[i], plans[i].config
+                if isinstance(result, PlasticInstabilityError):
+                    if record_diverged:
+                        write_atomic(result_path(out_dir, cfg, "diverged"),
+                                     dict(benchmark=cfg.benchmark, method=cfg.method, seed=cfg.seed,
+                                          profile=cfg.profile, config_key=cfg.key(), message=str(result),
+                                          config=cfg.to_dict(), purpose=planned.purpose))
+                    outcomes[i] = ("diverged", str(result))
+                    continue
+                result.purpose = planned.purpose
+                write_atomic(result_path(out_dir, cfg), result.to_json())
+                outcomes[i] = ("stored", "")
+    finally:
+        for _, c in mine:
+            release(c)
+    return [outcomes[i] for i in range(len(plans))]
+
+
+def _run_groups(plan, groups, out_dir, data_dir, record_diverged, progress, stale_after, executor):
+    """``(group, outcomes)`` of each stack as it finishes: in this process, one after the other, or on
+    ``executor``'s workers."""
+    if executor is None:
+        for g in groups:
+            yield g, train_and_store([plan[i] for i in g], out_dir, data_dir, record_diverged, progress, stale_after)
+        return
+    jobs = [(g, executor.submit(train_and_store, [plan[i] for i in g], str(out_dir), data_dir, record_diverged,
+                                False, stale_after)) for g in groups]
+    while jobs:
+        finished = [(g, j) for g, j in jobs if j.done()]
+        for g, j in finished:
+            yield g, j.result()
+        jobs = [(g, j) for g, j in jobs if not any(j is f for _, f in finished)]
+        if jobs and not finished:
+            time.sleep(0.2)
 
 
 def _stacks(plan: list[Planned], todo: list[int], size: int) -> list[list[int]]:

@@ -1,0 +1,139 @@
+"""Runs fanned out to worker processes into one store, each trained exactly once (issue #8, items 1, 2 and 5).
+
+The claim protocol on its own (link, link count, stale takeover, release, heartbeat), then the engines with real
+processes: a spawned process pool gives the one-at-a-time numbers bit for bit; two drivers started together on one
+store train every run once (the trainings are counted); a run whose holder died is trained once its claim is stale.
+"""
+
+from __future__ import annotations
+
+import json
+import multiprocessing
+import os
+import subprocess
+import sys
+import time
+from concurrent.futures import ProcessPoolExecutor
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+import dhclib
+from dhclib.cli import make_executor
+from dhclib.errors import DhcError
+from dhclib.runs.claims import Claim, Heartbeat, claim, holder, release
+from dhclib.runs.config import resolve_config
+from dhclib.runs import execute, plan
+from dhclib.runs.execute import claim_path, one_thread
+
+SMALL = dict(n_tasks=2, train_size=100, test_size=50, max_epochs=2, min_epochs=1)
+ROOT = Path(__file__).resolve().parent.parent
+
+
+# --- the claim protocol -----------------------------------------------------------------------------------
+def test_a_claim_is_held_once_until_released(tmp_path):
+    path = tmp_path / "c" / "seed0-k.claim"
+    first = claim(path)
+    assert isinstance(first, Claim) and claim(path) is None
+    who = holder(path)
+    assert who["pid"] == os.getpid() and who["token"] == first.token
+    assert [p.name for p in path.parent.iterdir()] == [path.name]  # the unique file is gone
+    release(first)
+    assert not path.exists() and claim(path) is not None
+
+
+def test_a_stale_claim_is_taken_over_and_the_old_holder_cannot_release_it(tmp_path):
+    path = tmp_path / "seed0-k.claim"
+    dead = claim(path, stale_after=60)
+    assert claim(path, stale_after=60) is None
+    old = time.time() - 120
+    os.utime(path, (old, old))
+    taker = claim(path, stale_after=60)
+    assert taker is not None and holder(path)["token"] == taker.token
+    release(dead)  # the dead worker wakes up: the claim is no longer its own
+    assert holder(path)["token"] == taker.token
+    assert sorted(p.name for p in tmp_path.iterdir()) == [path.name]  # the stale claim was not left aside
+
+
+def test_a_heartbeat_keeps_a_claim_fresh(tmp_path):
+    path = tmp_path / "seed0-k.claim"
+    c = claim(path)
+    old = time.time() - 1000
+    os.utime(path, (old, old))
+    with Heartbeat([c], every=0.05):
+        time.sleep(0.3)
+    assert time.time() - path.stat().st_mtime < 5
+    assert claim(path, stale_after=60) is None
+
+
+# --- engines ----------------------------------------------------------------------------------------------
+def _frame(out, root, **kw):
+    return dhclib.run_many("split_mnist", "finetune,dhp+si", "0-1", "quick", "cpu", root, out, progress=False,
+                           **dict(SMALL, **kw))
+
+
+def test_a_spawned_process_pool_gives_the_one_at_a_time_runs_bitwise(idx_root, tmp_path):
+    alone = _frame(tmp_path / "alone", idx_root)
+    with ProcessPoolExecutor(2, mp_context=multiprocessing.get_context("spawn"), initializer=one_thread) as pool:
+        pooled = _frame(tmp_path / "pool", idx_root, executor=pool)
+    assert pooled.equals(alone)
+    a = sorted(p.relative_to(tmp_path / "alone") for p in (tmp_path / "alone").glob("runs/*/*/*.json"))
+    b = sorted(p.relative_to(tmp_path / "pool") for p in (tmp_path / "pool").glob("runs/*/*/*.json"))
+    assert a == b and len(a) == 4
+    for rel in a:
+        ra, rb = (json.loads((tmp_path / d / rel).read_text()) for d in ("alone", "pool"))
+        assert ra["R"] == rb["R"] and ra["traces"] == rb["traces"]
+    assert not list((tmp_path / "pool").glob("claims/*/*/*"))  # every claim released
+
+
+DRIVER = """
+import sys, dhclib, dhclib.runs.execute as ex
+log, root, out = sys.argv[1:4]
+inner = ex.run_stack
+def counted(cfgs, *a, **k):
+    with open(log, "a") as f:
+        f.writelines(f"{c.method} {c.seed}\\n" for c in cfgs)
+    return inner(cfgs, *a, **k)
+ex.run_stack = counted
+dhclib.run_many("split_mnist", "finetune,dhp,si,ewc", "0-2", "quick", "cpu", root, out, progress=False,
+                n_tasks=2, train_size=100, test_size=50, max_epochs=2, min_epochs=1)
+"""
+
+
+def test_two_drivers_on_one_store_train_every_run_once(idx_root, tmp_path):
+    log, out = tmp_path / "trained.txt", tmp_path / "store"
+    env = dict(os.environ, OMP_NUM_THREADS="1", PYTHONPATH=str(ROOT))
+    drivers = [subprocess.Popen([sys.executable, "-c", DRIVER, str(log), str(idx_root), str(out)], env=env)
+               for _ in range(2)]
+    assert [d.wait(timeout=600) for d in drivers] == [0, 0]
+    trained = log.read_text().splitlines()
+    assert len(trained) == 12 and len(set(trained)) == 12, trained  # 4 methods x 3 seeds, each once
+    assert len(list(out.glob("runs/*/*/*.json"))) == 12
+
+
+def test_a_run_held_by_a_dead_worker_is_trained_once_its_claim_is_stale(idx_root, tmp_path):
+    out = tmp_path / "store"
+    cfg = resolve_config("split_mnist", "finetune", 0, "quick", "cpu", **SMALL)
+    path = claim_path(out, cfg)
+    path.parent.mkdir(parents=True)
+    path.write_text(json.dumps({"host": "gone", "pid": 999999, "time": 0, "token": "dead"}))  # fresh, but dead
+    planned = plan.table1("split_mnist", "finetune", "0", "quick", "cpu", **SMALL)
+    t0 = time.perf_counter()
+    done = execute.execute(planned, out, idx_root, progress=False, stale_after=1.0)  # (default: 10 minutes)
+    assert time.perf_counter() - t0 >= 1.0  # it waited for the claim to go stale
+    assert len(done.results) == 1 and not path.exists()
+    assert np.isfinite(done.results[0][1].avg_acc)
+
+
+def test_the_command_line_runs_on_worker_processes(idx_root, tmp_path):
+    from dhclib.cli import main
+
+    args = ["run", "--benchmark", "split_mnist", "--method", "finetune", "--seeds", "0-1", "--profile", "quick",
+            "--device", "cpu", "--data-dir", str(idx_root), "--out", str(tmp_path), "--no-progress",
+            "--executor", "local:2", *[f"--set={k}={v}" for k, v in SMALL.items()]]
+    assert main(args) == 0
+    assert len(list(tmp_path.glob("runs/*/*/*.json"))) == 2
+    for bad in ("local", "local:0", "dask", "pool:2"):
+        with pytest.raises(DhcError, match="--executor must be local:N"):
+            make_executor(bad)
