@@ -13,14 +13,21 @@ from dhclib.errors import DhcError
 __all__ = ["main", "parse_overrides"]
 
 
+_PYTHON_WORDS = {"True": True, "False": False, "None": None}
+
+
 def parse_overrides(items: list[str]) -> dict:
     """``key=value`` pairs; values are read as JSON where they parse (``20``, ``0.5``, ``true``, ``null``,
-    ``[400,400]``) and kept as strings otherwise (``full``, ``random``)."""
+    ``[400,400]``), Python's ``True`` / ``False`` / ``None`` as themselves, and kept as strings otherwise
+    (``full``, ``random``)."""
     out = {}
     for item in items:
         key, sep, value = item.partition("=")
         if not sep or not key:
             raise DhcError(f"--set expects key=value, got {item!r}")
+        if value in _PYTHON_WORDS:
+            out[key] = _PYTHON_WORDS[value]
+            continue
         try:
             out[key] = json.loads(value)
         except json.JSONDecodeError:

@@ -16,6 +16,7 @@ imports nothing else of dhclib, so every layer may import it (imports run downwa
 from __future__ import annotations
 
 import dataclasses
+import math
 from dataclasses import dataclass, field
 from typing import Any, Callable, Mapping
 
@@ -30,8 +31,9 @@ class Settings:
     """Base of the frozen settings dataclasses (a protocol, a network, a layer, a regulariser, a benchmark).
 
     On construction an int given for a ``float`` field becomes a float (``lam=400`` and ``lam=400.0`` are one run,
-    one store key) and a list given for a ``tuple`` field a tuple; then :meth:`validate` raises
-    :class:`~dhclib.errors.ConfigError` saying what is accepted.
+    one store key) and a list given for a ``tuple`` field a tuple; a ``bool`` field takes only ``True`` or
+    ``False`` (never the string ``"False"``, which Python counts as true) and a ``float`` field only a finite
+    number; then :meth:`validate` raises :class:`~dhclib.errors.ConfigError` saying what is accepted.
     """
 
     def __post_init__(self) -> None:
@@ -41,6 +43,11 @@ class Settings:
                 object.__setattr__(self, f.name, float(value))
             elif any(k.startswith("tuple") for k in kinds) and isinstance(value, list):
                 object.__setattr__(self, f.name, tuple(value))
+            value = getattr(self, f.name)
+            if kinds == ["bool"] or (set(kinds) == {"bool", "None"} and value is not None):
+                need(isinstance(value, bool), f"{f.name} must be true or false, got {value!r}")
+            if "float" in kinds and isinstance(value, float):
+                need(math.isfinite(value), f"{f.name} must be a finite number, got {value!r}")
         self.validate()
 
     def validate(self) -> None:

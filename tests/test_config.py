@@ -7,6 +7,7 @@ import pytest
 
 import dhclib
 import dhclib.runs.execute
+from dhclib.errors import ConfigError
 from dhclib.runs.config import BENCHMARK_NAMES, METHODS, PROFILES, RunConfig, parse_seeds, resolve_config
 
 
@@ -284,3 +285,33 @@ def test_missing_data_offline_with_download_on(tmp_path, offline):
     with pytest.raises(dhclib.DataNotFoundError, match="download"):
         dhclib.run("split_mnist", "finetune", 0, "quick", "cpu", data_dir=root)
     assert list(root.iterdir()) == []  # nothing written into the data root
+
+
+# --- inputs a user mistypes (issue #8, item 4) ------------------------------------------------------------
+@pytest.mark.parametrize("field, value", [("eta_per_connection", "False"), ("early_stopping", "False"),
+                                          ("eta_clamp", 1), ("download", "maybe")])
+def test_a_boolean_takes_only_true_or_false(field, value):
+    with pytest.raises(ConfigError, match=f"{field} must be true or false, got {value!r}"):
+        resolve_config("split_mnist", "dhp", 0, "quick", "cpu", **{field: value})
+
+
+@pytest.mark.parametrize("field, method", [("lr", "dhp"), ("eta_init", "dhp"), ("lam", "ewc"), ("si_xi", "si"),
+                                           ("ewc_gamma", "ewc")])
+@pytest.mark.parametrize("value", [float("inf"), float("-inf"), float("nan")])
+def test_an_infinite_or_nan_value_is_rejected(field, method, value):
+    with pytest.raises(ConfigError, match=f"{field} must be a finite number"):
+        resolve_config("split_mnist", method, 0, "quick", "cpu", **{field: value})
+
+
+def test_equivalent_spellings_give_one_key():
+    key = resolve_config("split_mnist", "ewc", 0, "quick", "cpu").key()
+    assert resolve_config("split_mnist", "ewc", 0, "quick", "cpu:0").key() == key
+    assert resolve_config("split_mnist", "ewc", 0, "quick", "cpu", optimizer="sgd").key() == key
+    assert resolve_config("split_mnist", "ewc", 0, "quick", "cpu", optimizer="adam").key() != key
+
+
+def test_python_spellings_on_the_command_line():
+    from dhclib.cli import parse_overrides
+
+    assert parse_overrides(["eta_clamp=False", "early_stopping=True", "x=None", "y=false", "z=full"]) == {
+        "eta_clamp": False, "early_stopping": True, "x": None, "y": False, "z": "full"}

@@ -50,6 +50,11 @@ class Protocol(Settings):
     trace_every: int = 50
     eval_batch_size: int = 10000
 
+    def __post_init__(self) -> None:
+        if self.optimizer == "sgd":  # the default spelled out: the same run, so the same key
+            object.__setattr__(self, "optimizer", None)
+        super().__post_init__()
+
     def validate(self) -> None:
         need(is_int(self.batch_size) and self.batch_size >= 1,
              f"batch_size must be an integer >= 1, got {self.batch_size!r}")

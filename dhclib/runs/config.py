@@ -210,6 +210,14 @@ def _inapplicable(key: str, benchmark: str, method: str, applicable: set[str]) -
     return ConfigError(f"unknown override {key!r}; accepted: {accepted}")
 
 
+def canonical_device(device) -> str:
+    """One spelling per device, so that one run has one key: ``cpu:0`` is ``cpu``, ``cuda:0`` is ``cuda``."""
+    text = str(device)
+    if text.startswith("cpu"):
+        return "cpu"
+    return "cuda" if text == "cuda:0" else text
+
+
 def resolve_config(
     benchmark: str, method: str, seed: int = 0, profile: str = "paper", device: str = "cpu", /, **overrides
 ) -> RunConfig:
@@ -224,6 +232,8 @@ def resolve_config(
         raise ConfigError(f"seed must be a non-negative integer, got {seed!r}")
     overrides = dict(overrides)
     download = overrides.pop("download", True)
+    if not isinstance(download, bool):
+        raise ConfigError(f"download must be true or false, got {download!r}")
     classes = _part_classes(bench, spec)
     applicable = {f for cls in classes.values() if cls for f in cls.field_names()}
     reg = registry.regulariser(spec.regulariser)
@@ -244,8 +254,8 @@ def resolve_config(
                  for p, cls in classes.items()}
     except TypeError as exc:  # a field the profile must give and does not: a declaration error, said plainly
         raise ConfigError(f"benchmark {benchmark!r}, profile {profile!r}: {exc}") from None
-    cfg = RunConfig(benchmark=benchmark, method=method, seed=seed, profile=profile, device=str(device),
-                    download=download, **parts)
+    cfg = RunConfig(benchmark=benchmark, method=method, seed=seed, profile=profile,
+                    device=canonical_device(device), download=download, **parts)
     _check_across_parts(cfg, bench)
     return cfg
 
