@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 import json
 import sys
+from pathlib import Path
 
 from dhclib import registry
 from dhclib.runs.config import ALL_METHODS, BENCHMARK_NAMES, PROFILES, check_reserved
@@ -106,6 +107,8 @@ def _parser() -> argparse.ArgumentParser:
     r.add_argument("--method", required=True, help=f"comma-separated, or all; from: {', '.join(ALL_METHODS)}")
     for name, kw in _COMMON:
         r.add_argument(name, **kw)
+    r.add_argument("--fail-on-diverge", action="store_true",
+                   help="exit with status 3 when any run diverged (default: 0, the failures listed)")
     r.add_argument("--on-diverge", default="record", choices=("record", "raise"),
                    help="a run whose loss becomes NaN/inf: record the failure and go on (default), or stop")
     g = sub.add_parser("grid", help="one method on one benchmark for each value of one config field "
@@ -218,10 +221,19 @@ def main(argv: list[str] | None = None) -> int:
         for d in diverged:
             print(f"diverged (no result): {d['benchmark']} {d['method']} seed {d['seed']}: {d['message']}",
                   file=sys.stderr)
-        return 0
+        if diverged:
+            print(f"{len(diverged)} run(s) diverged; their records are under {Path(args.out) / 'diverged'}",
+                  file=sys.stderr)
+        return 3 if diverged and getattr(args, "fail_on_diverge", False) else 0
     except DhcError as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2
+    except KeyboardInterrupt:
+        out = getattr(args, "out", None)
+        stored = len(list(Path(out).glob("runs/*/*/*.json"))) if out else 0
+        print(f"interrupted: {stored} run(s) are stored under {out}; run the same command again to resume (the "
+              "run in progress is lost, nothing else)" if out else "interrupted", file=sys.stderr)
+        return 130
 
 
 if __name__ == "__main__":

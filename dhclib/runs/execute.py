@@ -27,7 +27,7 @@ from dhclib.errors import ConfigError, PlasticInstabilityError
 from dhclib.numerics import cpu_model, numeric_environment
 from dhclib.runs.claims import STALE_AFTER, Claim, Heartbeat, claim, holder, release
 from dhclib.runs.plan import Planned
-from dhclib.runs.store import TIDY_COLUMNS, RunResult, read_record, result_path, write_atomic
+from dhclib.runs.store import TIDY_COLUMNS, RunResult, check_store, read_record, result_path, write_atomic
 from dhclib.method.stacked import Trial, train_stack
 from dhclib.method.train import train_sequence
 
@@ -209,6 +209,8 @@ def execute(plan: list[Planned], out_dir, data_dir=None, progress: bool | str = 
     if missing not in ("train", "skip"):
         raise ConfigError(f"missing must be 'train' or 'skip', got {missing!r}")
     size = resolve_stack(stack, plan[0].config.device if plan else "cpu")
+    if missing == "train":
+        check_store(out_dir)
     out = Executed(frame=pd.DataFrame(columns=TIDY_COLUMNS))
     done: dict[int, RunResult] = {}
     todo: list[int] = []

@@ -19,11 +19,13 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
+from dhclib.errors import DhcError
 from dhclib.runs.config import RunConfig, resolve_config
 from dhclib.method.metrics import average_accuracy, average_accuracy_curve, bwt
 
 __all__ = ["RunResult", "TIDY_COLUMNS", "result_path", "write_atomic", "load_results", "load_diverged",
-           "read_record", "config_difference", "variant_of", "variant_label", "render_variant", "with_variant", "label_parts"]
+           "read_record", "config_difference", "variant_of", "variant_label", "check_store", "render_variant",
+           "with_variant", "label_parts"]
 
 # ``method`` is the label tables and figures show (:func:`variant_label`); ``base_method`` and ``variant`` are its
 # parts (the composed method and the rendered overrides, "" for the paper's configuration), so that no consumer
@@ -107,14 +109,50 @@ def result_path(out_dir, cfg: RunConfig, kind: str = "runs") -> Path:
 
 
 def write_atomic(path: Path, payload: dict) -> None:
-    """Write JSON so that a reader never sees half a file: a temporary file, synced, then renamed over ``path``."""
-    path.parent.mkdir(parents=True, exist_ok=True)
+    """Write JSON so that a reader never sees half a file: a temporary file, synced, then renamed over ``path``.
+    A failed write (a full disk, a folder that cannot be written) raises one :class:`~dhclib.errors.DhcError`
+    naming the path and the OS error, and leaves no temporary file behind."""
     tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
-    with open(tmp, "w") as f:
-        json.dump(payload, f)
-        f.flush()
-        os.fsync(f.fileno())
-    os.replace(tmp, path)
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        with open(tmp, "w") as f:
+            json.dump(payload, f)
+            f.flush()
+            os.fsync(f.fileno())
+        os.replace(tmp, path)
+    except OSError as exc:
+        tmp.unlink(missing_ok=True)
+        raise DhcError(f"cannot write {path}: {exc.strerror or exc}") from None
+
+
+def check_store(out_dir) -> None:
+    """Before anything trains: the store's folder exists or can be made, and can be written (one
+    :class:`~dhclib.errors.DhcError` naming it otherwise); temporary files that dead processes of this host left
+    behind are removed."""
+    root = Path(out_dir)
+    if root.exists() and not root.is_dir():
+        raise DhcError(f"the result store {root} is a file, not a folder: give --out / out_dir a folder")
+    probe = root / f".write-probe.{os.getpid()}"
+    try:
+        root.mkdir(parents=True, exist_ok=True)
+        probe.write_text("")
+        probe.unlink()
+    except OSError as exc:
+        raise DhcError(f"the result store {root} cannot be written: {exc.strerror or exc}") from None
+    for tmp in root.glob("*/*/*/.seed*.json.*.tmp"):
+        pid = tmp.name.rsplit(".", 2)[-2]
+        if pid.isdigit() and not _alive(int(pid)):
+            tmp.unlink(missing_ok=True)
+
+
+def _alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True
 
 
 def read_record(path: Path, out_dir=None) -> dict | None:

@@ -1,0 +1,94 @@
+"""What a cluster does to a store, and what dhc does then (issue #8, item 3): a store that is a file or cannot be
+written fails before anything trains; a failed write is one line and leaves no temporary file; dead processes'
+temporary files are cleaned up; the command line says how many runs diverged, exits 3 on request, and Ctrl-C
+says what was stored."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import pytest
+
+import dhclib
+import dhclib.runs.execute
+from dhclib.cli import main
+from dhclib.errors import DhcError
+from dhclib.runs.store import check_store, write_atomic
+
+SMALL = dict(n_tasks=2, train_size=100, test_size=50, max_epochs=1, min_epochs=1)
+
+
+def _forbid_training(monkeypatch):
+    def no_training(*args, **kwargs):
+        raise AssertionError("a run was trained although the store cannot take it")
+
+    monkeypatch.setattr(dhclib.runs.execute, "run_stack", no_training)
+
+
+def test_a_store_that_is_a_file_fails_before_anything_trains(idx_root, tmp_path, monkeypatch):
+    _forbid_training(monkeypatch)
+    out = tmp_path / "store"
+    out.write_text("not a folder")
+    with pytest.raises(DhcError, match=f"the result store {out} is a file, not a folder"):
+        dhclib.run_many("split_mnist", "finetune", "0", "quick", "cpu", idx_root, out, progress=False, **SMALL)
+
+
+@pytest.mark.skipif(os.geteuid() == 0, reason="root writes into read-only folders")
+def test_a_store_that_cannot_be_written_fails_before_anything_trains(idx_root, tmp_path, monkeypatch):
+    _forbid_training(monkeypatch)
+    out = tmp_path / "store"
+    out.mkdir()
+    out.chmod(0o500)
+    try:
+        with pytest.raises(DhcError, match="cannot be written"):
+            dhclib.run_many("split_mnist", "finetune", "0", "quick", "cpu", idx_root, out, progress=False, **SMALL)
+    finally:
+        out.chmod(0o700)
+
+
+def test_a_failed_write_is_one_line_and_leaves_no_temporary_file(tmp_path, monkeypatch):
+    path = tmp_path / "runs" / "b" / "m" / "seed0-k.json"
+
+    def full_disk(*args, **kwargs):
+        raise OSError(28, "No space left on device")
+
+    monkeypatch.setattr(os, "fsync", full_disk)
+    with pytest.raises(DhcError, match=f"cannot write {path}: No space left on device"):
+        write_atomic(path, {"a": 1})
+    assert list(path.parent.iterdir()) == []
+
+
+def test_dead_processes_temporary_files_are_removed(tmp_path):
+    folder = tmp_path / "runs" / "split_mnist" / "dhp"
+    folder.mkdir(parents=True)
+    dead = folder / ".seed0-abc.json.999999.tmp"  # no such process
+    alive = folder / f".seed1-abc.json.{os.getpid()}.tmp"  # a writer at work
+    dead.write_text("{")
+    alive.write_text("{")
+    check_store(tmp_path)
+    assert not dead.exists() and alive.exists()
+
+
+def test_the_command_line_counts_the_diverged_and_can_fail_on_them(idx_root, tmp_path, capsys):
+    args = ["run", "--benchmark", "split_mnist", "--method", "finetune", "--seeds", "0", "--profile", "quick",
+            "--device", "cpu", "--data-dir", str(idx_root), "--out", str(tmp_path), "--no-progress",
+            "--set", "lr=1e4", *[f"--set={k}={v}" for k, v in SMALL.items()]]  # lr far too large: it diverges
+    assert main(args) == 0
+    err = capsys.readouterr().err
+    assert f"1 run(s) diverged; their records are under {Path(tmp_path) / 'diverged'}" in err
+    assert main([*args, "--fail-on-diverge"]) == 3
+
+
+def test_ctrl_c_says_what_is_stored_and_how_to_resume(idx_root, tmp_path, capsys, monkeypatch):
+    def interrupted(*args, **kwargs):
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(dhclib.runs.execute, "run_stack", interrupted)
+    args = ["run", "--benchmark", "split_mnist", "--method", "finetune", "--seeds", "0", "--profile", "quick",
+            "--device", "cpu", "--data-dir", str(idx_root), "--out", str(tmp_path), "--no-progress",
+            *[f"--set={k}={v}" for k, v in SMALL.items()]]
+    assert main(args) == 130
+    err = capsys.readouterr().err
+    assert err.strip().splitlines() == [f"interrupted: 0 run(s) are stored under {tmp_path}; run the same command "
+                                        "again to resume (the run in progress is lost, nothing else)"]
