@@ -92,3 +92,26 @@ def test_ctrl_c_says_what_is_stored_and_how_to_resume(idx_root, tmp_path, capsys
     err = capsys.readouterr().err
     assert err.strip().splitlines() == [f"interrupted: 0 run(s) are stored under {tmp_path}; run the same command "
                                         "again to resume (the run in progress is lost, nothing else)"]
+
+
+def test_a_result_damaged_after_it_was_stored_is_trained_again(idx_root, tmp_path, monkeypatch):
+    """A worker stores a run, then its file is damaged before the driver reads it back: the driver sets it aside
+    (named) and trains the run again instead of silently leaving it out of the frame."""
+    from dhclib.runs import execute
+
+    out = tmp_path / "store"
+    real = execute.train_and_store
+    calls = []
+
+    def store_then_damage(plans, out_dir, *args, **kwargs):
+        outcomes = real(plans, out_dir, *args, **kwargs)
+        if not calls:
+            next(Path(out_dir).glob("runs/*/*/*.json")).write_text("{ truncated")
+        calls.append(len(plans))
+        return outcomes
+
+    monkeypatch.setattr(execute, "train_and_store", store_then_damage)
+    with pytest.warns(UserWarning, match="damaged result file"):
+        df = dhclib.run_many("split_mnist", "finetune", "0", "quick", "cpu", idx_root, out, progress=False, **SMALL)
+    assert calls == [1, 1] and df.groupby(["method", "seed"]).ngroups == 1
+    assert len(list(out.glob("damaged/**/*.json*"))) == 1

@@ -245,8 +245,10 @@ def execute(plan: list[Planned], out_dir, data_dir=None, progress: bool | str = 
                     out.diverged.append(dict(record or {"message": message}, **planned.identity, **planned.columns))
                 else:
                     stored = read_record(result_path(out_dir, planned.config), out_dir)
-                    if stored is not None:
-                        done[i] = RunResult.from_json(stored)
+                    if stored is None:  # damaged since (and moved aside by read_record): train it again
+                        held.append(i)
+                        continue
+                    done[i] = RunResult.from_json(stored)
                 bar.update(1)
         todo = held
         if todo:  # held by a live worker elsewhere: wait for its result, or for its claim to go stale
