@@ -4,7 +4,7 @@
 # Runs from the repository root without installing dhclib (PYTHONPATH); needs torch, numpy, pandas, scipy and MNIST
 # under --data-dir or $DHC_DATA_DIR. On a lent device machine (no ../shared there): copy MNIST's raw files into an
 # ignored folder of the repo (e.g. .gpudata/MNIST/raw), carry it and pass --data-dir .gpudata; carry wheels of any
-# missing package as /work/.library/device/README.md says. `--device cpu --smoke` is the dry run the tests make.
+# missing package as the device tool's notes say. `--device cpu --smoke` is the dry run the tests make.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 PY=${PY:-python3}
