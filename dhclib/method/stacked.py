@@ -34,7 +34,7 @@ from dhclib.errors import PlasticInstabilityError
 from dhclib.method.consolidation import Consolidation
 from dhclib.method.task import Task
 from dhclib.method.train import (Protocol, SequenceLog, TaskState, Tracer, apply_step, epoch_order, evaluate,
-                                 train_sequence)
+                                 train_sequence, train_step)
 
 __all__ = ["Trial", "train_stack", "train_epoch_stacked", "stack_step"]
 
@@ -69,9 +69,11 @@ def stack_step(models: list[nn.Module], states: list[TaskState], batches: list[t
     Returns the trials' task losses (detached), shape ``(len(models),)``."""
     base = models[0]
     names = [n for n, _ in base.named_parameters()]
-    params = {n: torch.stack([dict(m.named_parameters())[n] for m in models]) for n in names}
     buffer_names = [n for n, _ in base.named_buffers()]
-    buffers = {n: torch.stack([dict(m.named_buffers())[n] for m in models]) for n in buffer_names}
+    own_params = [list(m.parameters()) for m in models]  # in named_parameters' order
+    own_buffers = [list(m.buffers()) for m in models]
+    params = {n: torch.stack([p[j] for p in own_params]) for j, n in enumerate(names)}
+    buffers = {n: torch.stack([b[j] for b in own_buffers]) for j, n in enumerate(buffer_names)}
     x = torch.stack([b[0] for b in batches])
     y = torch.stack([b[1] for b in batches])
 
@@ -84,10 +86,9 @@ def stack_step(models: list[nn.Module], states: list[TaskState], batches: list[t
         s.opt.zero_grad()
     losses.sum().backward()
     with torch.no_grad():
-        for k, m in enumerate(models):
-            own = dict(m.named_buffers())
-            for n in buffer_names:
-                own[n].copy_(buffers[n][k])
+        for k, own in enumerate(own_buffers):
+            for j, n in enumerate(buffer_names):
+                own[j].copy_(buffers[n][k])
     for s in states:
         apply_step(s.reg, s.opt)
     return losses.detach()
@@ -116,13 +117,8 @@ def train_epoch_stacked(trials: list[Trial], states: list[TaskState], protocol: 
             batches = [(states[k].task.inputs(data[k][0], r), data[k][1].index_select(0, r))
                        for k, r in zip(members, rs)]
             if len(members) == 1:  # the one-at-a-time step itself
-                (k,), (xb, yb) = members, batches[0]
-                head = states[k].task.head
-                loss = F.cross_entropy(trials[k].model(xb, yb)[:, head], yb - head.start)
-                states[k].opt.zero_grad()
-                loss.backward()
-                apply_step(states[k].reg, states[k].opt)
-                losses = loss.detach().reshape(1)
+                (k,), s = members, states[members[0]]
+                losses = train_step(trials[k].model, s.task, s.reg, s.opt, *batches[0]).detach().reshape(1)
             else:
                 losses = stack_step([trials[k].model for k in members], [states[k] for k in members], batches,
                                     [states[k].task.head for k in members])

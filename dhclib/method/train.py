@@ -28,7 +28,7 @@ from dhclib.registry import Settings, is_int, need
 from dhclib.seeds import rng
 
 __all__ = ["Protocol", "evaluate", "make_optimizer", "train_epoch", "train_task", "train_sequence", "SequenceLog",
-           "Tracer", "TaskState", "apply_step", "epoch_order"]
+           "Tracer", "TaskState", "train_step", "apply_step", "epoch_order"]
 
 
 @dataclass(frozen=True)
@@ -131,6 +131,18 @@ def apply_step(reg: Consolidation, opt: torch.optim.Optimizer) -> None:
     reg.after_step()
 
 
+def train_step(model: nn.Module, task: Task, reg: Consolidation, opt: torch.optim.Optimizer, xb: Tensor,
+               yb: Tensor) -> Tensor:
+    """One training step of one trial on one batch (labels ``yb`` global): the task loss over the task's head,
+    its backward pass and :func:`apply_step`; returns the loss."""
+    head = task.head
+    loss = F.cross_entropy(model(xb, yb)[:, head], yb - head.start)
+    opt.zero_grad()
+    loss.backward()
+    apply_step(reg, opt)
+    return loss
+
+
 def train_epoch(
     model: nn.Module,
     task: Task,
@@ -146,16 +158,10 @@ def train_epoch(
     model.train()
     x, y, rows = task.split("train")
     order = epoch_order(rows, generator)
-    head = task.head
     loss_sum = torch.zeros((), device=rows.device)
     for start in range(0, order.numel(), batch_size):
         r = order[start : start + batch_size]
-        yb = y.index_select(0, r)
-        logits = model(task.inputs(x, r), yb)
-        loss = F.cross_entropy(logits[:, head], yb - head.start)
-        opt.zero_grad()
-        loss.backward()
-        apply_step(reg, opt)
+        loss = train_step(model, task, reg, opt, task.inputs(x, r), y.index_select(0, r))
         loss_sum += loss.detach()
         if tracer is not None:
             tracer.tick(task.index, epoch, loss)
