@@ -44,27 +44,28 @@ _COMMON = [
     ("--data-dir", dict(default=None, help="data root (default: $DHC_DATA_DIR)")),
     ("--set", dict(action="append", default=[], metavar="KEY=VALUE", help="override a config value")),
     ("--no-progress", dict(action="store_true", help="no progress bars")),
-    ("--executor", dict(default=None, metavar="local:N",
-                        help="train on N worker processes (local:N) sharing the store; default: this process")),
+    ("--executor", dict(default=None, metavar="SPEC",
+                        help="where runs train, sharing the store: local:N (N worker processes), dask:local:N (a Dask "
+                             "LocalCluster), dask:tcp://HOST:PORT (a Dask scheduler) or slurm (one submitit job per "
+                             "run or stack); default: this process")),
+    ("--slurm-partition", dict(default=None, help="with --executor slurm: the partition")),
+    ("--slurm-time", dict(default=60, type=int, metavar="MIN", help="with --executor slurm: minutes per job (60)")),
+    ("--slurm-gpus", dict(default=0, type=int, metavar="N", help="with --executor slurm: GPUs per job (0)")),
+    ("--slurm-mem", dict(default=None, metavar="MEM", help="with --executor slurm: memory per job, e.g. 8G")),
     ("--stack", dict(default="1", type=lambda v: v if v == "auto" else _stack_size(v), metavar="N|auto",
                      help="train up to N runs of one configuration together in lockstep (default 1; auto: by device)")),
 ]
 
 
-def make_executor(spec: str | None):
-    """``--executor``: None (this process) or ``local:N``, a pool of N spawned worker processes of one torch thread
-    each (one thread keeps every run's numbers those of the one-at-a-time engine on any core count)."""
-    if spec is None:
-        return None
-    kind, _, n = spec.partition(":")
-    if kind != "local" or not n.isdigit() or int(n) < 1:
-        raise DhcError(f"--executor must be local:N with N >= 1, got {spec!r}")
-    import multiprocessing
-    from concurrent.futures import ProcessPoolExecutor
+def executor_of(args):
+    """The ``--executor`` of a parsed command line, opened (:func:`dhclib.runs.executors.open_executor`)."""
+    from dhclib.runs.executors import SlurmOptions, open_executor
 
-    from dhclib.runs.execute import one_thread
-
-    return ProcessPoolExecutor(int(n), mp_context=multiprocessing.get_context("spawn"), initializer=one_thread)
+    slurm = SlurmOptions(partition=args.slurm_partition, time_min=args.slurm_time, gpus=args.slurm_gpus,
+                         mem=args.slurm_mem)
+    if args.executor != "slurm" and slurm != SlurmOptions():
+        raise DhcError("--slurm-partition, --slurm-time, --slurm-gpus and --slurm-mem need --executor slurm")
+    return open_executor(args.executor, args.out, slurm)
 
 
 def _stack_size(value: str) -> int:
@@ -185,10 +186,10 @@ def main(argv: list[str] | None = None) -> int:
             overrides = parse_overrides(args.set)
             check_reserved(overrides)
             values = grid_values(args.benchmark, args.method, args.param, args.values)
-            df = run_grid(args.benchmark, args.method, args.param, values, args.seeds, profile=args.profile,
-                          device=args.device, data_dir=args.data_dir, out_dir=args.out,
-                          progress=not args.no_progress, stack=args.stack, executor=make_executor(args.executor),
-                          **overrides)
+            with executor_of(args) as executor:
+                df = run_grid(args.benchmark, args.method, args.param, values, args.seeds, profile=args.profile,
+                              device=args.device, data_dir=args.data_dir, out_dir=args.out,
+                              progress=not args.no_progress, stack=args.stack, executor=executor, **overrides)
             from dhclib.paper.report import grid_table
 
             with pd.option_context("display.width", 200, "display.max_columns", 20):
@@ -197,10 +198,10 @@ def main(argv: list[str] | None = None) -> int:
         if args.command == "run":
             overrides = parse_overrides(args.set)
             check_reserved(overrides)
-            df = run_many(args.benchmark, args.method, args.seeds, profile=args.profile, device=args.device,
-                          data_dir=args.data_dir, out_dir=args.out, progress=not args.no_progress,
-                          on_diverge=args.on_diverge, stack=args.stack, executor=make_executor(args.executor),
-                          **overrides)
+            with executor_of(args) as executor:
+                df = run_many(args.benchmark, args.method, args.seeds, profile=args.profile, device=args.device,
+                              data_dir=args.data_dir, out_dir=args.out, progress=not args.no_progress,
+                              on_diverge=args.on_diverge, stack=args.stack, executor=executor, **overrides)
             diverged = df.attrs.get("diverged", [])
             if len(df):  # the same labels as `summary`: each configuration named by what differs from the profile
                 diffs = {(b, m): config_difference(resolve_config(b, m, 0, args.profile, "cpu", **overrides).to_dict())

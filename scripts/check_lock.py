@@ -15,7 +15,6 @@ from importlib import metadata
 from pathlib import Path
 
 from packaging.markers import Marker
-from packaging.utils import canonicalize_name
 
 ENTRY = re.compile(r"^([A-Za-z0-9][A-Za-z0-9._-]*)==([^\s;\\]+)\s*(?:;\s*([^\\]+?))?\s*\\?$")
 

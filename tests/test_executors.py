@@ -20,12 +20,12 @@ import numpy as np
 import pytest
 
 import dhclib
-from dhclib.cli import make_executor
 from dhclib.errors import DhcError
 from dhclib.runs.claims import Claim, Heartbeat, claim, holder, release
 from dhclib.runs.config import resolve_config
 from dhclib.runs import execute, plan
-from dhclib.runs.execute import claim_path, one_thread
+from dhclib.runs.execute import claim_path
+from dhclib.runs.executors import SlurmOptions, one_thread, open_executor, submit_all
 
 SMALL = dict(n_tasks=2, train_size=100, test_size=50, max_epochs=2, min_epochs=1)
 ROOT = Path(__file__).resolve().parent.parent
@@ -68,8 +68,8 @@ def test_a_heartbeat_keeps_a_claim_fresh(tmp_path):
 
 
 # --- engines ----------------------------------------------------------------------------------------------
-def _frame(out, root, **kw):
-    return dhclib.run_many("split_mnist", "finetune,dhp+si", "0-1", "quick", "cpu", root, out, progress=False,
+def _frame(out, root, methods="finetune,dhp+si", **kw):
+    return dhclib.run_many("split_mnist", methods, "0-1", "quick", "cpu", root, out, progress=False,
                            **dict(SMALL, **kw))
 
 
@@ -134,6 +134,85 @@ def test_the_command_line_runs_on_worker_processes(idx_root, tmp_path):
             "--executor", "local:2", *[f"--set={k}={v}" for k, v in SMALL.items()]]
     assert main(args) == 0
     assert len(list(tmp_path.glob("runs/*/*/*.json"))) == 2
-    for bad in ("local", "local:0", "dask", "pool:2"):
-        with pytest.raises(DhcError, match="--executor must be local:N"):
-            make_executor(bad)
+    for bad in ("local", "local:0", "dask", "dask:local:0", "pool:2", "slurm:4"):
+        with pytest.raises(DhcError, match="--executor must be one of local:N, dask:local:N"):
+            with open_executor(bad, tmp_path):
+                pass
+    slurm_only = [*args[:-len(SMALL) - 2], "--slurm-gpus", "1"]
+    assert main(slurm_only) == 2  # --slurm-* without --executor slurm: one line, nothing trained
+
+
+def _same_runs(a, b):
+    rels = sorted(p.relative_to(a) for p in a.glob("runs/*/*/*.json"))
+    assert rels == sorted(p.relative_to(b) for p in b.glob("runs/*/*/*.json")) and rels
+    for rel in rels:
+        ra, rb = (json.loads((d / rel).read_text()) for d in (a, b))
+        assert ra["R"] == rb["R"] and ra["traces"] == rb["traces"]
+
+
+def test_a_dask_local_cluster_gives_the_one_at_a_time_runs_bitwise(idx_root, tmp_path):
+    alone = _frame(tmp_path / "alone", idx_root)
+    with open_executor("dask:local:2", tmp_path / "dask") as executor:
+        dasked = _frame(tmp_path / "dask", idx_root, executor=executor)
+    assert dasked.equals(alone)
+    _same_runs(tmp_path / "alone", tmp_path / "dask")
+
+
+def test_submitits_local_executor_gives_the_one_at_a_time_runs_bitwise(idx_root, tmp_path):
+    import submitit
+
+    alone = _frame(tmp_path / "alone", idx_root)
+    executor = submitit.LocalExecutor(folder=tmp_path / "jobs" / "%j")
+    executor.update_parameters(timeout_min=10)
+    jobs = submit_all(executor, sum, [([1, 2],), ([3],)])  # one job array
+    assert [j.result() for j in jobs] == [3, 3]
+    submitted = _frame(tmp_path / "submitit", idx_root, executor=executor)
+    assert submitted.equals(alone)
+    _same_runs(tmp_path / "alone", tmp_path / "submitit")
+
+
+class _LosesFirstJob:
+    """An executor whose first job's node is lost; the others train in this process."""
+
+    def __init__(self):
+        self.jobs = 0
+
+    def submit(self, fn, *args):
+        from concurrent.futures import Future
+
+        job, self.jobs = Future(), self.jobs + 1
+        if self.jobs == 1:
+            job.set_exception(RuntimeError("node lost\nsecond line"))
+        else:
+            job.set_result(fn(*args))
+        return job
+
+
+def test_a_failed_job_is_named_and_the_other_runs_are_stored(idx_root, tmp_path):
+    with pytest.raises(DhcError, match=r"^1 of 2 runs failed on their workers .*RuntimeError: node lost\)"):
+        _frame(tmp_path, idx_root, executor=_LosesFirstJob(), methods="finetune")
+    assert len(list(tmp_path.glob("runs/*/*/*.json"))) == 1
+    assert len(_frame(tmp_path, idx_root, methods="finetune")) > 0  # the same command again trains the missing one
+    assert len(list(tmp_path.glob("runs/*/*/*.json"))) == 2
+
+
+def test_slurm_needs_sbatch_and_the_options_become_submitits_parameters(tmp_path, monkeypatch):
+    monkeypatch.setenv("PATH", str(tmp_path))  # no sbatch here
+    with pytest.raises(DhcError, match="--executor slurm needs Slurm"):
+        with open_executor("slurm", tmp_path):
+            pass
+    options = SlurmOptions(partition="gpu", time_min=30, gpus=1, mem="8G")
+    assert options.parameters() == dict(timeout_min=30, gpus_per_node=1, cpus_per_task=1, nodes=1,
+                                         tasks_per_node=1, slurm_partition="gpu", slurm_mem="8G")
+
+
+def test_with_an_executor_the_device_is_the_workers(idx_root, tmp_path):
+    """A CPU login node plans CUDA runs for its GPU workers: the key says cuda; only a worker looks for the GPU."""
+    from dhclib.runs.runner import _device
+
+    assert _device("cuda:0", executor=object()) == "cuda:0" and _device("cpu", executor=None) == "cpu"
+    if not __import__("torch").cuda.is_available():
+        with pytest.raises(DhcError, match="CUDA is not available here"):
+            _device("cuda", executor=None)
+    with pytest.raises(DhcError, match="unknown device"):
+        _device("gpu", executor=object())

@@ -23,28 +23,31 @@ from dhclib._progress import tqdm
 from dhclib.seeds import rng
 from dhclib.runs.config import RunConfig
 from dhclib.method.consolidation import Consolidation
-from dhclib.errors import ConfigError, PlasticInstabilityError
+from dhclib.errors import ConfigError, DhcError, PlasticInstabilityError
 from dhclib.numerics import cpu_model, numeric_environment
 from dhclib.runs.claims import STALE_AFTER, Claim, Heartbeat, claim, holder, release
+from dhclib.runs.executors import submit_all
 from dhclib.runs.plan import Planned
 from dhclib.runs.store import TIDY_COLUMNS, RunResult, check_store, read_record, result_path, write_atomic
 from dhclib.method.stacked import Trial, train_stack
 from dhclib.method.train import train_sequence
 
 __all__ = ["execute", "Executed", "run_config", "run_stack", "build_run", "stack_key", "resolve_stack", "STACK_FREE",
-           "train_and_store", "claim_path", "one_thread", "build_tasks", "build_model", "build_regulariser",
+           "train_and_store", "claim_path", "build_tasks", "build_model", "build_regulariser",
            "resolve_device", "device_description", "versions"]
 
 
-def resolve_device(device: str | torch.device = "auto") -> torch.device:
-    """``"auto"``: CUDA if available, else CPU. Anything else must name an available device."""
+def resolve_device(device: str | torch.device = "auto", here: bool = True) -> torch.device:
+    """``"auto"``: CUDA if available, else CPU. Anything else must name an available device; with ``here=False``
+    a device of the workers (a CPU login node submits CUDA runs to GPU nodes): its name is checked, its presence is
+    left to the worker, which fails with this message if it lacks it."""
     if str(device) == "auto":
         return torch.device("cuda" if torch.cuda.is_available() else "cpu")
     try:
         dev = torch.device(device)
     except (RuntimeError, TypeError) as exc:
         raise ConfigError(f"unknown device {device!r}; accepted: 'auto', 'cpu', 'cuda', 'cuda:N'") from exc
-    if dev.type == "cuda" and not torch.cuda.is_available():
+    if here and dev.type == "cuda" and not torch.cuda.is_available():
         raise ConfigError(f"device {device!r} asked for, but CUDA is not available here; use 'cpu' or 'auto'")
     if dev.type not in ("cpu", "cuda"):
         raise ConfigError(f"device {device!r} is not supported; accepted: 'auto', 'cpu', 'cuda', 'cuda:N'")
@@ -229,6 +232,7 @@ def execute(plan: list[Planned], out_dir, data_dir=None, progress: bool | str = 
             todo.append(i)
     bar = tqdm(total=len(plan), initial=len(plan) - len(todo), desc="runs", disable=not progress)
     poll = min(5.0, stale_after / 4)
+    failed: list[tuple[Planned, str]] = []
     while todo:
         held = []
         for group, outcomes in _run_groups(plan, _stacks(plan, todo, size), out_dir, data_dir,
@@ -237,6 +241,10 @@ def execute(plan: list[Planned], out_dir, data_dir=None, progress: bool | str = 
                 planned = plan[i]
                 if status == "held":
                     held.append(i)
+                    continue
+                if status == "failed":
+                    failed.append((planned, message))
+                    bar.update(1)
                     continue
                 if status == "diverged":
                     if on_diverge == "raise":
@@ -255,6 +263,12 @@ def execute(plan: list[Planned], out_dir, data_dir=None, progress: bool | str = 
             bar.set_postfix_str(f"{len(todo)} runs held by other workers")
             time.sleep(poll)
     bar.close()
+    if failed:
+        first, why = failed[0]
+        raise DhcError(f"{len(failed)} of {len(plan)} runs failed on their workers and are not stored (first: "
+                       f"{first.config.benchmark} {first.label} seed {first.config.seed}: {why}); the others are "
+                       f"stored: run the same command again to train the missing ones (a claim left by a killed "
+                       f"worker is taken over once it is {stale_after:.0f} s old)")
     frames = []
     for i in sorted(done):
         out.results.append((plan[i], done[i]))
@@ -262,11 +276,6 @@ def execute(plan: list[Planned], out_dir, data_dir=None, progress: bool | str = 
     if frames:
         out.frame = pd.concat(frames, ignore_index=True)
     return out
-
-
-def one_thread() -> None:
-    """A worker process's initializer: one torch thread, as the notebooks' lanes and the tests run."""
-    torch.set_num_threads(1)
 
 
 def claim_path(out_dir, cfg: RunConfig) -> Path:
@@ -324,12 +333,17 @@ def _run_groups(plan, groups, out_dir, data_dir, record_diverged, progress, stal
         for g in groups:
             yield g, train_and_store([plan[i] for i in g], out_dir, data_dir, record_diverged, progress, stale_after)
         return
-    jobs = [(g, executor.submit(train_and_store, [plan[i] for i in g], str(out_dir), data_dir, record_diverged,
-                                False, stale_after)) for g in groups]
+    calls = [([plan[i] for i in g], str(out_dir), None if data_dir is None else str(data_dir), record_diverged,
+              False, stale_after) for g in groups]
+    jobs = list(zip(groups, submit_all(executor, train_and_store, calls)))
     while jobs:
         finished = [(g, j) for g, j in jobs if j.done()]
         for g, j in finished:
-            yield g, j.result()
+            try:
+                outcomes = j.result()
+            except Exception as exc:  # the worker died or the job failed: its runs are not stored, retry later
+                outcomes = [("failed", f"{type(exc).__name__}: {exc}".splitlines()[0])] * len(g)
+            yield g, outcomes
         jobs = [(g, j) for g, j in jobs if not any(j is f for _, f in finished)]
         if jobs and not finished:
             time.sleep(0.2)

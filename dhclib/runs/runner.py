@@ -27,6 +27,11 @@ __all__ = ["run", "run_many", "run_grid", "run_search", "concat_runs", "run_vari
            "write_atomic", "TIDY_COLUMNS"]
 
 
+def _device(device, executor) -> str:
+    """The device in the runs' keys: this machine's, or with an executor the workers' (not looked for here)."""
+    return str(resolve_device(device, here=executor is None))
+
+
 def run(benchmark: str, method: str, seed: int = 0, profile: str = "paper", device: str = "auto",
         data_dir=None, progress: bool = False, **overrides) -> RunResult:
     """Run one trial of ``method`` on ``benchmark`` (see the README for every option).
@@ -72,10 +77,11 @@ def run_many(benchmarks: str | Iterable[str], methods: str | Iterable[str], seed
 
     ``executor``: train on other processes or machines (a ``concurrent.futures`` process pool, Dask's
     ``Client.get_executor()``, a submitit executor: :func:`dhclib.runs.execute.execute`), into the shared store;
-    each run is claimed first, so concurrent drivers and workers train it once.
+    each run is claimed first, so concurrent drivers and workers train it once. With an executor, ``device`` is
+    the workers' (``"cuda"`` from a CPU login node; ``"auto"`` means this machine's device).
     """
     check_reserved(overrides)
-    planned = plan.table1(benchmarks, methods, seeds, profile, str(resolve_device(device)), **overrides)
+    planned = plan.table1(benchmarks, methods, seeds, profile, _device(device, executor), **overrides)
     return _drive(planned, data_dir, out_dir, progress, on_diverge, missing, stack, executor)
 
 
@@ -88,7 +94,7 @@ def run_variants(benchmark: str, variants: Iterable[dict], seeds="0", profile: s
     Fisher where the paper's lambda diverges, or a baseline with the lambda of our search). ``overrides`` apply to
     every variant (a profile-wide setting such as ``max_epochs``) and do not enter the label."""
     check_reserved(overrides)
-    planned = plan.variants(benchmark, variants, seeds, profile, str(resolve_device(device)), **overrides)
+    planned = plan.variants(benchmark, variants, seeds, profile, _device(device, executor), **overrides)
     return _drive(planned, data_dir, out_dir, progress, on_diverge, missing, stack, executor)
 
 
@@ -101,7 +107,7 @@ def run_grid(benchmark: str, method: str, param: str, values: Iterable, seeds="0
     and listed in ``attrs["diverged"]`` with their value; with ``missing="skip"``, runs not stored are listed in
     ``attrs["missing"]``."""
     check_reserved(overrides)
-    planned = plan.grid(benchmark, method, param, values, seeds, profile, str(resolve_device(device)), **overrides)
+    planned = plan.grid(benchmark, method, param, values, seeds, profile, _device(device, executor), **overrides)
     return _drive(planned, data_dir, out_dir, progress, on_diverge, missing, stack, executor)
 
 
@@ -114,7 +120,7 @@ def run_search(benchmark: str, grids: dict[str, Iterable] | Iterable[str] = ("ew
     or a dict ``{regulariser: values}``. One tidy frame with a ``lam`` column; ``attrs["diverged"]`` and
     ``attrs["missing"]`` gather those of every grid."""
     check_reserved(overrides)
-    planned = plan.search(benchmark, grids, seed, profile, str(resolve_device(device)), **overrides)
+    planned = plan.search(benchmark, grids, seed, profile, _device(device, executor), **overrides)
     return _drive(planned, data_dir, out_dir, progress, "record", missing, stack, executor)
 
 

@@ -1,0 +1,141 @@
+"""Where the runs are trained: this process, worker processes, a Dask cluster or Slurm (issue #8, item 1).
+
+:func:`submit_all` is the one adapter the engine needs: it hands each unit of work (one run, or one stack: issue
+#7) to a ``concurrent.futures.Executor`` (a process pool, Dask's ``Client.get_executor()``) one by one, or to a
+submitit executor as one Slurm job array. Every future-like it returns has ``done()`` and ``result()``.
+:func:`open_executor` turns the CLI's ``--executor`` spec into one of these and shuts it down afterwards.
+
+Every worker trains with one torch thread (:func:`on_worker`): the numbers of the one-at-a-time engine, on any
+core count. Workers share the result store (a shared filesystem on a cluster): they claim each run before they
+train it (:mod:`dhclib.runs.claims`), write it atomically, and the driver reads its frame back from the store.
+"""
+
+from __future__ import annotations
+
+import multiprocessing
+import shutil
+from concurrent.futures import ProcessPoolExecutor
+from contextlib import contextmanager
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Callable, Iterator, Sequence
+
+import torch
+
+from dhclib.errors import DhcError
+
+__all__ = ["SlurmOptions", "open_executor", "submit_all", "on_worker", "one_thread", "EXECUTOR_SPECS"]
+
+EXECUTOR_SPECS = "local:N, dask:local:N, dask:tcp://HOST:PORT or slurm"
+
+
+def one_thread() -> None:
+    """A worker process's initializer: one torch thread, as the notebooks' lanes and the tests run."""
+    torch.set_num_threads(1)
+
+
+def on_worker(fn: Callable, *args: Any) -> Any:
+    """Run one unit of work on a worker with one torch thread (a Dask or Slurm worker has no initializer)."""
+    one_thread()
+    return fn(*args)
+
+
+def submit_all(executor, fn: Callable, calls: Sequence[tuple]) -> list:
+    """Submit ``fn(*call)`` for every call, each on a worker of one torch thread: a submitit executor gets them as
+    one job array (one ``sbatch``, not thousands), any other executor one ``submit`` each."""
+    if not calls:
+        return []
+    if hasattr(executor, "map_array"):  # submitit: Slurm, its local and debug executors
+        return executor.map_array(on_worker, *zip(*[(fn, *call) for call in calls]))
+    return [executor.submit(on_worker, fn, *call) for call in calls]
+
+
+@dataclass(frozen=True)
+class SlurmOptions:
+    """What a Slurm job asks for (``--slurm-*``; submitit's parameters). One job trains one run or one stack."""
+
+    partition: str | None = None
+    time_min: int = 60
+    gpus: int = 0
+    mem: str | None = None  # Slurm's spelling, e.g. "8G"
+    cpus: int = 1
+
+    def parameters(self) -> dict:
+        out: dict = dict(timeout_min=self.time_min, gpus_per_node=self.gpus, cpus_per_task=self.cpus, nodes=1,
+                         tasks_per_node=1)
+        if self.partition:
+            out["slurm_partition"] = self.partition
+        if self.mem:
+            out["slurm_mem"] = self.mem
+        return out
+
+
+def _positive(text: str, spec: str) -> int:
+    if not text.isdigit() or int(text) < 1:
+        raise DhcError(f"--executor must be one of {EXECUTOR_SPECS} with N >= 1, got {spec!r}")
+    return int(text)
+
+
+def _cluster_extra(what: str):
+    raise DhcError(f"--executor {what} needs the cluster extra: pip install -e '.[cluster]' (make install has it)")
+
+
+@contextmanager
+def open_executor(spec: str | None, out_dir=None, slurm: SlurmOptions | None = None) -> Iterator[Any]:
+    """The executor of an ``--executor`` spec, shut down on leaving (None: train in this process).
+
+    - ``local:N``: N spawned worker processes on this machine;
+    - ``dask:local:N``: a Dask ``LocalCluster`` of N worker processes of one thread each, started and stopped here;
+    - ``dask:tcp://HOST:PORT`` (or any Dask scheduler address): a running Dask cluster;
+    - ``slurm``: one Slurm job per run or stack through submitit (``slurm`` options), its logs under
+      ``<out_dir>/slurm/``.
+    """
+    if spec is None:
+        yield None
+        return
+    kind, _, rest = spec.partition(":")
+    if kind == "local":
+        pool = ProcessPoolExecutor(_positive(rest, spec), mp_context=multiprocessing.get_context("spawn"),
+                                   initializer=one_thread)
+        try:
+            yield pool
+        finally:
+            pool.shutdown(cancel_futures=True)
+        return
+    if kind == "dask" and rest:
+        try:
+            from dask.distributed import Client, LocalCluster
+        except ImportError:
+            _cluster_extra(spec)
+        if rest.startswith("local:"):
+            cluster = LocalCluster(n_workers=_positive(rest.partition(":")[2], spec), threads_per_worker=1,
+                                   processes=True, dashboard_address=None)
+            client = Client(cluster)
+        else:
+            cluster = None
+            try:
+                client = Client(rest, timeout=30)
+            except OSError as exc:
+                raise DhcError(f"--executor {spec}: cannot reach the Dask scheduler at {rest}: {exc}") from None
+        try:
+            yield client.get_executor()
+        finally:
+            client.close()
+            if cluster is not None:
+                cluster.close()
+        return
+    if spec == "slurm":
+        try:
+            import submitit
+        except ImportError:
+            _cluster_extra(spec)
+        if shutil.which("sbatch") is None:
+            raise DhcError("--executor slurm needs Slurm (no sbatch on PATH); on one machine use local:N or "
+                           "dask:local:N")
+        if out_dir is None:
+            raise DhcError("--executor slurm needs an output directory on a filesystem the nodes share")
+        executor = submitit.AutoExecutor(folder=Path(out_dir) / "slurm" / "%j", cluster="slurm")
+        executor.update_parameters(name="dhc", **(slurm or SlurmOptions()).parameters())
+        yield executor
+        return
+    raise DhcError(f"--executor must be one of {EXECUTOR_SPECS}, got {spec!r}")
