@@ -184,3 +184,18 @@ def test_figure3_puts_a_runaway_trace_on_a_log_axis():
     spiky = calm.assign(hebb_norm=np.where(steps == 20, 2300.0, 15.0))
     ax = plots.traces(spiky).axes[1]
     assert ax.get_yscale() == "log" and ax.get_title().endswith("(log scale)")
+
+
+def test_a_dhp_only_setting_is_paired_with_the_plain_runs_it_changes():
+    """``eta_clamp`` has no meaning for finetuning: ``dhp [eta_clamp=True]`` is paired with plain ``finetune`` and
+    with plain ``dhp``; a setting both sides ran with pairs its own two rows; no empty pair is made up."""
+    from dhclib.paper.report import pairs_present
+
+    parts = {"finetune": ("finetune", ""), "dhp": ("dhp", ""),
+             "dhp [eta_clamp=True]": ("dhp", "eta_clamp=True"),
+             "finetune [optimizer=adam]": ("finetune", "optimizer=adam"),
+             "dhp [optimizer=adam]": ("dhp", "optimizer=adam")}
+    got = pairs_present(list(parts), pairs=[("finetune", "dhp"), ("si", "dhp+si")], parts=parts)
+    assert got == [("finetune", "dhp"), ("si", "dhp+si"),
+                   ("finetune", "dhp [eta_clamp=True]"), ("dhp", "dhp [eta_clamp=True]"),
+                   ("finetune [optimizer=adam]", "dhp [optimizer=adam]")]

@@ -41,13 +41,21 @@ def pairs_present(methods: Sequence[str], pairs: Sequence[tuple[str, str]] | Non
                   parts: Mapping[str, tuple[str, str]] | None = None) -> list[tuple[str, str]]:
     """Table 1's (baseline, DHP variant) pairs (default: every registered regulariser's, ``registry.pairs``),
     plus the same pairs of every labelled variant present in ``methods``
-    (``("ewc [fisher_mode=batch]", "dhp+ewc [fisher_mode=batch]")``); ``parts`` as for :func:`method_order`."""
+    (``("ewc [fisher_mode=batch]", "dhp+ewc [fisher_mode=batch]")``); ``parts`` as for :func:`method_order`.
+
+    A DHP variant whose baseline was not run with its setting (a setting of DHP Softmax only, such as
+    ``eta_clamp``: the baseline has no η to clamp) is paired with the plain baseline and with the plain DHP method
+    it remedies (``("dhp", "dhp [eta_clamp=True]")``), each row named by its two labels."""
     present = set(methods)
     pairs = registry.pairs() if pairs is None else pairs
     out = list(pairs)
     for variant in sorted({v for m, (_, v) in (parts or {}).items() if v and m in present}):
-        out += [(with_variant(b, variant), with_variant(d, variant)) for b, d in pairs
-                if with_variant(b, variant) in present or with_variant(d, variant) in present]
+        for b, d in pairs:
+            vb, vd = with_variant(b, variant), with_variant(d, variant)
+            if vb in present:
+                out.append((vb, vd))
+            elif vd in present:
+                out += [(b, vd), (d, vd)] if b in present or d in present else [(vb, vd)]
     return out
 
 

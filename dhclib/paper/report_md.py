@@ -21,8 +21,9 @@ from dhclib.runs.config import BENCHMARK_NAMES, resolve_config
 from dhclib.errors import DhcError
 from dhclib.runs.outputs import save_table
 from dhclib.paper.report import (COLLAPSE_DROP, RUNAWAY_FACTOR, collapsed_tasks, eta_table, grid_best, grid_table,
-                                 paired_tests, percent, table1_comparison, trace_runaway)
-from dhclib.runs.store import RunResult, load_diverged, load_results, variant_label, variant_of
+                                 paired_tests, pairs_present, percent, table1_comparison, trace_runaway)
+from dhclib.runs.store import (RunResult, label_parts, load_diverged, load_results, variant_label,
+                               variant_of)
 
 __all__ = ["classify_runs", "report_tables", "render_report", "report_text", "write_report"]
 
@@ -80,7 +81,11 @@ def report_tables(store_dir) -> dict[str, pd.DataFrame]:
             paired.append(paired_tests(main).assign(benchmark=b))
         if len(var):
             variants.append(table1_comparison(var, b).query("trials > 0").assign(benchmark=b))
-            paired.append(paired_tests(var).assign(benchmark=b))  # e.g. finetune [optimizer=adam] vs dhp [...]
+            # e.g. finetune [optimizer=adam] vs dhp [...], and a DHP-only remedy against the plain runs it changes
+            both = pd.concat([main, var], ignore_index=True) if len(main) else var
+            extra = [p for p in pairs_present(both["method"].unique(), parts=label_parts(both))
+                     if p not in registry.pairs()]
+            paired.append(paired_tests(both, extra).assign(benchmark=b))
     search = pd.DataFrame()
     if len(kinds["search"]):
         search = grid_best(grid_table(kinds["search"], "lam"), "lam")
