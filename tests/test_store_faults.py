@@ -115,3 +115,25 @@ def test_a_result_damaged_after_it_was_stored_is_trained_again(idx_root, tmp_pat
         df = dhclib.run_many("split_mnist", "finetune", "0", "quick", "cpu", idx_root, out, progress=False, **SMALL)
     assert calls == [1, 1] and df.groupby(["method", "seed"]).ngroups == 1
     assert len(list(out.glob("damaged/**/*.json*"))) == 1
+
+
+def test_the_data_of_every_benchmark_is_read_before_anything_trains(idx_root, tmp_path, monkeypatch):
+    """A batch over Split MNIST (data here) and the Vision Mixture (no notMNIST here) stops at its start, naming
+    notMNIST's missing files, instead of training Split MNIST first and failing at the Vision Mixture."""
+    _forbid_training(monkeypatch)
+    with pytest.raises(dhclib.DataNotFoundError, match="notMNIST data not found in .*Missing: "):
+        dhclib.run_many("split_mnist,vision_mixture", "finetune", "0", "quick", "cpu", idx_root, tmp_path,
+                        progress=False, download=False, **SMALL)
+    assert not list(tmp_path.glob("runs/*/*/*.json"))
+
+
+def test_the_vision_mixture_reads_only_the_datasets_of_its_tasks(idx_root, tmp_path, monkeypatch):
+    """``vision_tasks=["mnist"]`` needs MNIST alone: the check reads what the builder reads, no more."""
+    read = []
+    from dhclib.data import vision
+
+    monkeypatch.setitem(vision.VISION_DATASETS, "mnist", lambda *a: read.append("mnist") or {})
+    monkeypatch.setitem(vision.VISION_DATASETS, "notmnist", lambda *a: read.append("notmnist") or {})
+    cfg = dhclib.runs.config.resolve_config("vision_mixture", "finetune", 0, "quick", "cpu", vision_tasks=["mnist"])
+    dhclib.runs.execute.check_data([cfg, cfg], idx_root)
+    assert read == ["mnist"]

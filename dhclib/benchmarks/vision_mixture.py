@@ -27,15 +27,21 @@ VISION_TASKS = {
 NOTMNIST_SPLITS = ("official", "test_resplit")
 
 
-def _vision_arrays(name: str, seed: int, data_dir, download: bool, notmnist_split: str) -> dict[str, Tensor]:
-    """uint8 images (N, 3, 32, 32) and int64 labels of one dataset (grayscale sets padded and replicated)."""
+def _read(name: str, seed: int, data_dir, download: bool, notmnist_split: str) -> dict[str, Tensor]:
+    """One dataset's arrays as its loader returns them (notMNIST from the split asked for)."""
     from dhclib.data import vision as vision_data
 
     if name == "notmnist":
         resplit = int(rng(seed, "notmnist-resplit").initial_seed()) if notmnist_split == "test_resplit" else None
-        arrays = vision_data.load_notmnist(data_dir, download, resplit_seed=resplit)
-    else:
-        arrays = vision_data.VISION_DATASETS[name](data_dir, download)
+        return vision_data.load_notmnist(data_dir, download, resplit_seed=resplit)
+    return vision_data.VISION_DATASETS[name](data_dir, download)
+
+
+def _vision_arrays(name: str, seed: int, data_dir, download: bool, notmnist_split: str) -> dict[str, Tensor]:
+    """uint8 images (N, 3, 32, 32) and int64 labels of one dataset (grayscale sets padded and replicated)."""
+    from dhclib.data import vision as vision_data
+
+    arrays = _read(name, seed, data_dir, download, notmnist_split)
     if arrays["x_train"].dim() == 3:  # 28x28 grayscale: zero-padded to 32x32, replicated to 3 channels (A.4)
         arrays = dict(arrays, x_train=vision_data.pad_to_rgb32(arrays["x_train"]),
                       x_test=vision_data.pad_to_rgb32(arrays["x_test"]))
@@ -112,9 +118,15 @@ _PAPER = dict(n_tasks=5, network="table3_cnn", hidden=(500,), val_fraction=0.0, 
               max_epochs=50, patience=5, early_stopping=False, vision_tasks=PAPER_VISION_TASKS,
               notmnist_split="official", eta_init=1e-4, eta_per_connection=True)
 
+def _read_data(settings: VisionMixtureSettings, data_dir, download: bool) -> None:
+    """Read the datasets of the tasks these settings learn, with notMNIST's split, as :func:`vision_mixture` does."""
+    for name in settings.vision_tasks[:settings.n_tasks]:
+        _read(name, 0, data_dir, download, settings.notmnist_split)
+
+
 VISION_MIXTURE = register_benchmark(Benchmark(
     name="vision_mixture", title="Vision Datasets Mixture (5-Vision)", build=vision_mixture,
     settings=VisionMixtureSettings,
     profiles={"paper": _PAPER, "quick": dict(_PAPER, train_size=2000, test_size=1000, min_epochs=3, max_epochs=3,
                                              importance_samples=500)},
-    max_tasks=5, datasets=PAPER_VISION_TASKS, inputs="image"))
+    max_tasks=5, datasets=PAPER_VISION_TASKS, inputs="image", read_data=_read_data))

@@ -33,7 +33,7 @@ from dhclib.method.stacked import Trial, train_stack
 from dhclib.method.train import train_sequence
 
 __all__ = ["execute", "Executed", "run_config", "run_stack", "build_run", "stack_key", "resolve_stack", "STACK_FREE",
-           "train_and_store", "claim_path", "build_tasks", "build_model", "build_regulariser",
+           "train_and_store", "claim_path", "check_data", "build_tasks", "build_model", "build_regulariser",
            "resolve_device", "device_description", "versions"]
 
 
@@ -230,6 +230,8 @@ def execute(plan: list[Planned], out_dir, data_dir=None, progress: bool | str = 
                                     config_key=cfg.key(), **planned.columns))
         else:
             todo.append(i)
+    if todo and executor is None:  # workers on other machines read their own data root, at their job's start
+        check_data([plan[i].config for i in todo], data_dir)
     bar = tqdm(total=len(plan), initial=len(plan) - len(todo), desc="runs", disable=not progress)
     poll = min(5.0, stale_after / 4)
     failed: list[tuple[Planned, str]] = []
@@ -276,6 +278,18 @@ def execute(plan: list[Planned], out_dir, data_dir=None, progress: bool | str = 
     if frames:
         out.frame = pd.concat(frames, ignore_index=True)
     return out
+
+
+def check_data(cfgs: list[RunConfig], data_dir=None) -> None:
+    """Read the data of every benchmark these configs train on, once per distinct setting, before anything trains:
+    a batch over several benchmarks stops at its start, naming what is missing, not after hours at the first
+    benchmark without its data (issue #8, item 4). The arrays are cached, so the runs read them again for free."""
+    seen = set()
+    for cfg in cfgs:
+        key = (cfg.benchmark, cfg.task_settings, cfg.download)
+        if key not in seen:
+            seen.add(key)
+            registry.benchmark(cfg.benchmark).check_data(cfg.task_settings, data_dir, cfg.download)
 
 
 def claim_path(out_dir, cfg: RunConfig) -> Path:
