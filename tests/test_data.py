@@ -251,3 +251,29 @@ def test_corrupt_cache_is_rebuilt(clear_memo, idx_root, isolated_cache, small_ar
     clear_memo.clear()
     again = data.load_idx_dataset("MNIST", idx_root, download=False)
     np.testing.assert_array_equal(again["x_test"].numpy(), small_arrays["x_test"])
+
+
+def test_every_stored_run_records_the_files_it_read(clear_memo, idx_root, isolated_cache, tmp_path, monkeypatch):
+    """A run's result names each file it read with its size and SHA-256 (issue #8, item 4), hashed once per version
+    of the files: a fresh process reads the hashes kept beside the cache instead of hashing again."""
+    import hashlib
+    import json
+
+    from dhclib.data import cache
+
+    dhclib.run_many("split_mnist", "finetune", "0", "quick", "cpu", idx_root, tmp_path / "store", progress=False,
+                    n_tasks=1, train_size=50, test_size=20, max_epochs=1, min_epochs=1)
+    (stored,) = (tmp_path / "store").glob("runs/*/*/*.json")
+    data = json.loads(stored.read_text())["data"]
+    assert list(data) == ["mnist"]
+    raw = idx_root / "MNIST" / "raw"
+    assert sorted(data["mnist"]) == sorted(["test_images", "test_labels", "train_images", "train_labels"])
+    for role, entry in data["mnist"].items():
+        path = raw / entry["file"]
+        assert entry["bytes"] == path.stat().st_size
+        assert entry["sha256"] == hashlib.sha256(path.read_bytes()).hexdigest()
+    assert list(isolated_cache.glob("mnist-*.sha256.json"))
+    cache.PROVENANCE.clear()  # as in a new process
+    monkeypatch.setattr(cache, "_sha256", lambda p: pytest.fail(f"{p} hashed again"))
+    assert dhclib.runs.execute.data_provenance(
+        dhclib.runs.config.resolve_config("split_mnist", "finetune", 1, "quick", "cpu"), idx_root) == data

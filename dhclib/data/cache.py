@@ -6,16 +6,20 @@ the data root."""
 from __future__ import annotations
 
 import hashlib
+import json
 import os
+from contextlib import contextmanager
 from pathlib import Path
-from typing import Callable
+from typing import Callable, Iterator
 
 import torch
 
-__all__ = ["cache_dir", "cached", "stamp", "save_atomic", "MEMO"]
+__all__ = ["cache_dir", "cached", "stamp", "save_atomic", "provenance", "recording", "MEMO"]
 
 Arrays = dict[str, torch.Tensor]
 MEMO: dict[tuple, object] = {}  # (tag, stamp, ...) -> arrays decoded in this process
+PROVENANCE: dict[tuple, dict] = {}  # (tag, stamp) -> the files' names, sizes and SHA-256 (:func:`provenance`)
+_RECORDERS: list[dict] = []  # the open :func:`recording` blocks
 
 
 def cache_dir() -> Path:
@@ -36,9 +40,12 @@ def cached(tag: str, files: dict[str, Path], decode: Callable[[], Arrays], check
     ``cache_dir()/<tag>-<hash of the stamp>.pt``; ``check`` validates them (a corrupt or foreign cache file is
     rebuilt, never trusted)."""
     key = (tag, stamp(files))
+    path = cache_dir() / f"{tag}-{hashlib.sha256(key[1].encode()).hexdigest()[:16]}.pt"
+    if _RECORDERS:
+        for read in _RECORDERS:
+            read[tag] = provenance(key, files, path.with_suffix(".sha256.json"))
     if key in MEMO:
         return MEMO[key]
-    path = cache_dir() / f"{tag}-{hashlib.sha256(key[1].encode()).hexdigest()[:16]}.pt"
     arrays = None
     if path.is_file():
         try:
@@ -50,6 +57,50 @@ def cached(tag: str, files: dict[str, Path], decode: Callable[[], Arrays], check
         save_atomic(arrays, path)
     MEMO[key] = arrays
     return arrays
+
+
+def provenance(key: tuple, files: dict[str, Path], sidecar: Path) -> dict:
+    """``{role: {"file", "bytes", "sha256"}}`` of the source files: hashed once per version of the files (kept
+    beside their cache file, keyed by the same stamp), then remembered in this process."""
+    if key in PROVENANCE:
+        return PROVENANCE[key]
+    out = None
+    try:
+        stored = json.loads(sidecar.read_text())
+        out = stored["files"] if stored.get("stamp") == key[1] else None
+    except (OSError, ValueError, KeyError, TypeError, AttributeError):
+        out = None
+    if out is None:
+        out = {role: {"file": p.name, "bytes": p.stat().st_size, "sha256": _sha256(p)}
+               for role, p in sorted(files.items())}
+        try:
+            sidecar.parent.mkdir(parents=True, exist_ok=True)
+            tmp = sidecar.with_suffix(f".tmp{os.getpid()}")
+            tmp.write_text(json.dumps({"stamp": key[1], "files": out}))
+            os.replace(tmp, sidecar)
+        except OSError:  # an unwritable cache only costs the hashing next time
+            pass
+    PROVENANCE[key] = out
+    return out
+
+
+def _sha256(path: Path) -> str:
+    h = hashlib.sha256()
+    with open(path, "rb") as f:
+        for block in iter(lambda: f.read(1 << 20), b""):
+            h.update(block)
+    return h.hexdigest()
+
+
+@contextmanager
+def recording() -> Iterator[dict]:
+    """``{tag: provenance}`` of every dataset read through :func:`cached` inside the block."""
+    read: dict = {}
+    _RECORDERS.append(read)
+    try:
+        yield read
+    finally:
+        _RECORDERS.remove(read)
 
 
 def save_atomic(obj, path: Path) -> None:

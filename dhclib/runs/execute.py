@@ -91,11 +91,23 @@ def versions() -> dict[str, str]:
             "platform": platform.platform()}
 
 
-def _result(cfg: RunConfig, log, wall_time: float, engine: dict) -> RunResult:
+def data_provenance(cfg: RunConfig, data_dir=None) -> dict:
+    """``{dataset: {role: {"file", "bytes", "sha256"}}}`` of the files a run of ``cfg`` read: what its benchmark's
+    data check reads (:meth:`dhclib.registry.Benchmark.check_data`, the builder's own reads), from the in-process
+    cache, so nothing is decoded twice (issue #8, item 4)."""
+    from dhclib.data.cache import recording
+
+    with recording() as read:
+        registry.benchmark(cfg.benchmark).check_data(cfg.task_settings, data_dir, cfg.download)
+    return dict(sorted(read.items()))
+
+
+def _result(cfg: RunConfig, log, wall_time: float, engine: dict, data_dir=None) -> RunResult:
     return RunResult(config=dict(cfg.to_dict(), key=cfg.key()), R=log.R, traces=pd.DataFrame(log.traces),
                      epochs=pd.DataFrame(log.epochs), tasks=pd.DataFrame(log.tasks), wall_time=wall_time,
                      versions=versions(), device_name=device_description(cfg.device),
-                     numeric_env=numeric_environment(cfg.device), engine=engine)
+                     numeric_env=numeric_environment(cfg.device), engine=engine,
+                     data=data_provenance(cfg, data_dir))
 
 
 def build_run(cfg: RunConfig, data_dir=None, init_key: object = 0):
@@ -117,7 +129,7 @@ def run_config(cfg: RunConfig, data_dir=None, progress: bool = False) -> RunResu
     log = train_sequence(model, tasks, reg, cfg.protocol, cfg.seed, progress=progress,
                          fresh_model=fresh if cfg.fresh_model_per_task else None,
                          desc=f"{cfg.benchmark} {cfg.method} seed {cfg.seed}")
-    return _result(cfg, log, time.perf_counter() - t0, {"engine": "single"})
+    return _result(cfg, log, time.perf_counter() - t0, {"engine": "single"}, data_dir)
 
 
 # The fields in which the trials of one stack may differ: the seed and the elementwise hyperparameters
@@ -162,7 +174,7 @@ def run_stack(cfgs: list[RunConfig], data_dir=None,
                        desc=f"{first.benchmark} {first.method} stack of {len(cfgs)}")
     wall = time.perf_counter() - t0
     engine = {"engine": "stacked", "stack": len(cfgs), "stack_wall_time": wall}
-    return [log if isinstance(log, PlasticInstabilityError) else _result(c, log, wall / len(cfgs), engine)
+    return [log if isinstance(log, PlasticInstabilityError) else _result(c, log, wall / len(cfgs), engine, data_dir)
             for c, log in zip(cfgs, logs)]
 
 

@@ -54,6 +54,9 @@ class RunResult:
     # How it was trained: {"engine": "single"} or {"engine": "stacked", "stack": N, "stack_wall_time": s}
     # (dhclib.runs.execute.run_stack); never part of the key. Empty for runs stored before it was recorded.
     engine: dict = field(default_factory=dict)
+    # The data it read: {dataset: {role: {"file", "bytes", "sha256"}}} (dhclib.runs.execute.data_provenance).
+    # Empty for runs stored before it was recorded.
+    data: dict = field(default_factory=dict)
 
     @property
     def curve(self) -> np.ndarray:
@@ -86,7 +89,7 @@ class RunResult:
         return {"config": self.config, "R": [[None if np.isnan(v) else v for v in row] for row in self.R.tolist()],
                 "avg_acc": self.avg_acc, "bwt": self.bwt, "curve": self.curve.tolist(), "wall_time": self.wall_time,
                 "versions": self.versions, "device_name": self.device_name, "numeric_env": self.numeric_env,
-                "purpose": self.purpose, "engine": self.engine,
+                "purpose": self.purpose, "engine": self.engine, "data": self.data,
                 "traces": self.traces.to_dict(orient="list"), "epochs": self.epochs.to_dict(orient="list"),
                 "tasks": self.tasks.to_dict(orient="list")}
 
@@ -96,7 +99,7 @@ class RunResult:
         return cls(config=d["config"], R=R, traces=pd.DataFrame(d["traces"]), epochs=pd.DataFrame(d["epochs"]),
                    tasks=pd.DataFrame(d["tasks"]), wall_time=d["wall_time"], versions=d["versions"],
                    device_name=d["device_name"], numeric_env=d.get("numeric_env", {}),
-                   purpose=d.get("purpose", {}), engine=d.get("engine", {}))
+                   purpose=d.get("purpose", {}), engine=d.get("engine", {}), data=d.get("data", {}))
 
     def __repr__(self) -> str:
         return (f"RunResult({self.key}: avg_acc={self.avg_acc:.4f}, bwt={self.bwt:+.4f}, "
