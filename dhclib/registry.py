@@ -117,16 +117,6 @@ class Benchmark:
     # anything trains (:func:`dhclib.runs.execute.check_data`), so missing data stops a batch at its start.
     read_data: Callable[[Any, Any, bool], None] | None = None
 
-    def check_data(self, settings, data_dir=None, download: bool = True) -> None:
-        """Read every dataset a run with ``settings`` needs (cached); DataNotFoundError names what is missing."""
-        if self.read_data is not None:
-            self.read_data(settings, data_dir, download)
-            return
-        from dhclib.data.vision import VISION_DATASETS
-
-        for name in self.datasets:
-            VISION_DATASETS[name](data_dir, download)
-
 
 LAYERS: dict[str, OutputLayer] = {}
 REGULARISERS: dict[str, type] = {}  # name -> Consolidation subclass (``name``, ``label``, ``Settings``, ...)

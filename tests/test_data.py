@@ -126,20 +126,31 @@ def test_no_data_root_at_all(monkeypatch):
         assert stem in msg
 
 
-def test_failed_download_is_reported_on_one_line(tmp_path, offline, isolated_cache):
-    """Missing files, download on, no network: DataNotFoundError naming the directory, the files and the failed
-    download (into the cache, never the data root). The message must be one line: the CLI prints it as
-    ``error: <message>`` (README "Command line")."""
-    root = tmp_path / "empty-root"
-    root.mkdir()
+def test_failed_download_is_reported_on_one_line(tmp_path, offline, isolated_cache, monkeypatch):
+    """No data root, download on, no network: DataNotFoundError naming the files and the failed download (into
+    the cache). The message must be one line: the CLI prints it as ``error: <message>`` (README "Command line")."""
+    monkeypatch.delenv("DHC_DATA_DIR", raising=False)
+    with pytest.raises(dhclib.DataNotFoundError) as info:
+        data.load_idx_dataset("MNIST", None, download=True)
+    msg = str(info.value)
+    assert "no data root" in msg and all(stem in msg for stem in EXPECTED_FILES)
+    assert str(isolated_cache / "download") in msg and "failed too" in msg
+    assert (isolated_cache / "download" / "MNIST" / "raw").is_dir()  # torchvision was pointed at the cache
+    assert "\n" not in msg.strip(), f"multi-line error message:\n{msg}"
+
+
+def test_a_root_given_is_never_completed_by_a_download(tmp_path, offline, isolated_cache):
+    """A root that lacks a file (a typo, a partial copy) is an error naming the missing files; nothing is fetched."""
+    root = tmp_path / "partial"
+    (root / "MNIST" / "raw").mkdir(parents=True)
+    (root / "MNIST" / "raw" / "train-images-idx3-ubyte").write_bytes(b"")
     with pytest.raises(dhclib.DataNotFoundError) as info:
         data.load_idx_dataset("MNIST", root, download=True)
     msg = str(info.value)
-    _assert_names_dir_and_files(msg, root / "MNIST" / "raw")
-    assert str(isolated_cache / "download") in msg
-    assert list(root.iterdir()) == []  # the download never targets the data root
-    assert (isolated_cache / "download" / "MNIST" / "raw").is_dir()  # torchvision was pointed at the cache
-    assert "\n" not in msg.strip(), f"multi-line error message:\n{msg}"
+    assert str(root / "MNIST" / "raw") in msg and "never completed by a download" in msg
+    missing = msg.split("missing ", 1)[1].split(". ", 1)[0]
+    assert "train-images" not in missing and "t10k-labels-idx1-ubyte[.gz]" in missing
+    assert not (isolated_cache / "download").exists()
 
 
 def test_bad_magic_number(fresh_idx_root):
@@ -261,6 +272,7 @@ def test_every_stored_run_records_the_files_it_read(clear_memo, idx_root, isolat
 
     from dhclib.data import cache
 
+    monkeypatch.setattr(cache, "PROVENANCE", {})  # hashed in this test, whatever earlier tests read
     dhclib.run_many("split_mnist", "finetune", "0", "quick", "cpu", idx_root, tmp_path / "store", progress=False,
                     n_tasks=1, train_size=50, test_size=20, max_epochs=1, min_epochs=1)
     (stored,) = (tmp_path / "store").glob("runs/*/*/*.json")

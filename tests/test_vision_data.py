@@ -254,7 +254,7 @@ def test_missing_files_name_directory_and_files(tmp_path, name):
     assert str(tmp_path / Path(vd.expected_files(name)[0]).parent) in msg, msg
     for rel in vd.expected_files(name):
         assert Path(rel).name in msg, msg
-    assert "download=False" in msg
+    assert "never completed by a download" in msg  # a root given is the data asked for, download or not
     assert isinstance(info.value, FileNotFoundError)
 
 
@@ -281,13 +281,27 @@ def test_offline_torchvision_download_is_reported(tmp_path, monkeypatch, isolate
         raise URLError("[Errno -2] Name or service not known (simulated offline by the test)")
 
     monkeypatch.setattr(importlib.import_module(module), func, no_network)
+    monkeypatch.delenv("DHC_DATA_DIR", raising=False)  # no root: the download is the way to the data
     with pytest.raises(dhclib.DataNotFoundError) as info:
-        vd.VISION_DATASETS[name](tmp_path / "empty", download=True)
+        vd.VISION_DATASETS[name](None, download=True)
     msg = str(info.value)
     assert "failed" in msg and "URLError" in msg and "\n" not in msg
     assert Path(vd.expected_files(name)[0]).name in msg
     assert targets and all(isolated_cache / "download" in [t, *t.parents] for t in targets)
-    assert not (tmp_path / "empty").exists()
+
+
+@pytest.mark.parametrize("name", ["svhn", "cifar10", "notmnist", "mnist"])
+def test_a_root_given_that_lacks_the_files_is_an_error_never_a_download(tmp_path, monkeypatch, isolated_cache,
+                                                                         name):
+    """A typo in --data-dir must not silently read the download cache, or download: one line naming the files."""
+    monkeypatch.setattr(vd, "_download_notmnist", lambda keys: pytest.fail("notMNIST downloaded"))
+    root = tmp_path / "dat"  # the typo
+    with pytest.raises(dhclib.DataNotFoundError) as info:
+        vd.VISION_DATASETS[name](root, download=True)
+    msg = str(info.value)
+    assert str(root) in msg and "never completed by a download" in msg and "\n" not in msg
+    assert Path(vd.expected_files(name)[0]).name in msg
+    assert not (isolated_cache / "download").exists() and not root.exists()
 
 
 # ---------------------------------------------------------------------------------------------------------------
@@ -357,18 +371,16 @@ def test_notmnist_download_md5_checked_into_cache(tmp_path, monkeypatch, serve, 
     files = _fake_notmnist_gz(tmp_path)
     monkeypatch.setattr(vd, "NOTMNIST_MD5", {n[:-3]: hashlib.md5(b).hexdigest() for n, b in files.items()})
     requested = serve(files)
-    empty = tmp_path / "root"
-    empty.mkdir()
-    d = vd.load_notmnist(empty, download=True)
+    monkeypatch.delenv("DHC_DATA_DIR", raising=False)  # no root: the download is the way to the data
+    d = vd.load_notmnist(None, download=True)
     assert len(d["y_train"]) == 30 and len(d["y_test"]) == 50
     assert sorted(requested) == sorted(vd.NOTMNIST_URL + n for n in files)
     assert vd.NOTMNIST_URL == "https://raw.githubusercontent.com/davidflanagan/notMNIST-to-MNIST/master/"
     dl = isolated_cache / "download" / "notMNIST" / "raw"
     assert sorted(p.name for p in dl.iterdir()) == sorted(files)
-    assert list(empty.iterdir()) == []
     clear_memo.clear()
     requested.clear()
-    vd.load_notmnist(empty, download=True)
+    vd.load_notmnist(None, download=True)
     assert requested == []
 
 
@@ -376,26 +388,29 @@ def test_notmnist_resplit_downloads_only_the_test_files(tmp_path, monkeypatch, s
     files = _fake_notmnist_gz(tmp_path)
     monkeypatch.setattr(vd, "NOTMNIST_MD5", {n[:-3]: hashlib.md5(b).hexdigest() for n, b in files.items()})
     requested = serve(files)
-    d = vd.load_notmnist(tmp_path / "nowhere", download=True, resplit_seed=1)
+    monkeypatch.delenv("DHC_DATA_DIR", raising=False)
+    d = vd.load_notmnist(None, download=True, resplit_seed=1)
     assert sorted(u.rsplit("/", 1)[1] for u in requested) == ["t10k-images-idx3-ubyte.gz", "t10k-labels-idx1-ubyte.gz"]
     assert len(d["y_train"]) == 40 and len(d["y_test"]) == 10
 
 
-def test_notmnist_md5_mismatch_is_a_clear_error(tmp_path, serve, isolated_cache):
+def test_notmnist_md5_mismatch_is_a_clear_error(tmp_path, serve, isolated_cache, monkeypatch):
     """A download whose md5 differs from the published one is discarded (no file, no temporary left) and reported."""
     serve({f"{stem}.gz": b"<html>rate limited</html>" for stem in IDX_STEMS})
+    monkeypatch.delenv("DHC_DATA_DIR", raising=False)
     with pytest.raises(dhclib.DataNotFoundError) as info:
-        vd.load_notmnist(tmp_path / "nowhere", download=True)
+        vd.load_notmnist(None, download=True)
     msg = str(info.value)
     assert "md5 mismatch" in msg and "train-images-idx3-ubyte.gz" in msg and "d916d7283fce4d08db9867c640ec0042" in msg
     dl = isolated_cache / "download" / "notMNIST" / "raw"
     assert not dl.exists() or list(dl.iterdir()) == []
 
 
-def test_notmnist_offline_download_mentions_resplit(tmp_path, serve):
+def test_notmnist_offline_download_mentions_resplit(tmp_path, serve, isolated_cache, monkeypatch):
     serve({f"{stem}.gz": URLError("simulated offline") for stem in IDX_STEMS})
+    monkeypatch.delenv("DHC_DATA_DIR", raising=False)
     with pytest.raises(dhclib.DataNotFoundError) as info:
-        vd.load_notmnist(tmp_path, download=True)
+        vd.load_notmnist(None, download=True)
     msg = str(info.value)
     assert "failed" in msg and "URLError" in msg and RESPLIT_OPTION in msg and "\n" not in msg
 

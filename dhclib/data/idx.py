@@ -87,9 +87,10 @@ def load_idx_dataset(
 ) -> dict[str, torch.Tensor]:
     """The four IDX arrays of a torchvision MNIST-layout dataset as uint8 tensors, on the CPU.
 
-    Looks in ``<root>/<name>/raw/`` for the files of :data:`IDX_FILES` (each gzipped or not). If they are not all
-    there and ``download`` is true, torchvision downloads them into the cache directory. Otherwise (or when the
-    download fails, e.g. offline) raises :class:`DataNotFoundError` naming the directory and the files expected.
+    Looks in ``<root>/<name>/raw/`` for the files of :data:`IDX_FILES` (each gzipped or not); a root given that
+    lacks any of them is an error naming them (a typo in the root never silently reads other data). With no root
+    and ``download`` true, torchvision downloads them into the cache directory. Otherwise (or when the download
+    fails, e.g. offline) raises :class:`DataNotFoundError` naming the directory and the files expected.
     Decoded arrays are cached under :func:`cache_dir`, keyed by the files' paths, sizes and modification times.
     """
     root = resolve_data_dir(data_dir)
@@ -97,6 +98,13 @@ def load_idx_dataset(
     files = _locate(raw_dir) if raw_dir is not None else None
     if files is None:
         download_error = None
+        if root is not None:  # a root given is the data asked for: never completed from the cache or a download
+            missing = [f"{stem}[.gz]" for stem in IDX_FILES.values() if _find(raw_dir, stem) is None]
+            expected = ", ".join(f"{stem}[.gz]" for stem in IDX_FILES.values())
+            raise DataNotFoundError(f"{name} data not found in {raw_dir}: expected the four IDX files {expected}; "
+                                    f"missing {', '.join(missing)}. A data root "
+                                    f"given (data_dir= or $DHC_DATA_DIR) is never completed by a download; copy the "
+                                    f"files there, or leave both unset to download into {cache_dir() / 'download'}.")
         if download:
             try:
                 files = _locate(_download(name))

@@ -8,9 +8,9 @@ CIFAR-10 and CIFAR-100.
 Every loader reads its files from the read-only data root (``data_dir=`` or ``$DHC_DATA_DIR``) in torchvision's
 on-disk layout (:func:`expected_files`) and returns ``{"x_train", "y_train", "x_test", "y_test"}``: images as uint8
 tensors, (N, 28, 28) for the grayscale IDX sets and (N, 3, 32, 32) for SVHN and CIFAR; labels int64. Nothing is
-written into the root: decoded tensors are cached by :mod:`dhclib.data.cache`, and missing files are
+written into the root: decoded tensors are cached by :mod:`dhclib.data.cache`. With no root given, the files are
 downloaded (when ``download`` is true and the machine is online) into ``cache_dir()/"download"`` with the same
-layout. Scaling to [0, 1] is left to the benchmark, as for MNIST in :mod:`dhclib.data.idx`.
+layout; a root given that lacks them is an error naming them, never completed by a download. Scaling to [0, 1] is left to the benchmark, as for MNIST in :mod:`dhclib.data.idx`.
 
 The CIFAR files are Python pickles (torchvision reads them the same way): only point the root at trusted copies.
 """
@@ -109,15 +109,16 @@ def missing_files(name: str, data_dir: str | os.PathLike | None = None) -> list[
 def _resolve(
     name: str, data_dir, download: bool, fetch: Callable[[], None], keys=None, hint: str = ""
 ) -> dict[str, Path]:
-    """Paths of the files ``keys`` of ``name``: all from the data root, else all from the download cache (fetched
-    there first when missing and ``download`` is true). Otherwise one DataNotFoundError saying what is missing."""
+    """Paths of the files ``keys`` of ``name``: all from the data root when one is given (else an error: a typo in
+    the root never silently reads other data); with no root, all from the download cache (fetched there first when
+    missing and ``download`` is true). Otherwise one DataNotFoundError saying what is missing."""
     keys = list(keys or _layout(name))
     root = resolve_data_dir(data_dir)
     found = _locate(name, root, keys)
     if found is not None:
         return found
     download_error: BaseException | None = None
-    if download:
+    if download and root is None:  # a root given is never completed from the cache or a download
         found = _locate(name, cache_dir() / "download", keys)
         if found is None:
             try:
@@ -144,7 +145,10 @@ def _missing_message(name, root, keys, download, download_error, hint) -> str:
     if root is not None:
         missing = [Path(r).name + suffix for r in rels if _find(root, r, name in _IDX_SETS) is None]
         msg += f" Missing: {', '.join(missing)}."
-    if download_error is not None:
+    if root is not None:
+        msg += (" A data root given (data_dir= or $DHC_DATA_DIR) is never completed by a download; copy the files "
+                f"there, or leave both unset to download into {cache_dir() / 'download' / folder}.")
+    elif download_error is not None:
         msg += (f" The download into {cache_dir() / 'download' / folder} failed too "
                 f"({_why(download_error)}).")
     elif download:

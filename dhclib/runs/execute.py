@@ -93,12 +93,12 @@ def versions() -> dict[str, str]:
 
 def data_provenance(cfg: RunConfig, data_dir=None) -> dict:
     """``{dataset: {role: {"file", "bytes", "sha256"}}}`` of the files a run of ``cfg`` read: what its benchmark's
-    data check reads (:meth:`dhclib.registry.Benchmark.check_data`, the builder's own reads), from the in-process
+    data check reads (:func:`check_data`, the builder's own reads), from the in-process
     cache, so nothing is decoded twice (issue #8, item 4)."""
     from dhclib.data.cache import recording
 
     with recording() as read:
-        registry.benchmark(cfg.benchmark).check_data(cfg.task_settings, data_dir, cfg.download)
+        _read_data(cfg, data_dir)
     return dict(sorted(read.items()))
 
 
@@ -301,7 +301,19 @@ def check_data(cfgs: list[RunConfig], data_dir=None) -> None:
         key = (cfg.benchmark, cfg.task_settings, cfg.download)
         if key not in seen:
             seen.add(key)
-            registry.benchmark(cfg.benchmark).check_data(cfg.task_settings, data_dir, cfg.download)
+            _read_data(cfg, data_dir)
+
+
+def _read_data(cfg: RunConfig, data_dir) -> None:
+    """Read the datasets a run of ``cfg`` reads: its benchmark's ``read_data``, else each of its ``datasets``."""
+    from dhclib.data.vision import VISION_DATASETS
+
+    bench = registry.benchmark(cfg.benchmark)
+    if bench.read_data is not None:
+        bench.read_data(cfg.task_settings, data_dir, cfg.download)
+        return
+    for name in bench.datasets:
+        VISION_DATASETS[name](data_dir, cfg.download)
 
 
 def claim_path(out_dir, cfg: RunConfig) -> Path:
