@@ -87,3 +87,16 @@ def test_a_broken_method_fails_the_checked_cell(mnist_root, tmp_path, monkeypatc
     assert check["check"].iloc[0].startswith("DIFFERS: avg_acc_mean"), check["check"].iloc[0]
     drop = float(ref["avg_acc_mean"].iloc[0] - table["avg_acc_mean"].iloc[0])
     assert drop > 2 * regression.TOLERANCE["avg_acc"]  # the README and notebook say how far it falls
+
+
+def test_a_verdict_is_checked_as_its_claims_outcome():
+    """'Worse' and 'no significant difference' are one outcome for the check (a 3-pair p moves across CPUs);
+    a significant gain, and an untested pair, stay distinct."""
+    ref = pd.DataFrame({"baseline": ["a", "b", "c", "d"],
+                        "verdict": ["not reproduced: no significant difference", "no significant difference",
+                                    "reproduced", "no result (not run, or every trial diverged)"]})
+    ours = ref.assign(verdict=["not reproduced: DHP Softmax is worse", "not reproduced: DHP Softmax is worse",
+                               "not reproduced: no significant difference", "too few trials to test"])
+    got = regression.check_table(ours, ref, keys=["baseline"], exact=["verdict"]).set_index("baseline")["check"]
+    assert got["a"] == "ok" and got["b"] == "ok"
+    assert got["c"].startswith("DIFFERS: verdict") and got["d"].startswith("DIFFERS: verdict")
