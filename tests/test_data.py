@@ -289,3 +289,27 @@ def test_every_stored_run_records_the_files_it_read(clear_memo, idx_root, isolat
     monkeypatch.setattr(cache, "_sha256", lambda p: pytest.fail(f"{p} hashed again"))
     assert dhclib.runs.execute.data_provenance(
         dhclib.runs.config.resolve_config("split_mnist", "finetune", 1, "quick", "cpu"), idx_root) == data
+
+
+def test_the_cache_removes_what_a_killed_writer_left_and_a_failed_write_leaves_nothing(clear_memo, idx_root,
+                                                                                       isolated_cache, monkeypatch):
+    """A cache file killed mid-write leaves ``<name>.tmp<pid>``: removed at the next write once that process is
+    gone; a write that fails (a full disk) leaves no temporary file."""
+    from dhclib.data import cache
+
+    isolated_cache.mkdir(parents=True)
+    orphan = isolated_cache / "mnist-0123456789abcdef.tmp999999"  # no such process
+    orphan.write_bytes(b"half a tensor")
+    mine = isolated_cache / f"other.tmp{os.getpid()}"  # a live writer's (this process): kept
+    mine.write_bytes(b"")
+    data.load_idx_dataset("MNIST", idx_root, download=False)
+    assert not orphan.exists() and mine.exists()
+    assert list(isolated_cache.glob("mnist-*.pt"))
+
+    def full_disk(obj, f):
+        Path(f).write_bytes(b"partial")
+        raise OSError(28, "No space left on device")
+
+    monkeypatch.setattr(cache.torch, "save", full_disk)
+    cache.save_atomic({"x": 1}, isolated_cache / "t.pt")
+    assert not (isolated_cache / "t.pt").exists() and not list(isolated_cache.glob("t.tmp*"))

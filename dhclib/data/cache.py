@@ -73,13 +73,13 @@ def provenance(key: tuple, files: dict[str, Path], sidecar: Path) -> dict:
     if out is None:
         out = {role: {"file": p.name, "bytes": p.stat().st_size, "sha256": _sha256(p)}
                for role, p in sorted(files.items())}
+        tmp = sidecar.with_suffix(f".tmp{os.getpid()}")
         try:
             sidecar.parent.mkdir(parents=True, exist_ok=True)
-            tmp = sidecar.with_suffix(f".tmp{os.getpid()}")
             tmp.write_text(json.dumps({"stamp": key[1], "files": out}))
             os.replace(tmp, sidecar)
         except OSError:  # an unwritable cache only costs the hashing next time
-            pass
+            tmp.unlink(missing_ok=True)
     PROVENANCE[key] = out
     return out
 
@@ -104,11 +104,27 @@ def recording() -> Iterator[dict]:
 
 
 def save_atomic(obj, path: Path) -> None:
-    """``torch.save`` to a temporary file renamed over ``path``; an unwritable cache only costs speed."""
+    """``torch.save`` to a temporary file renamed over ``path``; an unwritable cache only costs speed, and a failed
+    write (a full disk) leaves no temporary file. Temporary files of processes that died mid-write are removed."""
+    tmp = path.with_suffix(f".tmp{os.getpid()}")
     try:
         path.parent.mkdir(parents=True, exist_ok=True)
-        tmp = path.with_suffix(f".tmp{os.getpid()}")
+        _remove_orphans(path.parent)
         torch.save(obj, tmp)
         os.replace(tmp, path)
     except OSError:
-        pass
+        tmp.unlink(missing_ok=True)
+
+
+def _remove_orphans(folder: Path) -> None:
+    """Delete ``*.tmp<pid>`` files in ``folder`` whose process no longer runs (killed while writing)."""
+    for leftover in folder.glob("*.tmp*"):
+        pid = leftover.suffix[len(".tmp"):]
+        if not pid.isdigit() or int(pid) == os.getpid():
+            continue
+        try:
+            os.kill(int(pid), 0)
+        except ProcessLookupError:
+            leftover.unlink(missing_ok=True)
+        except OSError:  # alive, but another user's
+            pass
