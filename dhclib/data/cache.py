@@ -73,13 +73,8 @@ def provenance(key: tuple, files: dict[str, Path], sidecar: Path) -> dict:
     if out is None:
         out = {role: {"file": p.name, "bytes": p.stat().st_size, "sha256": _sha256(p)}
                for role, p in sorted(files.items())}
-        tmp = sidecar.with_suffix(f".tmp{os.getpid()}")
-        try:
-            sidecar.parent.mkdir(parents=True, exist_ok=True)
-            tmp.write_text(json.dumps({"stamp": key[1], "files": out}))
-            os.replace(tmp, sidecar)
-        except OSError:  # an unwritable cache only costs the hashing next time
-            tmp.unlink(missing_ok=True)
+        # an unwritable cache only costs the hashing next time
+        save_atomic({"stamp": key[1], "files": out}, sidecar, lambda obj, f: Path(f).write_text(json.dumps(obj)))
     PROVENANCE[key] = out
     return out
 
@@ -103,14 +98,15 @@ def recording() -> Iterator[dict]:
         _RECORDERS.remove(read)
 
 
-def save_atomic(obj, path: Path) -> None:
-    """``torch.save`` to a temporary file renamed over ``path``; an unwritable cache only costs speed, and a failed
-    write (a full disk) leaves no temporary file. Temporary files of processes that died mid-write are removed."""
+def save_atomic(obj, path: Path, write: Callable | None = None) -> None:
+    """``write(obj, tmp)`` (default ``torch.save``) to a temporary file renamed over ``path``; an unwritable cache
+    only costs speed, and a failed write (a full disk) leaves no temporary file. Temporary files of processes that
+    died mid-write are removed."""
     tmp = path.with_suffix(f".tmp{os.getpid()}")
     try:
         path.parent.mkdir(parents=True, exist_ok=True)
         _remove_orphans(path.parent)
-        torch.save(obj, tmp)
+        (write or torch.save)(obj, tmp)
         os.replace(tmp, path)
     except OSError:
         tmp.unlink(missing_ok=True)

@@ -95,8 +95,7 @@ def open_executor(spec: str | None, out_dir=None, slurm: SlurmOptions | None = N
         return
     kind, _, rest = spec.partition(":")
     if kind == "local":
-        pool = ProcessPoolExecutor(_positive(rest, spec), mp_context=multiprocessing.get_context("spawn"),
-                                   initializer=one_thread)
+        pool = ProcessPoolExecutor(_positive(rest, spec), mp_context=multiprocessing.get_context("spawn"))
         try:
             yield pool
         finally:
