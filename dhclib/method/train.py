@@ -20,6 +20,7 @@ import torch.nn.functional as F
 from torch import Tensor, nn
 from dhclib._progress import tqdm
 
+from dhclib.method import divergence
 from dhclib.method.consolidation import Consolidation
 from dhclib.errors import PlasticInstabilityError
 from dhclib.method.models import plastic_layer
@@ -174,17 +175,12 @@ def epoch_order(rows: Tensor, generator: torch.Generator) -> Tensor:
 
 
 def _divergence_message(model: nn.Module, task: Task, reg: Consolidation, protocol: Protocol, epoch: int,
-                        loss: float) -> str:
-    """Say which task diverged and the likely cause: a penalty too stiff for SGD, or the plastic weights."""
+                        loss: float, task_start: dict[str, Tensor], epoch_start: dict[str, Tensor]) -> str:
+    """Say which task diverged and its measured cause (:func:`dhclib.method.divergence.diagnose`, on the network as
+    the task and as the diverging epoch began): a learning rate too large for the loss, a penalty too stiff, or
+    the plastic trace amplifying itself."""
     where = f"training diverged on task {task.index + 1} ({task.name}), epoch {epoch}: the loss became {loss}."
-    name, stiff = reg.stiffness(protocol.lr)
-    if stiff > 2.0:
-        cause = (f" The consolidation penalty is too stiff for plain SGD: lr * 2 * lam * Omega reaches {stiff:.3g} "
-                 f"in {name} (SGD diverges above 2); try {reg.remedy}.")
-    elif plastic_layer(model) is not None:
-        cause = " Plastic instability: try a smaller eta_init, eta_clamp=True or a per-connection eta."
-    else:
-        cause = " Try a smaller lr."
+    cause = divergence.diagnose(model, task, reg, protocol.lr, task_start, epoch_start, epoch, protocol.batch_size)
     return where + cause + " The run is not stored."
 
 
@@ -224,6 +220,10 @@ class TaskState:
         self.epoch = 0
 
     def next_epoch(self) -> int:
+        # The states known finite, should this epoch diverge (its cause is measured there: dhclib.method.divergence)
+        self.epoch_start = {k: v.detach().clone() for k, v in self.model.state_dict().items()}
+        if self.epoch == 0:
+            self.task_start = self.epoch_start
         self.epoch += 1
         return self.epoch
 
@@ -233,7 +233,8 @@ class TaskState:
         model, task, protocol, epoch = self.model, self.task, self.protocol, self.epoch
         train_loss = loss_sum.item() / max(1, -(-task.n_train // protocol.batch_size))
         if not np.isfinite(train_loss):
-            raise PlasticInstabilityError(_divergence_message(model, task, self.reg, protocol, epoch, train_loss))
+            raise PlasticInstabilityError(_divergence_message(model, task, self.reg, protocol, epoch, train_loss,
+                                                              self.task_start, self.epoch_start))
         row = {"task": task.index, "epoch": epoch, "train_loss": train_loss}
         if task.val_idx.numel() > 0:
             row["val_acc"] = evaluate(model, task, "val", protocol.eval_batch_size)
