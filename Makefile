@@ -2,7 +2,8 @@
 #                   versions against the lock, run the unit tests and nbval
 # make reproduce  : run every notebook headless with papermill (PROFILE=quick|paper DEVICE=auto|cpu|cuda TRIALS=N
 #                   MISSING=train|skip: skip tabulates only the runs already stored, e.g. the committed paper runs;
-#                   STACK=N|auto: runs of one configuration trained together, default auto: 1 on a CPU, stacks on CUDA)
+#                   STACK=N|auto: runs of one configuration trained together, default auto: 1 on a CPU, stacks on CUDA;
+#                   EXECUTOR=local:N|dask:local:N|dask:tcp://HOST:PORT|slurm: where the runs train, default here)
 # make report     : outputs/$(PROFILE)/REPORT.md and its CSV tables from the runs stored under outputs/$(PROFILE)
 # make notebooks  : re-execute the committed notebooks in place (quick profile) so that nbval checks fresh outputs
 #                   (their sources do not change, so the paired notebooks/*.py stay in sync)
@@ -18,6 +19,7 @@ DEVICE  ?= auto
 TRIALS  ?=
 MISSING ?=
 STACK   ?=
+EXECUTOR ?=
 NOTEBOOKS := 01_permuted_mnist 02_imbalanced_permuted_mnist 03_split_mnist 04_vision_mixture 05_ablation 06_split_cifar 07_lambda_search
 # Two lanes of notebooks, one torch thread each (notebooks/lanes.sh says why); 05 reuses 01's runs: same lane.
 LANES := "01_permuted_mnist 04_vision_mixture 05_ablation" "02_imbalanced_permuted_mnist 03_split_mnist 06_split_cifar 07_lambda_search"
@@ -67,6 +69,7 @@ nbval: $(VENV)/.installed
 reproduce: $(VENV)/.installed
 	NB_OUT=outputs/$(PROFILE) NB_ARGS="--log-output -p profile $(PROFILE) -p device $(DEVICE) \
 	  $(if $(TRIALS),-p trials $(TRIALS)) $(if $(MISSING),-p missing $(MISSING)) $(if $(STACK),-p stack $(STACK)) \
+	  $(if $(EXECUTOR),-p executor $(EXECUTOR)) \
 	  $(PAPER_ARGS)" \
 	  NB_NEEDS="$(PAPER_NEEDS)" bash notebooks/lanes.sh execute $(PY) $(LANES)
 

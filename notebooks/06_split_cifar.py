@@ -11,6 +11,8 @@ methods = "all"  # Figure 8's: finetune, dhp, si, dhp+si, scratch
 trials = 3  # seeds 0 .. trials-1 (the paper: 10)
 device = "auto"  # "auto" | "cpu" | "cuda"
 stack = "auto"  # runs of one configuration trained together: N, or "auto" (1 on a CPU, stacks on a GPU: README)
+executor = None  # where runs train: None (here), "local:N", "dask:local:N", "dask:tcp://HOST:PORT", "slurm"
+slurm = {}  # with executor="slurm", e.g. {"partition": "gpu", "time_min": 60, "gpus": 1, "mem": "16G"}
 data_dir = None  # data root; None: $DHC_DATA_DIR (README, "Data")
 output_dir = None  # tables, figures, executed notebook; None: outputs/<profile>/<notebook>/
 store_dir = None  # the result store shared by the notebooks; None: outputs/<profile>/
@@ -29,6 +31,7 @@ from dhclib.runs.outputs import save_table
 
 # reference("table1"): the committed table the checked cells compare with (README, "Reproducibility")
 out_dir, store_dir, reference = notebook.setup(NOTEBOOK, profile, output_dir, store_dir)
+pool = notebook.executor(executor, store_dir, slurm)  # None: train in this kernel
 from dhclib.benchmarks import SPLIT_CIFAR_TASK_NAMES
 
 # %% [markdown]
@@ -40,7 +43,7 @@ from dhclib.benchmarks import SPLIT_CIFAR_TASK_NAMES
 # NBVAL_IGNORE_OUTPUT
 seeds = f"0-{trials - 1}"
 df = dhclib.run_many(BENCHMARK, methods, seeds, profile, device, data_dir, store_dir, progress="runs",
-                     on_diverge="record", missing=missing, stack=stack, **overrides)
+                     on_diverge="record", missing=missing, stack=stack, executor=pool, **overrides)
 save_table(df, out_dir, "results_tidy")
 diverged = pd.DataFrame(df.attrs["diverged"], columns=["method", "seed", "message"])
 save_table(diverged, out_dir, "diverged")

@@ -6,6 +6,7 @@ generated data (issue #4)."""
 from __future__ import annotations
 
 import ast
+import json
 import importlib.util
 import re
 from pathlib import Path
@@ -136,7 +137,7 @@ def test_first_code_cell_is_the_papermill_parameters(name):
     first = next(c for c in nb.cells if c.cell_type == "code")
     assert first.metadata.get("tags") == ["parameters"]
     names = {t.id for node in ast.parse(first.source).body if isinstance(node, ast.Assign) for t in node.targets}
-    required = {"profile", "device", "data_dir", "output_dir", "overrides", "missing"}
+    required = {"profile", "device", "data_dir", "output_dir", "overrides", "missing", "stack", "executor", "slurm"}
     required |= {"seed"} if name == "07_lambda_search" else {"trials"}
     required |= {"methods", "variants"} if name[:2] in ("01", "02", "03", "04") else set()
     required |= {"methods"} if name[:2] == "06" else set()
@@ -145,6 +146,7 @@ def test_first_code_cell_is_the_papermill_parameters(name):
     scope: dict = {}
     exec(first.source, scope)  # noqa: S102 - the defaults must be plain values
     assert scope["profile"] == "quick" and scope["device"] == "auto" and scope["missing"] == "train"
+    assert scope["executor"] is None and scope["slurm"] == {}  # trains in the kernel unless told otherwise
 
 
 @pytest.mark.parametrize("name", NAMES)
@@ -203,7 +205,8 @@ TINY = {"train_size": 40, "test_size": 30, "min_epochs": 1, "max_epochs": 1}
     ("04_vision_mixture", {"vision_tasks": ["mnist", "notmnist", "fashion_mnist", "svhn", "cifar10"],
                            "notmnist_split": "official"}),
     ("06_split_cifar", {}),
-], ids=["04", "06"])
+    ("06_split_cifar", {"executor": "local:2"}),
+], ids=["04", "06", "06-executor"])
 def test_pipeline_check_cnn_notebook_runs_on_generated_data(name, params, tmp_path):
     """A pipeline check, not a result: the notebook runs top to bottom on generated files in each dataset's real
     format, with a tiny protocol, and writes its tables and figures."""
@@ -223,8 +226,31 @@ def test_pipeline_check_cnn_notebook_runs_on_generated_data(name, params, tmp_pa
     assert ("table1.csv" if name.startswith("04") else "figure8.csv") in written
     runs = list((tmp_path / "store" / "runs").glob("*/*/seed*.json"))
     assert len(runs) == (8 if name.startswith("04") else 5) * 2
+    if "executor" in params:  # trained by the pool's workers, one torch thread each (dhclib.runs.executors)
+        assert all(json.loads(p.read_text())["device_name"].endswith(", 1 threads") for p in runs)
     # as after `make notebooks`: executed and normalised, the notebook is still paired with its unchanged script
     executed = _normalizer().normalize(nbformat.read(out / f"{name}.ipynb", as_version=4))
     assert executed.metadata["jupytext"] == _read(name).metadata["jupytext"]
     ran = [(c.cell_type, c.source) for c in executed.cells if "injected-parameters" not in c.metadata.get("tags", [])]
     assert ran == _cells(NOTEBOOKS / f"{name}.py", "py:percent")
+
+
+def test_a_notebooks_executor_parameter_is_checked_and_opened(tmp_path):
+    """``notebook.executor``: None trains in the kernel; a spec opens its executor, held open for the kernel;
+    slurm options are checked by name and type, and need executor='slurm'."""
+    from concurrent.futures import ProcessPoolExecutor
+
+    from dhclib.errors import DhcError
+    from dhclib.paper import notebook
+
+    assert notebook.executor(None, tmp_path, {}) is None
+    pool = notebook.executor("local:1", tmp_path)
+    assert isinstance(pool, ProcessPoolExecutor) and pool.submit(abs, -3).result() == 3
+    with pytest.raises(DhcError, match="needs executor='slurm'"):
+        notebook.executor("local:1", tmp_path, {"gpus": 1})
+    with pytest.raises(DhcError, match=r"unknown \['gpu'\]; accepted: partition, time_min, gpus, mem, cpus"):
+        notebook.executor("slurm", tmp_path, {"gpu": 1})
+    with pytest.raises(DhcError, match="time_min must be an integer >= 1"):
+        notebook.executor("slurm", tmp_path, {"time_min": "60"})
+    with pytest.raises(DhcError, match="--executor must be one of"):
+        notebook.executor("local:0", tmp_path)

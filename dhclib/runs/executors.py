@@ -16,7 +16,7 @@ import multiprocessing
 import shutil
 from concurrent.futures import ProcessPoolExecutor
 from contextlib import contextmanager
-from dataclasses import dataclass
+from dataclasses import dataclass, fields
 from pathlib import Path
 from typing import Any, Callable, Iterator, Sequence
 
@@ -59,6 +59,23 @@ class SlurmOptions:
     gpus: int = 0
     mem: str | None = None  # Slurm's spelling, e.g. "8G"
     cpus: int = 1
+
+    @classmethod
+    def of(cls, options: dict | None) -> "SlurmOptions":
+        """From a dict of these fields (a notebook's ``slurm`` parameter), each checked: one clear error otherwise."""
+        options = dict(options or {})
+        accepted = [f.name for f in fields(cls)]
+        unknown = sorted(set(options) - set(accepted))
+        if unknown:
+            raise DhcError(f"slurm options: unknown {unknown}; accepted: {', '.join(accepted)}")
+        for name in ("time_min", "gpus", "cpus"):
+            value = options.get(name, 1)
+            if isinstance(value, bool) or not isinstance(value, int) or value < (0 if name == "gpus" else 1):
+                raise DhcError(f"slurm option {name} must be an integer >= {0 if name == 'gpus' else 1}, got {value!r}")
+        for name in ("partition", "mem"):
+            if not isinstance(options.get(name), (str, type(None))):
+                raise DhcError(f"slurm option {name} must be a string or None, got {options[name]!r}")
+        return cls(**options)
 
     def parameters(self) -> dict:
         out: dict = dict(timeout_min=self.time_min, gpus_per_node=self.gpus, cpus_per_task=self.cpus, nodes=1,
