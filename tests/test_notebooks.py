@@ -246,6 +246,7 @@ def test_a_notebooks_executor_parameter_is_checked_and_opened(tmp_path):
     assert notebook.executor(None, tmp_path, {}) is None
     pool = notebook.executor("local:1", tmp_path)
     assert isinstance(pool, ProcessPoolExecutor) and pool.submit(abs, -3).result() == 3
+    assert notebook.executor("local:1", tmp_path) is pool  # a cell run again reuses it
     with pytest.raises(DhcError, match="needs executor='slurm'"):
         notebook.executor("local:1", tmp_path, {"gpus": 1})
     with pytest.raises(DhcError, match=r"unknown \['gpu'\]; accepted: partition, time_min, gpus, mem, cpus"):

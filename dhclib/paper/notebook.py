@@ -21,8 +21,10 @@ from dhclib.runs.runner import run_many, run_variants
 
 __all__ = ["setup", "executor", "train", "show", "check"]
 
-# Executors a notebook opened: held while its kernel lives (a notebook's cells share one), shut down at its exit.
+# Executors a notebook opened, by what opened them: held while its kernel lives (re-running a cell reuses its
+# executor rather than starting another cluster), shut down when the kernel exits.
 _OPENED = ExitStack()
+_BY_SPEC: dict[tuple, object] = {}
 atexit.register(_OPENED.close)
 
 
@@ -42,7 +44,12 @@ def executor(spec: str | None, store_dir, slurm: dict | None = None):
     options = SlurmOptions.of(slurm)
     if spec != "slurm" and options != SlurmOptions():
         raise DhcError(f"the slurm parameter ({slurm!r}) needs executor='slurm', got executor={spec!r}")
-    return _OPENED.enter_context(open_executor(spec, store_dir, options))
+    if spec is None:
+        return None
+    key = (spec, str(store_dir), options)
+    if key not in _BY_SPEC:
+        _BY_SPEC[key] = _OPENED.enter_context(open_executor(spec, store_dir, options))
+    return _BY_SPEC[key]
 
 
 def train(benchmark: str, methods, trials: int, profile: str, device: str, data_dir, store_dir, out_dir,
