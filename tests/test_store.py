@@ -73,6 +73,11 @@ def test_a_damaged_file_is_named_set_aside_and_trained_again(idx_root, tmp_path)
     path.write_text('{"config": {"benchmark": "split_mn')  # a write cut short, e.g. a disk that filled up
     with pytest.warns(UserWarning, match=f"damaged result file {path}"):
         assert len(load_results(tmp_path)) == 1
-    assert (tmp_path / "damaged" / path.relative_to(tmp_path)).is_file() and not path.exists()
+    aside = tmp_path / "damaged" / path.relative_to(tmp_path).with_name(path.name + ".corrupt")
+    assert aside.is_file() and not path.exists()
     df = dhclib.run_many("split_mnist", "finetune", "0-1", "quick", "cpu", idx_root, tmp_path, progress=False, **SMALL)
     assert sorted(df["seed"].unique()) == [0, 1] and path.is_file()  # trained again, stored again
+    path.write_text("")  # damaged a second time: the first evidence is kept beside the second
+    with pytest.warns(UserWarning, match="damaged result file"):
+        assert len(load_results(tmp_path)) == 1
+    assert aside.is_file() and aside.with_name(aside.name + ".1").is_file()

@@ -5,7 +5,7 @@ A run lives at ``<out_dir>/runs/<benchmark>/<method>/seed<seed>-<config key>.jso
 and its purpose (:attr:`RunResult.purpose`: the plan that asked for it and its variant, the settings that differ
 from the paper's configuration). Runs stored before the purpose was recorded get their variant derived once, by
 comparing their config with the profile's default (:func:`config_difference`). A file that cannot be read is
-named, moved aside to ``<out_dir>/damaged/`` and skipped, never a crash.
+named, moved aside to ``<out_dir>/damaged/`` (``*.corrupt``) and skipped, never a crash.
 """
 
 from __future__ import annotations
@@ -159,13 +159,19 @@ def _alive(pid: int) -> bool:
 
 
 def read_record(path: Path, out_dir=None) -> dict | None:
-    """The JSON at ``path``; a file that does not parse is moved to ``<out_dir>/damaged/`` (its name kept) with a
-    warning naming it, and None is returned: the run counts as not stored and is trained again."""
+    """The JSON at ``path``; a file that does not parse is moved to ``<out_dir>/damaged/`` as ``<its path>.corrupt``
+    (``.corrupt.1``, ... if that run was damaged before: no evidence is overwritten) with a warning naming it, and
+    None is returned: the run counts as not stored and is trained again."""
     try:
         return json.loads(Path(path).read_text())
     except (OSError, UnicodeDecodeError, json.JSONDecodeError) as exc:
         root = Path(out_dir) if out_dir is not None else Path(path).parents[3]
         aside = root / "damaged" / Path(path).relative_to(root)
+        aside = aside.with_name(aside.name + ".corrupt")
+        n = 0
+        while aside.exists():
+            n += 1
+            aside = aside.with_name(f"{Path(path).name}.corrupt.{n}")
         aside.parent.mkdir(parents=True, exist_ok=True)
         os.replace(path, aside)
         warnings.warn(f"damaged result file {path} ({type(exc).__name__}: {exc}); moved to {aside}", stacklevel=2)
