@@ -9,6 +9,7 @@ decision boundary may flip); the early-stopping decisions and the number of trac
 
 from __future__ import annotations
 
+import dataclasses
 import json
 
 import numpy as np
@@ -17,8 +18,8 @@ import torch
 
 import dhclib
 from dhclib.errors import ConfigError, PlasticInstabilityError
-from dhclib.method.stacked import Trial, train_stack
-from dhclib.method.train import train_sequence
+from dhclib.method.stacked import Trial, evaluate_stacked, train_stack
+from dhclib.method.train import evaluate, train_sequence
 from dhclib.runs.config import resolve_config
 from dhclib.runs.execute import build_run, resolve_stack, run_config, run_stack, stack_key
 
@@ -157,3 +158,23 @@ def test_the_command_line_stacks_and_rejects_a_bad_size(idx_root, tmp_path, caps
     with pytest.raises(SystemExit):
         main(["run", "--benchmark", "permuted_mnist", "--method", "dhp", "--stack", "0", *small])
     assert "--stack must be an integer >= 1 or 'auto', got '0'" in capsys.readouterr().err
+
+
+@pytest.mark.parametrize("method", ["finetune", "dhp+mas"])
+def test_evaluation_is_batched_over_trials_each_on_its_own_rows(method, idx_root):
+    """evaluate_stacked gives each trained trial the accuracy evaluate gives it alone, on its own permutation and
+    rows (validation and test), DHP's trace read but not changed; trials whose split has another size are
+    evaluated in their own group, a trial alone by evaluate itself."""
+    cfgs = [_cfg(method, s) for s in (0, 1, 2)]
+    runs = [_alone(c, idx_root)[1] for c in cfgs]
+    tasks = [build_run(c, idx_root)[0] for c in cfgs]
+    before = [{k: v.clone() for k, v in m.state_dict().items()} for m in runs]
+    for split in ("val", "test"):
+        for i in range(2):
+            task_i = [t[i] for t in tasks]
+            alone = [evaluate(m, t, split) for m, t in zip(runs, task_i)]
+            assert evaluate_stacked(runs, task_i, split, batch_size=37) == alone  # chunks of 37 rows
+    assert all(torch.equal(b[k], v) for b, m in zip(before, runs) for k, v in m.state_dict().items())
+    shorter = dataclasses.replace(tasks[2][0], test_idx=tasks[2][0].test_idx[:50])
+    mixed = [tasks[0][0], tasks[1][0], shorter]
+    assert evaluate_stacked(runs, mixed, "test") == [evaluate(m, t, "test") for m, t in zip(runs, mixed)]

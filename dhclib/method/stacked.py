@@ -11,8 +11,10 @@ EWC, SI and MAS keep per-trial importance, anchors and path integrals, and DHP S
 
 The protocol is per trial (SPEC §4, A.1; :class:`dhclib.method.train.TaskState`): a trial whose task has ended
 (early stopping) leaves the stack, frozen, until every trial has ended the task; a trial whose loss becomes
-NaN/inf ends with its usual :class:`~dhclib.errors.PlasticInstabilityError` and the others go on. Boundary work
-(validation, importance, testing) runs per trial with the one-at-a-time code.
+NaN/inf ends with its usual :class:`~dhclib.errors.PlasticInstabilityError` and the others go on. Evaluation is
+batched over the trials too (:func:`evaluate_stacked`: one vmapped forward pass per chunk, each trial on its own
+validation or test rows and its own permutation); the task-boundary work (importance, consolidation) runs per trial
+with the one-at-a-time code.
 
 Same numbers: a stack of one trial takes the one-at-a-time path, so it is the same run bit for bit. In a larger
 stack the batched matrix products may sum in another order than the single ones (platform-dependent), so a trial
@@ -36,7 +38,7 @@ from dhclib.method.task import Task
 from dhclib.method.train import (Protocol, SequenceLog, TaskState, Tracer, apply_step, epoch_order, evaluate,
                                  train_sequence, train_step)
 
-__all__ = ["Trial", "train_stack", "train_epoch_stacked", "stack_step"]
+__all__ = ["Trial", "train_stack", "train_epoch_stacked", "stack_step", "evaluate_stacked"]
 
 
 class Trial:
@@ -92,6 +94,57 @@ def stack_step(models: list[nn.Module], states: list[TaskState], batches: list[t
     for s in states:
         apply_step(s.reg, s.opt)
     return losses.detach()
+
+
+def _stacked_state(models: list[nn.Module]) -> tuple[dict[str, Tensor], dict[str, Tensor]]:
+    """The trials' parameters and buffers stacked along a leading trial dimension (detached: for evaluation)."""
+    own_params = [dict(m.named_parameters()) for m in models]
+    own_buffers = [dict(m.named_buffers()) for m in models]
+    params = {n: torch.stack([o[n].detach() for o in own_params]) for n in own_params[0]}
+    buffers = {n: torch.stack([o[n] for o in own_buffers]) for n in own_buffers[0]}
+    return params, buffers
+
+
+@torch.no_grad()
+def evaluate_stacked(models: list[nn.Module], tasks: list[Task], split: str = "test",
+                     batch_size: int = 10000) -> list[float]:
+    """Each trial's accuracy on its own task's ``split`` (:func:`dhclib.method.train.evaluate`, batched over the
+    trials): trials whose split has the same number of rows share one vmapped forward pass per chunk of
+    ``batch_size`` rows, in evaluation mode (DHP's trace is read, not updated); a trial alone is evaluated by
+    ``evaluate`` itself. NaN for an empty split."""
+    out = [float("nan")] * len(models)
+    groups: dict[int, list[int]] = {}
+    for k, task in enumerate(tasks):
+        groups.setdefault(task.split(split)[2].numel(), []).append(k)
+    for size, members in groups.items():
+        if size == 0:
+            continue
+        if len(members) == 1:
+            out[members[0]] = evaluate(models[members[0]], tasks[members[0]], split, batch_size)
+            continue
+        base = models[members[0]]
+        params, buffers = _stacked_state([models[k] for k in members])
+        was_training = base.training
+        base.eval()  # functional_call runs base's forward: its mode is the pass's mode
+
+        def forward(p, b, xb):
+            return functional_call(base, (p, b), (xb,))
+
+        data = [tasks[k].split(split) for k in members]
+        correct = torch.zeros(len(members), dtype=torch.long, device=data[0][2].device)
+        try:
+            for start in range(0, size, batch_size):
+                rows = [d[2][start:start + batch_size] for d in data]
+                x = torch.stack([tasks[k].inputs(d[0], r) for k, d, r in zip(members, data, rows)])
+                logits = vmap(forward)(params, buffers, x)
+                for j, (k, d, r) in enumerate(zip(members, data, rows)):
+                    head = tasks[k].head
+                    correct[j] += (logits[j][:, head].argmax(1) == tasks[k].local(d[1].index_select(0, r))).sum()
+        finally:
+            base.train(was_training)
+        for j, k in enumerate(members):
+            out[k] = correct[j].item() / size
+    return out
 
 
 def train_epoch_stacked(trials: list[Trial], states: list[TaskState], protocol: Protocol) -> list[Tensor]:
@@ -157,10 +210,11 @@ def train_stack(trials: list[Trial], protocol: Protocol, progress: bool = False,
             for s in now:
                 s.next_epoch()
             sums = train_epoch_stacked(running, now, protocol)
+            val = evaluate_stacked([t.model for t in running], [s.task for s in now], "val", protocol.eval_batch_size)
             still = []
-            for t, s, loss_sum in zip(running, now, sums):
+            for t, s, loss_sum, val_acc in zip(running, now, sums, val):
                 try:
-                    if not s.end_epoch(loss_sum):
+                    if not s.end_epoch(loss_sum, val_acc):
                         still.append(t)
                         continue
                 except PlasticInstabilityError as exc:
@@ -171,10 +225,12 @@ def train_stack(trials: list[Trial], protocol: Protocol, progress: bool = False,
                 t.task_rows.append({"task": T, "name": t.tasks[T].name, "n_train": t.tasks[T].n_train,
                                     "epochs": len(log.epochs), "best_epoch": log.best_epoch, "seconds": log.seconds})
             running = still
-        for t in alive:
-            if t.error is None:
-                for i in range(T + 1):
-                    t.R[T, i] = evaluate(t.model, t.tasks[i], "test", protocol.eval_batch_size)
+        done = [t for t in alive if t.error is None]
+        for i in range(T + 1):
+            accs = evaluate_stacked([t.model for t in done], [t.tasks[i] for t in done], "test",
+                                    protocol.eval_batch_size)
+            for t, acc in zip(done, accs):
+                t.R[T, i] = acc
         bar.set_postfix(task=T + 1, trials=sum(t.error is None for t in trials))
     bar.close()
     return [t.result() for t in trials]

@@ -227,9 +227,10 @@ class TaskState:
         self.epoch += 1
         return self.epoch
 
-    def end_epoch(self, loss_sum: Tensor) -> bool:
-        """Validate after an epoch; True once the task is over. A non-finite loss raises
-        :class:`~dhclib.errors.PlasticInstabilityError` naming the task, the epoch and the likely cause."""
+    def end_epoch(self, loss_sum: Tensor, val_acc: float | None = None) -> bool:
+        """Validate after an epoch (``val_acc``: the validation accuracy if already measured, as the stacked engine
+        does for all its trials at once); True once the task is over. A non-finite loss raises
+        :class:`~dhclib.errors.PlasticInstabilityError` naming the task, the epoch and the measured cause."""
         model, task, protocol, epoch = self.model, self.task, self.protocol, self.epoch
         train_loss = loss_sum.item() / max(1, -(-task.n_train // protocol.batch_size))
         if not np.isfinite(train_loss):
@@ -237,7 +238,7 @@ class TaskState:
                                                               self.task_start, self.epoch_start))
         row = {"task": task.index, "epoch": epoch, "train_loss": train_loss}
         if task.val_idx.numel() > 0:
-            row["val_acc"] = evaluate(model, task, "val", protocol.eval_batch_size)
+            row["val_acc"] = evaluate(model, task, "val", protocol.eval_batch_size) if val_acc is None else val_acc
         if protocol.early_stopping:
             score = row["val_acc"] if protocol.select_on == "val" else evaluate(model, task, "test", protocol.eval_batch_size)
             row["select_score"] = score
