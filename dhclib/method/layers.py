@@ -141,14 +141,13 @@ class DHPSoftmax(nn.Module):
         # On updated columns: s_t = (h_bar_t - hebb_{t-1}) + (1 - eta) s_{t-1}; else s_t = s_{t-1}.
         s = self.hebb_sensitivity
         self.steps += 1
-        if self.eta_grad_horizon is not None and int(self.steps) % self.eta_grad_horizon == 0:
-            s.zero_()
-            return
         onehot = one_hot(y, s.shape[1], h.dtype)
         counts = onehot.sum(0)
         h_bar = (h.t() @ onehot) / counts.clamp(min=1.0)
-        new = (h_bar - self.hebb) + (1 - eta) * s
-        s.copy_(torch.where(counts > 0, new, s))
+        new = torch.where(counts > 0, (h_bar - self.hebb) + (1 - eta) * s, s)
+        if self.eta_grad_horizon is not None:  # cut after every k-th update; a tensor test, so that vmap can run it
+            new = torch.where(self.steps % self.eta_grad_horizon == 0, torch.zeros_like(new), new)
+        s.copy_(new)
 
     def sample_grad_stat(self, a: Tensor, d: Tensor) -> dict[str, Tensor]:
         """Sum over samples of a per-sample gradient statistic of theta; see ``dhclib.method.importance``."""
