@@ -255,3 +255,39 @@ def test_tables_and_figures_accept_a_store_without_runs():
                 plots.r_heatmaps({}), plots.final_task_bars(report.final_task_accuracy(empty), ["a"])):
         assert "no stored runs" in fig.axes[0].texts[0].get_text()
         plt.close(fig)
+
+
+# ---------------------------------------------------------------------------------------------------------------
+# stacks (the stacked engine on the CNNs: convolutions under vmap)
+# ---------------------------------------------------------------------------------------------------------------
+@pytest.mark.parametrize("benchmark", ["vision_mixture", "split_cifar10_100"])
+def test_both_cnn_benchmarks_train_in_a_stack(benchmark, fake_root):
+    """Table 3's CNN (Vision Mixture) in a stack of two seeds gives each seed its own run (to the stacked engine's
+    rounding: tests/test_stacked.py); Zenke et al.'s CNN (Split CIFAR) has dropout, whose masks a stack draws in
+    another order, so there each trial is a complete run of its own: the accuracy matrix filled, the weights apart."""
+    from dhclib.method.stacked import Trial, train_stack
+    from dhclib.method.train import train_sequence
+    from dhclib.runs.execute import build_run
+
+    kw = dict(train_size=64, test_size=32, min_epochs=1, max_epochs=2, patience=1, batch_size=16)
+    if benchmark == "vision_mixture":
+        kw["vision_tasks"] = ["mnist", "fashion_mnist"]
+    else:
+        kw["n_tasks"] = 2
+    cfgs = [resolve_config(benchmark, "dhp+si", s, "quick", "cpu", **kw) for s in (0, 1)]
+    trials = []
+    for c in cfgs:
+        tasks, model, reg = build_run(c, fake_root)
+        trials.append(Trial(model, tasks, reg, c.seed))
+    logs = train_stack(trials, cfgs[0].protocol)
+    for c, t, log in zip(cfgs, trials, logs):
+        assert np.isfinite(np.tril(log.R)).all() and (np.tril(log.R) <= 1).all()
+        if benchmark == "vision_mixture":
+            tasks, model, reg = build_run(c, fake_root)
+            alone = train_sequence(model, tasks, reg, c.protocol, c.seed)
+            assert np.nanmax(np.abs(alone.R - log.R)) <= 0.01 + 1e-12
+            for (name, a), b in zip(model.state_dict().items(), t.model.state_dict().values()):
+                if a.is_floating_point():
+                    torch.testing.assert_close(b, a, rtol=0, atol=5e-4, msg=lambda m: f"{name}: {m}")
+    first = [dict(t.model.named_parameters()) for t in trials]
+    assert not torch.equal(first[0]["out.theta"], first[1]["out.theta"])

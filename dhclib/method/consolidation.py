@@ -14,6 +14,7 @@ differentiating :meth:`penalty`; it also leaves the task-loss gradient visible t
 
 from __future__ import annotations
 
+import copy
 from dataclasses import dataclass
 from typing import Any
 
@@ -56,6 +57,10 @@ class Consolidation:
     search_grid: dict[str, tuple[float, ...]] = {}  # benchmark -> Appendix A's lambda grid
     strength_symbol = r"$\lambda$"  # how the paper writes lam (SI: c)
     remedy = "a smaller lam"  # said when the penalty is too stiff for SGD (dhclib.method.train)
+    # Per-parameter lists that the per-step hooks update in place (state, restored with the best epoch), and those
+    # they only use as scratch: what :meth:`stacked` stacks across trials.
+    step_state: tuple[str, ...] = ()
+    step_scratch: tuple[str, ...] = ()
 
     @classmethod
     def from_settings(cls, model: nn.Module, settings: Settings, protocol) -> "Consolidation":
@@ -81,12 +86,10 @@ class Consolidation:
 
     @torch.no_grad()
     def add_penalty_grad(self) -> None:
-        if self.omega is None or self.lam == 0.0:
+        terms = self.penalty_terms()
+        if terms is None:
             return
-        if self._terms is None:
-            scale = [2.0 * self.lam * o for o in self.omega]
-            self._terms = (scale, [a * t for a, t in zip(scale, self.theta_star)])
-        scale, offset = self._terms
+        scale, offset = terms
         grads = [p.grad for p in self.params]
         torch._foreach_addcmul_(grads, scale, self.params)
         torch._foreach_sub_(grads, offset)
@@ -96,6 +99,47 @@ class Consolidation:
 
     def on_task_end(self, task, generator: torch.Generator) -> None:
         pass
+
+    @torch.no_grad()
+    def penalty_terms(self) -> tuple[list[Tensor], list[Tensor]] | None:
+        """The penalty gradient's two factors per slow weight, ``(2 lam Omega, 2 lam Omega theta*)``, computed once
+        per task; None while nothing is consolidated (task 1) or ``lam`` is 0."""
+        if self._terms is None and self.omega is not None and self.lam != 0.0:
+            scale = [2.0 * self.lam * o for o in self.omega]
+            self._terms = (scale, [a * t for a, t in zip(scale, self.theta_star)])
+        return self._terms
+
+    @classmethod
+    @torch.no_grad()
+    def stacked(cls, regs: list["Consolidation"], params: list[Tensor]) -> "Consolidation":
+        """One regulariser whose per-step hooks (``before_step``, ``add_penalty_grad``, ``after_step``) act on
+        several trials at once (the stacked engine, :mod:`dhclib.method.stacked`).
+
+        ``regs``: the trials' regularisers, of this class, on the same task; ``params``: their slow weights stacked
+        along a leading trial dimension (leaves whose ``.grad`` the stacked backward pass fills). The hooks are
+        elementwise, so the very same code on the stacked tensors gives every trial its own numbers. Each trial's
+        per-step state (``step_state``, SI's path integral) becomes a view of the stacked state, so the trial's own
+        hooks and ``state_dict`` keep seeing every step; the penalty's factors are stacked per trial (zeros for a
+        trial whose ``lam`` is 0, i.e. no penalty, so trials may differ in ``lam``). Valid until a trial's state is
+        replaced (a task's end or a restored epoch): the engine builds one per epoch.
+        """
+        facade = copy.copy(regs[0])
+        facade.model, facade.params, facade.names = None, list(params), list(regs[0].names)
+        for name in cls.step_state:
+            stacked = [torch.stack(own) for own in zip(*(getattr(r, name) for r in regs))]
+            for k, r in enumerate(regs):
+                for own, st in zip(getattr(r, name), stacked):
+                    own.data = st[k]
+            setattr(facade, name, stacked)
+        for name in cls.step_scratch:
+            setattr(facade, name, [torch.empty_like(p) for p in params])
+        terms = [r.penalty_terms() for r in regs]
+        facade.omega, facade._terms = None, None  # the facade never computes factors of its own
+        if any(t is not None for t in terms):
+            zeros = next(t for t in terms if t is not None)
+            terms = [t if t is not None else ([torch.zeros_like(z) for z in zeros[0]],) * 2 for t in terms]
+            facade._terms = tuple([torch.stack(parts) for parts in zip(*(t[i] for t in terms))] for i in (0, 1))
+        return facade
 
     # -- values ----------------------------------------------------------------------------------------------
     def penalty(self) -> Tensor:
@@ -176,6 +220,8 @@ class SI(Consolidation):
     label = "SI"
     Settings = SISettings
     strength_symbol = "$c$"
+    step_state = ("path",)
+    step_scratch = ("_grad", "_prev")
     # SPEC §5 (Appendix A): c and xi per benchmark; Split CIFAR-10/100 (Appendix D gives none): Zenke et al.'s.
     paper = {"permuted_mnist": {"lam": 0.1, "si_xi": 0.1}, "imbalanced_permuted_mnist": {"lam": 1.0, "si_xi": 0.1},
              "split_mnist": {"lam": 1.0, "si_xi": 0.001}, "vision_mixture": {"lam": 0.1, "si_xi": 0.1},

@@ -1,13 +1,16 @@
 """The stacked engine: several trials of one configuration trained in lockstep on one device (issue #7).
 
 Each trial keeps its own network, regulariser, optimiser, tasks (its seed's permutations, splits and imbalance
-subset) and data order, exactly as :func:`dhclib.method.train.train_sequence` would build them. Only the hot
-step is shared: at every training step the trials' parameters and buffers are stacked along a leading trial
-dimension and one ``torch.func.vmap`` of the network's forward pass computes every trial's logits (a linear layer
-becomes a batched matrix product, a convolution a grouped one); one backward pass of the summed losses gives each
-trial the gradient of its own loss, since no trial's loss depends on another's parameters. The regulariser hooks and
-the optimiser step then run per trial on its own parameters (:func:`dhclib.method.train.apply_step`), so Online
-EWC, SI and MAS keep per-trial importance, anchors and path integrals, and DHP Softmax a per-trial trace and eta.
+subset) and data order, exactly as :func:`dhclib.method.train.train_sequence` would build them. For an epoch the
+trials' parameters and buffers move into stacked tensors with a leading trial dimension, and each trial's own
+tensors become views of them (:class:`_Stack`). A training step is then one ``torch.func.vmap`` of the network's
+forward pass over the stacked tensors (a linear layer becomes a batched matrix product, a convolution a grouped
+one; DHP's trace is updated in place, per trial), one backward pass of the summed losses (each trial gets the
+gradient of its own loss, since no trial's loss depends on another's parameters), and the regulariser's hooks and
+the optimiser's step once over the stacked tensors: they are elementwise, so Online EWC, SI and MAS keep per-trial
+importance, anchors and path integrals, and DHP Softmax a per-trial trace and eta, while the number of operations
+per step does not grow with the number of trials (what a GPU pays for). An optimiser with state (Adam) steps each
+trial on its own instead.
 
 The protocol is per trial (SPEC §4, A.1; :class:`dhclib.method.train.TaskState`): a trial whose task has ended
 (early stopping) leaves the stack, frozen, until every trial has ended the task; a trial whose loss becomes
@@ -30,15 +33,16 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 from torch.func import functional_call, vmap
+from torch.utils._python_dispatch import TorchDispatchMode
 
 from dhclib._progress import tqdm
 from dhclib.errors import PlasticInstabilityError
 from dhclib.method.consolidation import Consolidation
-from dhclib.method.task import Task
+from dhclib.method.task import Task, stacked_inputs
 from dhclib.method.train import (Protocol, SequenceLog, TaskState, Tracer, apply_step, epoch_order, evaluate,
                                  train_sequence, train_step)
 
-__all__ = ["Trial", "train_stack", "train_epoch_stacked", "stack_step", "evaluate_stacked"]
+__all__ = ["Trial", "train_stack", "train_epoch_stacked", "evaluate_stacked", "OpCounter"]
 
 
 class Trial:
@@ -57,43 +61,96 @@ class Trial:
                                                                      epochs=self.epochs, tasks=self.task_rows)
 
 
+class OpCounter(TorchDispatchMode):
+    """Counts the tensor operations dispatched while it is active (``with OpCounter() as ops: ...``, then
+    ``ops.n``), views (which move no data) left out. On a GPU each is about one kernel launch, and a launch costs
+    about the same whatever the tensor's size: the cost that a stack shares among its trials
+    (``benchmarks/stack_throughput.py``, ``tests/test_stacked.py``)."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.n = 0
+
+    def __torch_dispatch__(self, func, types, args=(), kwargs=None):
+        self.n += not func.is_view
+        return func(*args, **(kwargs or {}))
+
+
 def _same_shapes(models: list[nn.Module]) -> None:
     shapes = [[(k, tuple(v.shape)) for k, v in m.state_dict().items()] for m in models]
     if any(s != shapes[0] for s in shapes[1:]):
         raise ValueError("a stack trains networks of one architecture; these differ in their parameters' shapes")
 
 
-def stack_step(models: list[nn.Module], states: list[TaskState], batches: list[tuple[Tensor, Tensor]],
-               heads: list[slice]) -> Tensor:
-    """One training step of every trial in ``models`` at once: vmapped forward over the stacked parameters and
-    buffers, one backward pass, then each trial's regulariser hooks and optimiser step; the updated buffers (DHP's
-    trace) are written back to each trial's network. ``batches``: each trial's (inputs, labels), of one shape.
-    Returns the trials' task losses (detached), shape ``(len(models),)``."""
-    base = models[0]
-    names = [n for n, _ in base.named_parameters()]
-    buffer_names = [n for n, _ in base.named_buffers()]
-    own_params = [list(m.parameters()) for m in models]  # in named_parameters' order
-    own_buffers = [list(m.buffers()) for m in models]
-    params = {n: torch.stack([p[j] for p in own_params]) for j, n in enumerate(names)}
-    buffers = {n: torch.stack([b[j] for b in own_buffers]) for j, n in enumerate(buffer_names)}
-    x = torch.stack([b[0] for b in batches])
-    y = torch.stack([b[1] for b in batches])
+class _Stack:
+    """The running trials' parameters and buffers held in stacked tensors for one epoch (``[trial, ...]``), each
+    trial's own tensors rebound to views of them, so that a stacked step updates every trial in place and whatever
+    reads a trial (its hooks, its tracer, a one-at-a-time step, ``state_dict``) sees the current values; with the
+    regulariser's per-step hooks (:meth:`~dhclib.method.consolidation.Consolidation.stacked`) and, for plain SGD, one
+    optimiser over the stacked parameters. :meth:`close` gives every trial back tensors of its own."""
 
-    def forward(p, b, xb, yb):
-        return functional_call(base, (p, b), (xb, yb))
+    def __init__(self, models: list[nn.Module], states: list[TaskState]) -> None:
+        self.base, self.states = models[0], states
+        self.params: dict[str, Tensor] = {}
+        self.buffers: dict[str, Tensor] = {}
+        self._own: list[Tensor] = []  # every trial tensor now a view, to be given its own storage back by close()
+        for store, named in ((self.params, "named_parameters"), (self.buffers, "named_buffers")):
+            owns = [dict(getattr(m, named)()) for m in models]
+            for n, first in owns[0].items():
+                own = [o[n] for o in owns]
+                stacked = torch.stack([t.detach() for t in own])
+                for k, t in enumerate(own):
+                    t.data = stacked[k]
+                self._own.extend(own)
+                store[n] = stacked.requires_grad_(first.requires_grad) if store is self.params else stacked
+        slow = list(self.states[0].reg.names)
+        regs = [s.reg for s in states]
+        for r in regs:
+            self._own.extend(t for name in type(r).step_state for t in getattr(r, name))
+        self.reg = type(regs[0]).stacked(regs, [self.params[n] for n in slow])
+        opts = [s.opt for s in states]
+        # Plain SGD is stateless and elementwise: one step over the stacked parameters is every trial's own step.
+        # An optimiser with state (Adam) steps each trial on its own, from the stacked gradient's views.
+        plain = all(type(o) is torch.optim.SGD and all(g["momentum"] == 0 for g in o.param_groups) for o in opts)
+        self.opt = torch.optim.SGD(list(self.params.values()), **opts[0].defaults) if plain else None
+        self._own_params = [list(m.parameters()) for m in models]
 
-    logits = vmap(forward, randomness="different")(params, buffers, x, y)
-    losses = torch.stack([F.cross_entropy(logits[k][:, h], y[k] - h.start) for k, h in enumerate(heads)])
-    for s in states:
-        s.opt.zero_grad()
-    losses.sum().backward()
-    with torch.no_grad():
-        for k, own in enumerate(own_buffers):
-            for j, n in enumerate(buffer_names):
-                own[j].copy_(buffers[n][k])
-    for s in states:
-        apply_step(s.reg, s.opt)
-    return losses.detach()
+    def step(self, x: Tensor, y: Tensor, heads: list[slice]) -> Tensor:
+        """One training step of every trial on its batch (``x``: ``[trial, batch, ...]``, ``y`` global labels):
+        one vmapped forward pass over the stacked parameters and buffers (DHP's trace is updated in place in the
+        stacked buffer), one backward pass of the summed task losses (no trial's loss depends on another's
+        parameters), then the regulariser's hooks around the optimiser's step (:func:`apply_step`), once for
+        all trials. Returns the trials' task losses (detached), shape ``(trials,)``."""
+        base = self.base
+
+        def forward(p, b, xb, yb):
+            return functional_call(base, (p, b), (xb, yb))
+
+        logits = vmap(forward, randomness="different")(self.params, self.buffers, x, y)
+        h = heads[0]
+        if all(g == h for g in heads):  # one task for all trials: one loss call
+            z = logits[:, :, h]
+            losses = F.cross_entropy(z.reshape(-1, z.shape[-1]), (y - h.start).reshape(-1),
+                                     reduction="none").view(y.shape).mean(1)
+        else:
+            losses = torch.stack([F.cross_entropy(logits[k][:, g], y[k] - g.start) for k, g in enumerate(heads)])
+        for p in self.params.values():
+            p.grad = None
+        losses.sum().backward()
+        if self.opt is not None:
+            apply_step(self.reg, self.opt)
+        else:
+            for k, s in enumerate(self.states):
+                for p, stacked in zip(self._own_params[k], self.params.values()):
+                    p.grad = None if stacked.grad is None else stacked.grad[k]
+                apply_step(s.reg, s.opt)
+        return losses.detach()
+
+    @torch.no_grad()
+    def close(self) -> None:
+        for t in self._own:
+            t.data = t.data.clone()
+        self._own.clear()
 
 
 def _stacked_state(models: list[nn.Module]) -> tuple[dict[str, Tensor], dict[str, Tensor]]:
@@ -148,8 +205,10 @@ def evaluate_stacked(models: list[nn.Module], tasks: list[Task], split: str = "t
 
 
 def train_epoch_stacked(trials: list[Trial], states: list[TaskState], protocol: Protocol) -> list[Tensor]:
-    """One epoch of every running trial in lockstep; each trial's summed loss. Trials whose current batch has
-    another shape (a task with fewer training rows) are stepped in groups of equal shape."""
+    """One epoch of every running trial in lockstep; each trial's summed loss. A step that every trial takes with
+    a batch of one shape is one stacked step (:class:`_Stack`, built once for the epoch); the others (the last,
+    shorter batches, or trials with more training rows than the rest) are each trial's own one-at-a-time step, on
+    the same tensors."""
     orders, data = [], []
     for t, s in zip(trials, states):
         t.model.train()
@@ -157,28 +216,37 @@ def train_epoch_stacked(trials: list[Trial], states: list[TaskState], protocol: 
         orders.append(epoch_order(rows, s.order_rng))
         data.append((x, y))
     bs = protocol.batch_size
-    loss_sums = [torch.zeros((), device=o.device) for o in orders]
+    loss_sums = torch.zeros(len(trials), device=orders[0].device)
     steps = max(-(-o.numel() // bs) for o in orders)
-    for i in range(steps):
-        groups: dict[int, list[int]] = {}
-        for k, o in enumerate(orders):
-            r = o[i * bs:(i + 1) * bs]
-            if r.numel():
-                groups.setdefault(r.numel(), []).append(k)
-        for members in groups.values():
-            rs = [orders[k][i * bs:(i + 1) * bs] for k in members]
-            batches = [(states[k].task.inputs(data[k][0], r), data[k][1].index_select(0, r))
-                       for k, r in zip(members, rs)]
-            if len(members) == 1:  # the one-at-a-time step itself
-                (k,), s = members, states[members[0]]
-                losses = train_step(trials[k].model, s.task, s.reg, s.opt, *batches[0]).detach().reshape(1)
+    together = min(o.numel() // bs for o in orders)  # the steps every trial takes with a full batch
+    stacked_rows = torch.stack([o[:together * bs] for o in orders]).view(len(trials), together, bs)
+    tasks = [s.task for s in states]
+    shared = all(d[0] is data[0][0] and d[1] is data[0][1] for d in data)  # one dataset: gathered at once
+    heads = [task.head for task in tasks]
+    stack = _Stack([t.model for t in trials], states)
+    try:
+        for i in range(together):
+            rs = stacked_rows[:, i]
+            if shared:
+                x, y = stacked_inputs(tasks, data[0][0], rs), data[0][1].index_select(0, rs.reshape(-1)).view(rs.shape)
             else:
-                losses = stack_step([trials[k].model for k in members], [states[k] for k in members], batches,
-                                    [states[k].task.head for k in members])
-            for j, k in enumerate(members):
-                loss_sums[k] += losses[j]
-                trials[k].tracer.tick(states[k].task.index, states[k].epoch, losses[j])
-    return loss_sums
+                x = torch.stack([task.inputs(d[0], r) for task, d, r in zip(tasks, data, rs)])
+                y = torch.stack([d[1].index_select(0, r) for d, r in zip(data, rs)])
+            losses = stack.step(x, y, heads)
+            loss_sums += losses
+            for k, t in enumerate(trials):
+                t.tracer.tick(tasks[k].index, states[k].epoch, losses, k)
+        for i in range(together, steps):
+            for k, (t, s, d, o) in enumerate(zip(trials, states, data, orders)):
+                r = o[i * bs:(i + 1) * bs]
+                if r.numel():
+                    loss = train_step(t.model, s.task, s.reg, s.opt, s.task.inputs(d[0], r),
+                                      d[1].index_select(0, r)).detach()
+                    loss_sums[k] += loss
+                    t.tracer.tick(s.task.index, s.epoch, loss)
+    finally:
+        stack.close()
+    return list(loss_sums.unbind())
 
 
 def train_stack(trials: list[Trial], protocol: Protocol, progress: bool = False,

@@ -12,7 +12,7 @@ from dataclasses import dataclass
 import torch
 from torch import Tensor
 
-__all__ = ["Task"]
+__all__ = ["Task", "stacked_inputs"]
 
 
 @dataclass(frozen=True, eq=False)
@@ -68,3 +68,21 @@ class Task:
     def local(self, y: Tensor) -> Tensor:
         """Global labels to indices within this task's head."""
         return y - self.head.start
+
+
+def stacked_inputs(tasks: list[Task], x: Tensor, rows: Tensor) -> Tensor:
+    """``torch.stack([t.inputs(x, r) for t, r in zip(tasks, rows)])`` in a fixed number of operations, whatever the
+    number of tasks (the stacked engine's batches, one per trial: ``rows`` is ``[trial, batch]``); the same values,
+    since gathering moves data and the uint8 scaling is elementwise."""
+    n, b = rows.shape
+    xb = x.index_select(0, rows.reshape(-1))
+    if xb.dtype == torch.uint8:
+        xb = xb.float().div_(255.0)
+    xb = xb.view(n, b, *x.shape[1:])
+    perms = [t.perm for t in tasks]
+    if all(p is None for p in perms):
+        return xb
+    if any(p is None for p in perms) or xb.dim() != 3:
+        return torch.stack([t.inputs(x, r) for t, r in zip(tasks, rows)])
+    index = torch.stack(perms).unsqueeze(1).expand(n, b, -1)
+    return xb.gather(2, index)

@@ -116,10 +116,11 @@ class Tracer:
             row["alpha_norm"] = layer.alpha.norm().item()
         self.rows.append(row)
 
-    def tick(self, task: int, epoch: int, loss: Tensor) -> None:
-        """Count one training step, recording it every ``every`` steps."""
+    def tick(self, task: int, epoch: int, loss: Tensor, trial: int | None = None) -> None:
+        """Count one training step, recording it every ``every`` steps (``loss[trial]``: a stack's losses, indexed
+        only when recorded)."""
         if self.step % self.every == 0:
-            self.record(task, epoch, loss)
+            self.record(task, epoch, loss if trial is None else loss[trial])
         self.step += 1
 
 
