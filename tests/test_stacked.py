@@ -266,3 +266,25 @@ def test_a_stack_carries_each_trials_eta_sensitivity(horizon, idx_root):
     for c, t, log in zip(cfgs, trials, logs):
         alone, model = _alone(c, idx_root)
         _assert_same_run(alone, model, log, t.model)
+
+
+def test_cuda_graphs_change_nothing_where_they_cannot_run(idx_root):
+    """``cuda_graphs=True`` on a CPU trains the same stack bit for bit; a capture that fails (here: no usable CUDA)
+    gives None and one warning, and the epoch goes on eagerly. On a GPU the graphed step is checked against the
+    eager one by benchmarks/stack_throughput.py (its "graphed = stacked, bitwise" column, run by gpu_check.sh)."""
+    from dhclib.method import stacked
+
+    runs = []
+    for graphs in (False, True):
+        cfgs = [_cfg("dhp+si", s) for s in (0, 1)]
+        trials = [_trial(c, idx_root) for c in cfgs]
+        runs.append((train_stack(trials, cfgs[0].protocol, cuda_graphs=graphs), trials))
+    for a, b, ta, tb in zip(runs[0][0], runs[1][0], runs[0][1], runs[1][1]):
+        assert np.array_equal(a.R, b.R, equal_nan=True) and a.traces == b.traces
+        assert all(torch.equal(x, y) for x, y in zip(ta.model.state_dict().values(), tb.model.state_dict().values()))
+    if torch.cuda.is_available():
+        pytest.skip("CUDA is usable here: the capture itself is checked by gpu_check.sh")
+    stacked._Graphed.warned = False
+    with pytest.warns(RuntimeWarning, match="could not be captured as a CUDA graph; it runs eagerly"):
+        assert stacked._Graphed.capture(lambda rows: rows.sum(), torch.zeros(2, 4, dtype=torch.long)) is None
+    assert stacked._Graphed.warned

@@ -28,6 +28,8 @@ is a valid run of the same protocol, not the same numbers.
 
 from __future__ import annotations
 
+import warnings
+
 import numpy as np
 import torch
 import torch.nn.functional as F
@@ -204,11 +206,64 @@ def evaluate_stacked(models: list[nn.Module], tasks: list[Task], split: str = "t
     return out
 
 
-def train_epoch_stacked(trials: list[Trial], states: list[TaskState], protocol: Protocol) -> list[Tensor]:
+class _Graphed:
+    """One stacked step captured as a CUDA graph (``torch.cuda.graph``) and replayed at every later step of the
+    epoch: a GPU then launches the step's kernels from one call instead of one Python dispatch each (issue #7
+    item 4). ``fn(rows)`` is the step from the batch's row indices ``[trial, batch]`` (gather, forward, backward,
+    the regulariser's hooks, SGD, the loss sums); a replay runs the same kernels on the same addresses, so it gives
+    the numbers the step gives eagerly. The capture records, it does not run: the step captured is replayed once
+    at once. :meth:`capture` returns None, and says why once, where capture fails (the epoch then goes on
+    eagerly)."""
+
+    warned = False
+
+    def __init__(self, fn, rows: Tensor) -> None:
+        self.rows = rows.clone()
+        self.graph = torch.cuda.CUDAGraph()
+        with torch.cuda.graph(self.graph):
+            self.out = fn(self.rows)
+
+    @classmethod
+    def capture(cls, fn, rows: Tensor) -> "_Graphed | None":
+        try:
+            return cls(fn, rows)
+        except RuntimeError as exc:  # an operation that cannot be captured: go on eagerly
+            if not cls.warned:
+                cls.warned = True
+                warnings.warn(f"the stacked step could not be captured as a CUDA graph; it runs eagerly: "
+                              f"{' '.join(str(exc).split())[:300]}", RuntimeWarning, stacklevel=3)
+            return None
+
+    def __call__(self, rows: Tensor) -> Tensor:
+        self.rows.copy_(rows)
+        self.graph.replay()
+        return self.out
+
+
+def _on_side_stream(fn, rows: Tensor) -> Tensor:
+    """``fn(rows)`` on a side stream, as CUDA graphs want the steps before a capture (lazy initialisation, such as
+    the BLAS handles, happens there and not inside the capture)."""
+    side = torch.cuda.Stream()
+    side.wait_stream(torch.cuda.current_stream())
+    with torch.cuda.stream(side):
+        out = fn(rows)
+    torch.cuda.current_stream().wait_stream(side)
+    return out
+
+
+GRAPH_WARMUP = 3  # eager steps of an epoch before its step is captured
+
+
+def train_epoch_stacked(trials: list[Trial], states: list[TaskState], protocol: Protocol,
+                        cuda_graphs: bool = False) -> list[Tensor]:
     """One epoch of every running trial in lockstep; each trial's summed loss. A step that every trial takes with
     a batch of one shape is one stacked step (:class:`_Stack`, built once for the epoch); the others (the last,
     shorter batches, or trials with more training rows than the rest) are each trial's own one-at-a-time step, on
-    the same tensors."""
+    the same tensors.
+
+    ``cuda_graphs``: on a CUDA device, capture the stacked step after :data:`GRAPH_WARMUP` eager steps and replay
+    it for the rest of the epoch (:class:`_Graphed`), where it can be: plain SGD (Adam steps per trial) and
+    trials gathering their batches from one dataset. Elsewhere it changes nothing."""
     orders, data = [], []
     for t, s in zip(trials, states):
         t.model.train()
@@ -224,16 +279,29 @@ def train_epoch_stacked(trials: list[Trial], states: list[TaskState], protocol: 
     shared = all(d[0] is data[0][0] and d[1] is data[0][1] for d in data)  # one dataset: gathered at once
     heads = [task.head for task in tasks]
     stack = _Stack([t.model for t in trials], states)
+
+    def step(rs: Tensor) -> Tensor:
+        if shared:
+            x, y = stacked_inputs(tasks, data[0][0], rs), data[0][1].index_select(0, rs.reshape(-1)).view(rs.shape)
+        else:
+            x = torch.stack([task.inputs(d[0], r) for task, d, r in zip(tasks, data, rs)])
+            y = torch.stack([d[1].index_select(0, r) for d, r in zip(data, rs)])
+        losses = stack.step(x, y, heads)
+        loss_sums.add_(losses)
+        return losses
+
+    graphs = cuda_graphs and loss_sums.device.type == "cuda" and stack.opt is not None and shared
+    graphed = None
     try:
         for i in range(together):
             rs = stacked_rows[:, i]
-            if shared:
-                x, y = stacked_inputs(tasks, data[0][0], rs), data[0][1].index_select(0, rs.reshape(-1)).view(rs.shape)
+            if graphs and graphed is None and i >= GRAPH_WARMUP:
+                graphed = _Graphed.capture(step, rs)
+                graphs = graphed is not None
+            if graphed is not None:
+                losses = graphed(rs)
             else:
-                x = torch.stack([task.inputs(d[0], r) for task, d, r in zip(tasks, data, rs)])
-                y = torch.stack([d[1].index_select(0, r) for d, r in zip(data, rs)])
-            losses = stack.step(x, y, heads)
-            loss_sums += losses
+                losses = _on_side_stream(step, rs) if graphs else step(rs)
             for k, t in enumerate(trials):
                 t.tracer.tick(tasks[k].index, states[k].epoch, losses, k)
         for i in range(together, steps):
@@ -245,15 +313,17 @@ def train_epoch_stacked(trials: list[Trial], states: list[TaskState], protocol: 
                     loss_sums[k] += loss
                     t.tracer.tick(s.task.index, s.epoch, loss)
     finally:
+        del graphed
         stack.close()
     return list(loss_sums.unbind())
 
 
-def train_stack(trials: list[Trial], protocol: Protocol, progress: bool = False,
-                desc: str = "tasks") -> list[SequenceLog | PlasticInstabilityError]:
+def train_stack(trials: list[Trial], protocol: Protocol, progress: bool = False, desc: str = "tasks",
+                cuda_graphs: bool = False) -> list[SequenceLog | PlasticInstabilityError]:
     """Learn every trial's tasks in order, in lockstep (module docstring), and test every task seen after each
     one (SPEC §6). Returns, per trial, its :class:`~dhclib.method.train.SequenceLog`, or the error that ended it
-    if its loss became NaN/inf. A single trial is :func:`~dhclib.method.train.train_sequence` itself."""
+    if its loss became NaN/inf. A single trial is :func:`~dhclib.method.train.train_sequence` itself.
+    ``cuda_graphs``: see :func:`train_epoch_stacked`."""
     if len(trials) == 1:
         t = trials[0]
         try:
@@ -277,7 +347,7 @@ def train_stack(trials: list[Trial], protocol: Protocol, progress: bool = False,
             now = [states[id(t)] for t in running]
             for s in now:
                 s.next_epoch()
-            sums = train_epoch_stacked(running, now, protocol)
+            sums = train_epoch_stacked(running, now, protocol, cuda_graphs)
             val = evaluate_stacked([t.model for t in running], [s.task for s in now], "val", protocol.eval_batch_size)
             still = []
             for t, s, loss_sum, val_acc in zip(running, now, sums, val):
