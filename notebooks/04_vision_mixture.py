@@ -117,7 +117,7 @@ notebook.check(verdicts, reference("verdicts"), keys=["baseline"], exact=["verdi
 # %%
 curves = report.curves(df)
 save_table(curves, out_dir, "curves")
-fig = plots.accuracy_curves(curves, f"{TITLE} ({profile} profile, {df.seed.nunique()} trials)",
+fig = plots.accuracy_curves(curves, f"{TITLE} ({profile} profile, {report.trials_phrase(df)})",
                             paper=paper.final_averages(BENCHMARK), diverged=report.not_shown(df, diverged))
 plots.save(fig, out_dir, "average_accuracy");
 

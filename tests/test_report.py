@@ -93,6 +93,15 @@ def test_curves_first_and_latest_and_run_matrix():
         report.run_matrix(df, "mas")
 
 
+def test_a_figure_title_says_how_many_trials_each_method_has():
+    """Four seeds of finetuning beside two of EWC is not "4 trials": the title gives the range per method."""
+    even = tidy_from({("ewc", 0): R_A, ("ewc", 1): R_B, ("si", 0): R_A, ("si", 1): R_B})
+    assert report.trials_phrase(even) == "2 trials"
+    uneven = tidy_from({("ewc", 0): R_A, ("ewc", 1): R_B, ("ewc", 2): R_A, ("ewc", 3): R_B, ("si", 0): R_A,
+                        ("si", 1): R_B})
+    assert report.trials_phrase(uneven) == "2–4 trials per method"
+
+
 def test_percent_scales_accuracies_only():
     """Accuracy columns become percent; BWT, t and p stay fractions (rounded to 3 decimals); eta_init untouched."""
     df = pd.DataFrame({"avg_acc_mean": [0.12345], "paper_avg_acc": [0.5], "avg_acc_p": [0.01234],

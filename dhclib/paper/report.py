@@ -18,7 +18,7 @@ from dhclib.method.metrics import R_from_tidy, average_accuracy_curve, per_run, 
 from dhclib.paper import paper_lambdas, paper_results, table4
 from dhclib.runs.store import label_parts, with_variant
 
-__all__ = ["table1_comparison", "welch_tests", "paired_tests", "pairs_present", "curves", "first_and_latest", "method_order",
+__all__ = ["trials_phrase", "table1_comparison", "welch_tests", "paired_tests", "pairs_present", "curves", "first_and_latest", "method_order",
            "run_matrix", "task_boundaries", "percent", "trace_summary", "eta_runs", "eta_table", "grid_table",
            "grid_best", "dhp_verdicts", "not_shown", "figure3_checks", "final_task_accuracy", "figure8_comparison",
            "vision_tasks_run", "RUNAWAY_FACTOR", "COLLAPSE_DROP", "trace_runaway", "collapsed_tasks"]
@@ -161,6 +161,15 @@ def not_shown(df: pd.DataFrame, diverged: pd.DataFrame) -> list[str]:
     run in ``df`` at all, in Table 1's order: a figure names them instead of leaving them silently out."""
     gone = set(diverged["method"]) - set(df["method"]) if len(diverged) else set()
     return method_order(sorted(gone))
+
+
+def trials_phrase(df: pd.DataFrame) -> str:
+    """How many trials a figure of ``df``'s methods averages, for its title: ``"10 trials"``, or, where the
+    methods have different numbers of stored runs, ``"3–4 trials per method"`` (never the count of seeds seen by
+    any method, which overstates the others)."""
+    counts = df.groupby("method")["seed"].nunique()
+    lo, hi = int(counts.min()), int(counts.max())
+    return f"{hi} trials" if lo == hi else f"{lo}–{hi} trials per method"
 
 
 def curves(df: pd.DataFrame) -> pd.DataFrame:
