@@ -7,7 +7,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from dhclib.paper.report import RUNAWAY_FACTOR, collapsed_tasks, trace_runaway
+from dhclib.paper.report import RUNAWAY_FACTOR, collapsed_tasks, eta_trajectory, trace_runaway
 
 
 def _traces(hebb_by_task: dict[int, list[float]], eta: float = 0.01) -> pd.DataFrame:
@@ -28,6 +28,16 @@ def test_a_trace_that_grows_past_the_factor_runs_away():
     assert per.loc[2, "eta_negative_share"] == 0.5 and per.loc[2, "eta_min"] == -0.01
     just_below = _traces({0: [10, 10], 1: [10 * RUNAWAY_FACTOR, 10]})
     assert not trace_runaway(just_below)["runaway"].any()  # at the factor itself: not a runaway
+
+
+def test_etas_course_beside_figure_3():
+    """Task 1's largest and last eta, the extremes after task 1 and the last eta, read in step order."""
+    t = pd.DataFrame({"step": [3, 0, 1, 2, 4, 5], "task": [1, 0, 0, 0, 1, 1],
+                      "eta": [-0.02, 0.001, 0.024, 0.010, 0.03, 0.005], "hebb_norm": 1.0})
+    assert eta_trajectory(t) == {"eta_task1_max": 0.024, "eta_task1_end": 0.010, "eta_later_max": 0.03,
+                                 "eta_later_min": -0.02, "eta_end": 0.005}
+    one_task = eta_trajectory(t[t["task"] == 0])
+    assert one_task["eta_end"] == 0.010 and np.isnan(one_task["eta_later_min"])
 
 
 def test_a_collapsed_task_is_named_with_its_trace_at_the_restored_epoch():

@@ -18,7 +18,7 @@ from dhclib.method.metrics import R_from_tidy, average_accuracy_curve, per_run, 
 from dhclib.paper import paper_lambdas, paper_results, table4
 from dhclib.runs.store import label_parts, with_variant
 
-__all__ = ["trials_phrase", "table1_comparison", "welch_tests", "paired_tests", "pairs_present", "curves", "first_and_latest", "method_order",
+__all__ = ["trials_phrase", "eta_trajectory", "table1_comparison", "welch_tests", "paired_tests", "pairs_present", "curves", "first_and_latest", "method_order",
            "run_matrix", "task_boundaries", "percent", "trace_summary", "eta_runs", "eta_table", "grid_table",
            "grid_best", "dhp_verdicts", "not_shown", "figure3_checks", "final_task_accuracy", "figure8_comparison",
            "vision_tasks_run", "RUNAWAY_FACTOR", "COLLAPSE_DROP", "trace_runaway", "collapsed_tasks"]
@@ -440,6 +440,18 @@ def trace_runaway(traces: pd.DataFrame, factor: float = RUNAWAY_FACTOR) -> pd.Da
     per["ratio"] = per["hebb_norm_max"] / base if base > 0 else np.nan
     per["runaway"] = per["ratio"] > factor
     return per[["task", "hebb_norm_max", "task1_median", "ratio", "runaway", "eta_min", "eta_negative_share"]]
+
+
+def eta_trajectory(traces: pd.DataFrame) -> dict[str, float]:
+    """η's course over one DHP run's traced steps, to lay beside Figure 3 (the paper: η rises to about 0.024 in
+    task 1, then decays): its largest value in task 1 and its value at task 1's last traced step, its largest and
+    smallest value after task 1, and its value at the run's last traced step."""
+    t = traces.sort_values("step")
+    first = t["task"] == t["task"].min()
+    later = t.loc[~first, "eta"]
+    return {"eta_task1_max": float(t.loc[first, "eta"].max()), "eta_task1_end": float(t.loc[first, "eta"].iloc[-1]),
+            "eta_later_max": float(later.max()) if len(later) else np.nan,
+            "eta_later_min": float(later.min()) if len(later) else np.nan, "eta_end": float(t["eta"].iloc[-1])}
 
 
 def collapsed_tasks(R: np.ndarray, traces: pd.DataFrame, tasks: pd.DataFrame, drop: float = COLLAPSE_DROP,

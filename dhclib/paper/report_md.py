@@ -20,8 +20,8 @@ from dhclib import registry
 from dhclib.runs.config import BENCHMARK_NAMES, resolve_config
 from dhclib.errors import DhcError
 from dhclib.runs.outputs import save_table
-from dhclib.paper.report import (COLLAPSE_DROP, RUNAWAY_FACTOR, collapsed_tasks, eta_table, grid_best, grid_table,
-                                 paired_tests, pairs_present, percent, table1_comparison, trace_runaway)
+from dhclib.paper.report import (COLLAPSE_DROP, RUNAWAY_FACTOR, collapsed_tasks, eta_table, eta_trajectory, grid_best,
+                                 grid_table, paired_tests, pairs_present, percent, table1_comparison, trace_runaway)
 from dhclib.runs.store import (RunResult, label_parts, load_diverged, load_results, variant_label,
                                variant_of)
 
@@ -116,7 +116,8 @@ def _instability(results: list[RunResult]) -> tuple[pd.DataFrame, pd.DataFrame]:
                      seed=r.config["seed"])
         method = r.config["method"]
         per = trace_runaway(r.traces)
-        runaway.append(dict(ident, task1_median=round(float(per["task1_median"].iloc[0]), 2),
+        eta = {k: round(v, 4) for k, v in eta_trajectory(r.traces).items()}
+        runaway.append(dict(ident, **eta, task1_median=round(float(per["task1_median"].iloc[0]), 2),
                             hebb_norm_max=round(float(per["hebb_norm_max"].max()), 1),
                             ratio=round(float(per["ratio"].max()), 1),
                             runaway_tasks=", ".join(str(t) for t in per.loc[per["runaway"], "task"]) or "-",
@@ -232,7 +233,13 @@ def _render_instability(tables: dict[str, pd.DataFrame]) -> list[str]:
            "the trace by 1 + |η| (Eq. 2), so a run with many negative-η steps can grow it without bound. Per "
            "benchmark and method (`eta_negative_share`: mean share of traced steps with η < 0 after task 1):", "",
            _md(summary)]
-    flagged = r[r["runaway_tasks"] != "-"]
+    eta_cols = ["eta_task1_max", "eta_task1_end", "eta_later_max", "eta_later_min", "eta_end"]
+    if set(eta_cols) <= set(r.columns):
+        course = r.groupby(["benchmark", "method"], sort=False)[eta_cols].mean().round(4).reset_index()
+        out += ["", "η's course, mean over each row's runs, to lay beside Figure 3 (the paper: η rises to about 0.024 "
+                    "in task 1, then decays): its largest value in task 1 and at task 1's end, its largest and "
+                    "smallest after task 1, and at the last traced step:", "", _md(course)]
+    flagged = r[r["runaway_tasks"] != "-"].drop(columns=eta_cols, errors="ignore")
     if len(flagged):
         out += ["", f"The runs whose trace ran away (`runaway_tasks`; the other {len(r) - len(flagged)} DHP runs: in "
                     "no task):", "", _md(flagged)]
