@@ -54,14 +54,19 @@ def _assert_same_run(alone, model_alone, stacked, model_stacked, weight_tol=WEIG
             assert torch.equal(a, b), name
 
 
-@pytest.mark.parametrize("method", METHODS)
-def test_a_stack_of_three_seeds_gives_each_seeds_own_run(method, idx_root):
-    cfgs = [_cfg(method, s) for s in (0, 1, 2)]
-    trials = [_trial(c, idx_root) for c in cfgs]
+def _stack_matches_alone(cfgs, root, weight_tol=WEIGHT_TOL) -> list[Trial]:
+    """Train ``cfgs`` as one stack and check each trial against its one-at-a-time run; the trials."""
+    trials = [_trial(c, root) for c in cfgs]
     logs = train_stack(trials, cfgs[0].protocol)
     for c, t, log in zip(cfgs, trials, logs):
-        alone, model = _alone(c, idx_root)
-        _assert_same_run(alone, model, log, t.model)
+        alone, model = _alone(c, root)
+        _assert_same_run(alone, model, log, t.model, weight_tol)
+    return trials
+
+
+@pytest.mark.parametrize("method", METHODS)
+def test_a_stack_of_three_seeds_gives_each_seeds_own_run(method, idx_root):
+    _stack_matches_alone([_cfg(method, s) for s in (0, 1, 2)], idx_root)
 
 
 def test_a_stack_of_one_is_the_one_at_a_time_run_bitwise(idx_root):
@@ -198,15 +203,10 @@ def test_stacks_that_step_apart_or_with_state_give_each_trial_its_own_run(case, 
         cfgs = [_cfg("dhp+mas", s, optimizer="adam", lr=0.001) for s in (0, 1)]
     else:
         cfgs = [_cfg("ewc", 0, lam=0.0), _cfg("ewc", 0, lam=10.0)]
-    trials = [_trial(c, idx_root) for c in cfgs]
+    trials = _stack_matches_alone(cfgs, idx_root, 10 * cfgs[0].protocol.lr if case == "adam" else WEIGHT_TOL)
     if case == "imbalanced":
         sizes = {tuple(t.n_train for t in trial.tasks) for trial in trials}
         assert len(sizes) == len(trials), f"the seeds share training sizes ({sizes}): this test shows nothing"
-    logs = train_stack(trials, cfgs[0].protocol)
-    tol = 10 * cfgs[0].protocol.lr if case == "adam" else WEIGHT_TOL
-    for c, t, log in zip(cfgs, trials, logs):
-        alone, model = _alone(c, idx_root)
-        _assert_same_run(alone, model, log, t.model, tol)
 
 
 @pytest.mark.parametrize("method", METHODS)
@@ -260,12 +260,7 @@ def test_stacked_inputs_gather_every_trials_batch_at_once(idx_root):
 def test_a_stack_carries_each_trials_eta_sensitivity(horizon, idx_root):
     """DHP Softmax with eta's gradient through the trace's history (``eta_grad_horizon``, the remedy of issue #13):
     each trial carries its own d hebb / d eta (and, cut every k steps, its own step count) through the stack."""
-    cfgs = [_cfg("dhp+mas", s, eta_grad_horizon=horizon) for s in (0, 1)]
-    trials = [_trial(c, idx_root) for c in cfgs]
-    logs = train_stack(trials, cfgs[0].protocol)
-    for c, t, log in zip(cfgs, trials, logs):
-        alone, model = _alone(c, idx_root)
-        _assert_same_run(alone, model, log, t.model)
+    _stack_matches_alone([_cfg("dhp+mas", s, eta_grad_horizon=horizon) for s in (0, 1)], idx_root)
 
 
 def test_cuda_graphs_change_nothing_where_they_cannot_run(idx_root):
