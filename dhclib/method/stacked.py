@@ -117,8 +117,9 @@ class _Stack:
         self.opt = torch.optim.SGD(list(self.params.values()), **opts[0].defaults) if plain else None
         self._own_params = [list(m.parameters()) for m in models]
 
-    def step(self, x: Tensor, y: Tensor, heads: list[slice]) -> Tensor:
-        """One training step of every trial on its batch (``x``: ``[trial, batch, ...]``, ``y`` global labels):
+    def step(self, x: Tensor, y: Tensor, head: slice) -> Tensor:
+        """One training step of every trial on its batch (``x``: ``[trial, batch, ...]``, ``y`` global labels; the
+        trials learn one task, so one ``head``):
         one vmapped forward pass over the stacked parameters and buffers (DHP's trace is updated in place in the
         stacked buffer), one backward pass of the summed task losses (no trial's loss depends on another's
         parameters), then the regulariser's hooks around the optimiser's step (:func:`apply_step`), once for
@@ -129,13 +130,9 @@ class _Stack:
             return functional_call(base, (p, b), (xb, yb))
 
         logits = vmap(forward, randomness="different")(self.params, self.buffers, x, y)
-        h = heads[0]
-        if all(g == h for g in heads):  # one task for all trials: one loss call
-            z = logits[:, :, h]
-            losses = F.cross_entropy(z.reshape(-1, z.shape[-1]), (y - h.start).reshape(-1),
-                                     reduction="none").view(y.shape).mean(1)
-        else:
-            losses = torch.stack([F.cross_entropy(logits[k][:, g], y[k] - g.start) for k, g in enumerate(heads)])
+        z = logits[:, :, head]
+        losses = F.cross_entropy(z.reshape(-1, z.shape[-1]), (y - head.start).reshape(-1),
+                                 reduction="none").view(y.shape).mean(1)
         for p in self.params.values():
             p.grad = None
         losses.sum().backward()
@@ -240,10 +237,9 @@ class _Graphed:
         return self.out
 
 
-def _on_side_stream(fn, rows: Tensor) -> Tensor:
-    """``fn(rows)`` on a side stream, as CUDA graphs want the steps before a capture (lazy initialisation, such as
-    the BLAS handles, happens there and not inside the capture)."""
-    side = torch.cuda.Stream()
+def _on_side_stream(side: "torch.cuda.Stream", fn, rows: Tensor) -> Tensor:
+    """``fn(rows)`` on the stream ``side``, as CUDA graphs want the steps before a capture (lazy initialisation,
+    such as the BLAS handles, happens there and not inside the capture)."""
     side.wait_stream(torch.cuda.current_stream())
     with torch.cuda.stream(side):
         out = fn(rows)
@@ -277,7 +273,9 @@ def train_epoch_stacked(trials: list[Trial], states: list[TaskState], protocol: 
     stacked_rows = torch.stack([o[:together * bs] for o in orders]).view(len(trials), together, bs)
     tasks = [s.task for s in states]
     shared = all(d[0] is data[0][0] and d[1] is data[0][1] for d in data)  # one dataset: gathered at once
-    heads = [task.head for task in tasks]
+    head = tasks[0].head
+    if any(task.head != head for task in tasks):
+        raise ValueError("a stack's trials learn one task at a time: their heads differ")
     stack = _Stack([t.model for t in trials], states)
 
     def step(rs: Tensor) -> Tensor:
@@ -286,11 +284,12 @@ def train_epoch_stacked(trials: list[Trial], states: list[TaskState], protocol: 
         else:
             x = torch.stack([task.inputs(d[0], r) for task, d, r in zip(tasks, data, rs)])
             y = torch.stack([d[1].index_select(0, r) for d, r in zip(data, rs)])
-        losses = stack.step(x, y, heads)
+        losses = stack.step(x, y, head)
         loss_sums.add_(losses)
         return losses
 
     graphs = cuda_graphs and loss_sums.device.type == "cuda" and stack.opt is not None and shared
+    side = torch.cuda.Stream() if graphs else None
     graphed = None
     try:
         for i in range(together):
@@ -301,7 +300,7 @@ def train_epoch_stacked(trials: list[Trial], states: list[TaskState], protocol: 
             if graphed is not None:
                 losses = graphed(rs)
             else:
-                losses = _on_side_stream(step, rs) if graphs else step(rs)
+                losses = _on_side_stream(side, step, rs) if graphs else step(rs)
             for k, t in enumerate(trials):
                 t.tracer.tick(tasks[k].index, states[k].epoch, losses, k)
         for i in range(together, steps):
