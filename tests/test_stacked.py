@@ -237,6 +237,43 @@ def test_a_stacked_step_does_as_many_operations_for_five_trials_as_for_two(metho
     assert counts[0] == counts[1], f"operations per stacked step: {counts[0]} for 2 trials, {counts[1]} for 5"
 
 
+def test_a_stacked_epoch_reads_its_traces_back_without_one_read_per_value_and_trial(idx_root):
+    """Each value read back from a GPU (``.item()``) waits for every kernel queued before it. The traces of a stack
+    are read all at once (``record_traces``), so the reads of an epoch, recording every step, do not grow with the
+    number of trials, and the traces are each trial's own."""
+    from torch.utils._python_dispatch import TorchDispatchMode
+
+    from dhclib.method.stacked import train_epoch_stacked
+    from dhclib.method.train import TaskState, Tracer
+
+    class Reads(TorchDispatchMode):
+        n = 0
+
+        def __torch_dispatch__(self, func, types, args=(), kwargs=None):
+            Reads.n += func is torch.ops.aten._local_scalar_dense.default  # what .item() dispatches
+            return func(*args, **(kwargs or {}))
+
+    reads, traces = [], {}
+    for n in (2, 5):
+        cfgs = [_cfg("dhp+si", s, trace_every=1) for s in range(n)]
+        trials = [_trial(c, idx_root) for c in cfgs]
+        states = []
+        for t in trials:
+            t.tracer = Tracer(t.model, 1)
+            states.append(TaskState(t.model, t.tasks[0], t.reg, cfgs[0].protocol, t.seed))
+            states[-1].next_epoch()
+        Reads.n = 0
+        with Reads():
+            train_epoch_stacked(trials, states, cfgs[0].protocol)
+        reads.append(Reads.n)
+        traces[n] = [t.tracer.rows for t in trials]
+    assert reads[0] == reads[1], f"values read one by one in a stacked epoch: {reads[0]} for 2 trials, {reads[1]} for 5"
+    assert len(traces[5][0]) > 1
+    for mine, alone in zip(traces[5][:2], traces[2]):  # seeds 0 and 1: their own traces, whatever the stack
+        assert len(mine) == len(alone) and all(a == pytest.approx(b, rel=1e-5) for a, b in zip(mine, alone))
+    assert {"loss", "eta", "hebb_norm", "alpha_norm"} <= set(traces[5][0][0])
+
+
 def test_stacked_inputs_gather_every_trials_batch_at_once(idx_root):
     """The stacked engine's batches: one gather for all trials, the very values of each task's own inputs (with
     its permutation; uint8 images scaled; tasks without a permutation); the trials of a stack share the dataset

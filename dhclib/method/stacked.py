@@ -42,7 +42,7 @@ from dhclib.errors import PlasticInstabilityError
 from dhclib.method.consolidation import Consolidation
 from dhclib.method.task import Task, stacked_inputs
 from dhclib.method.train import (Protocol, SequenceLog, TaskState, Tracer, apply_step, epoch_order, evaluate,
-                                 train_sequence, train_step)
+                                 tick_traces, train_sequence, train_step)
 
 __all__ = ["Trial", "train_stack", "train_epoch_stacked", "evaluate_stacked", "OpCounter"]
 
@@ -277,6 +277,7 @@ def train_epoch_stacked(trials: list[Trial], states: list[TaskState], protocol: 
     if any(task.head != head for task in tasks):
         raise ValueError("a stack's trials learn one task at a time: their heads differ")
     stack = _Stack([t.model for t in trials], states)
+    tracers, task_ids, epochs = [t.tracer for t in trials], [task.index for task in tasks], [s.epoch for s in states]
 
     def step(rs: Tensor) -> Tensor:
         if shared:
@@ -301,8 +302,7 @@ def train_epoch_stacked(trials: list[Trial], states: list[TaskState], protocol: 
                 losses = graphed(rs)
             else:
                 losses = _on_side_stream(side, step, rs) if graphs else step(rs)
-            for k, t in enumerate(trials):
-                t.tracer.tick(tasks[k].index, states[k].epoch, losses, k)
+            tick_traces(tracers, task_ids, epochs, losses)
         for i in range(together, steps):
             for k, (t, s, d, o) in enumerate(zip(trials, states, data, orders)):
                 r = o[i * bs:(i + 1) * bs]

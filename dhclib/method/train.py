@@ -29,7 +29,7 @@ from dhclib.registry import Settings, is_int, need
 from dhclib.seeds import rng
 
 __all__ = ["Protocol", "evaluate", "make_optimizer", "train_epoch", "train_task", "train_sequence", "SequenceLog",
-           "Tracer", "TaskState", "train_step", "apply_step", "epoch_order"]
+           "Tracer", "record_traces", "tick_traces", "TaskState", "train_step", "apply_step", "epoch_order"]
 
 
 @dataclass(frozen=True)
@@ -103,25 +103,52 @@ class Tracer:
         self.rows: list[dict] = []
 
     @torch.no_grad()
-    def record(self, task: int, epoch: int, loss: Tensor) -> None:
-        row = {"step": self.step, "task": task, "epoch": epoch, "loss": loss.item()}
+    def measure(self, loss: Tensor) -> dict[str, Tensor]:
+        """This step's traced values, as 0-d tensors still on the device (:func:`record_traces` reads them back)."""
+        out = {"loss": loss.detach()}
         layer = self.layer
         if layer is not None:
             eta = layer.effective_eta().float()
-            row["eta"] = eta.mean().item()
+            out["eta"] = eta.mean()
             if eta.numel() > 1:
-                qs = torch.quantile(eta.flatten(), torch.tensor(self.QUANTILES, device=eta.device)).tolist()
-                row.update({f"eta_q{int(q * 100):02d}": v for q, v in zip(self.QUANTILES, qs)})
-            row["hebb_norm"] = layer.hebb.norm().item()
-            row["alpha_norm"] = layer.alpha.norm().item()
-        self.rows.append(row)
+                qs = torch.quantile(eta.flatten(), torch.tensor(self.QUANTILES, device=eta.device))
+                out.update({f"eta_q{int(q * 100):02d}": v for q, v in zip(self.QUANTILES, qs.unbind())})
+            out["hebb_norm"] = layer.hebb.norm()
+            out["alpha_norm"] = layer.alpha.norm()
+        return out
 
-    def tick(self, task: int, epoch: int, loss: Tensor, trial: int | None = None) -> None:
-        """Count one training step, recording it every ``every`` steps (``loss[trial]``: a stack's losses, indexed
-        only when recorded)."""
-        if self.step % self.every == 0:
-            self.record(task, epoch, loss if trial is None else loss[trial])
-        self.step += 1
+    def record(self, task: int, epoch: int, loss: Tensor) -> None:
+        record_traces([(self, task, epoch, loss)])
+
+    def tick(self, task: int, epoch: int, loss: Tensor) -> None:
+        """Count one training step, recording it every ``every`` steps."""
+        tick_traces([self], [task], [epoch], loss.unsqueeze(0))
+
+
+@torch.no_grad()
+def record_traces(due: list[tuple[Tracer, int, int, Tensor]]) -> None:
+    """Record ``(tracer, task, epoch, loss)`` for each entry, all values read back from the device at once: one
+    synchronisation per recorded step of a whole stack, where reading each value alone (``.item()``) would stall a
+    GPU's queue of kernels once per value and trial."""
+    measured = [(tracer, task, epoch, tracer.measure(loss)) for tracer, task, epoch, loss in due]
+    flat = torch.stack([v.to(torch.float64) for *_, m in measured for v in m.values()]).tolist()
+    i = 0
+    for tracer, task, epoch, m in measured:
+        row = {"step": tracer.step, "task": task, "epoch": epoch}
+        row.update(zip(m, flat[i:i + len(m)]))
+        i += len(m)
+        tracer.rows.append(row)
+
+
+def tick_traces(tracers: list[Tracer], tasks: list[int], epochs: list[int], losses: Tensor) -> None:
+    """Count one training step of each tracer (``losses[k]``: tracer k's loss, indexed only when it records), and
+    record those due (:func:`record_traces`)."""
+    due = [(tr, task, epoch, losses[k]) for k, (tr, task, epoch) in enumerate(zip(tracers, tasks, epochs))
+           if tr.step % tr.every == 0]
+    if due:
+        record_traces(due)
+    for tr in tracers:
+        tr.step += 1
 
 
 def apply_step(reg: Consolidation, opt: torch.optim.Optimizer) -> None:
