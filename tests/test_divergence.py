@@ -85,7 +85,11 @@ def test_an_amplifying_trace_is_named_plasticity(idx_root):
 def test_the_stiffest_measure_above_its_bound_is_the_cause():
     m = divergence.Measured(lr_ratio=1.5, sharpness=300.0, sharpness_slow=300.0, penalty_ratio=4.0,
                             penalty_weight="body.0.bias", plastic_ratio=1.2, plastic_share=0.1, trace_gain=1.2)
-    assert m.cause() == "penalty"
+    assert m.cause() == "penalty" and m.causes() == ["penalty", "lr", "plasticity"]
+    text = divergence.explain(m, Consolidation(MLP(5, (4,), 3)), lr=0.01)  # every one named, the stiffest first
+    first, rest = text.split(" Also above its bound: ", 1)
+    assert "consolidation penalty is too stiff" in first and "body.0.bias" in first
+    assert rest.startswith("the learning rate is too large") and "Also above its bound: plastic instability" in rest
     assert divergence.Measured(3.0, 600.0, 600.0, 1.1, "w", None, None, None).cause() == "lr"
     calm = divergence.Measured(0.5, 100.0, 100.0, 0.2, "w", 0.99, 0.0, 0.99)
     assert calm.cause() is None

@@ -20,8 +20,9 @@ the bound above which it is unstable:
   ``alpha * hebb`` raises the loss's curvature from ``h_slow`` to ``h``. Ratio
   ``max(max |1 - eta|, lr * (h - h_slow) / 2)``; ``||alpha * hebb|| / ||theta||`` is reported beside it.
 
-The cause named is the largest ratio above 1; when none is at either state, the divergence grew within the epoch
-from a state that was stable by every measure, and the message says so and gives the numbers.
+The cause named is the largest ratio above 1, and any other above 1 is named after it; when none is at either
+state, the divergence grew within the epoch from a state that was stable by every measure, and the message says so
+and gives the numbers.
 """
 
 from __future__ import annotations
@@ -61,10 +62,13 @@ class Measured:
             out["plasticity"] = self.plastic_ratio
         return out
 
+    def causes(self) -> list[str]:
+        """Every measure above its bound ("lr", "penalty", "plasticity"), the stiffest first."""
+        return [n for n, r in sorted(self.ratios().items(), key=lambda kv: -kv[1]) if r > 1.0]
+
     def cause(self) -> str | None:
-        """The stiffest measure above its bound ("lr", "penalty" or "plasticity"), or None."""
-        name, ratio = max(self.ratios().items(), key=lambda kv: kv[1])
-        return name if ratio > 1.0 else None
+        """The stiffest measure above its bound, or None."""
+        return next(iter(self.causes()), None)
 
 
 def sharpness(model: nn.Module, task: Task, iterations: int = POWER_ITERATIONS, batch_size: int = 64) -> float:
@@ -145,20 +149,29 @@ def explain(m: Measured, reg: Consolidation, lr: float, when: str = "when the ep
     numbers += f"), lr * 2 * lam * Omega = {2 * m.penalty_ratio:.3g}"
     if m.trace_gain is not None:
         numbers += f", max |1 - eta| = {m.trace_gain:.3g}, ||alpha * hebb|| / ||theta|| = {m.plastic_share:.3g}"
-    cause = m.cause()
-    if cause == "penalty":
-        head = (f" The consolidation penalty is too stiff for plain SGD: lr * 2 * lam * Omega reaches "
-                f"{2 * m.penalty_ratio:.3g} in {m.penalty_weight} (SGD diverges above 2); try {reg.remedy}.")
-    elif cause == "lr":
-        head = (f" The learning rate is too large for the task loss's curvature: lr * h reaches "
-                f"{2 * m.lr_ratio:.3g} (SGD diverges above 2); try lr below {2 / m.sharpness_slow:.3g}.")
-    elif cause == "plasticity":
-        why = (f"max |1 - eta| reaches {m.trace_gain:.3g}, so the Hebbian trace grows at every update (it is stable "
-               f"for eta in [0, 2])" if m.trace_gain >= m.plastic_ratio else
-               f"the plastic term alpha * hebb raises the loss's curvature from {m.sharpness_slow:.3g} to "
-               f"{m.sharpness:.3g}, beyond what lr = {lr:g} allows")
-        head = f" Plastic instability: {why}; try eta_clamp=True, a smaller eta_init or a per-connection eta."
-    else:
+    causes = m.causes()
+    if not causes:
         head = (f" No measure was above its stability bound {when}, so the divergence grew from a stable state; "
                 f"try a smaller lr (lr = {lr:g}).")
+    else:
+        head = " " + _sentence(causes[0], m, reg, lr)
+        # an instability seldom comes alone (a stiff penalty beside a grown trace): the others are named too
+        for other in causes[1:]:
+            text = _sentence(other, m, reg, lr)
+            head += f" Also above its bound: {text[0].lower()}{text[1:]}"
     return head + f" Measured {when}: {numbers}."
+
+
+def _sentence(cause: str, m: Measured, reg: Consolidation, lr: float) -> str:
+    """What ``cause`` ("lr", "penalty" or "plasticity") measured, and its remedy."""
+    if cause == "penalty":
+        return (f"The consolidation penalty is too stiff for plain SGD: lr * 2 * lam * Omega reaches "
+                f"{2 * m.penalty_ratio:.3g} in {m.penalty_weight} (SGD diverges above 2); try {reg.remedy}.")
+    if cause == "lr":
+        return (f"The learning rate is too large for the task loss's curvature: lr * h reaches "
+                f"{2 * m.lr_ratio:.3g} (SGD diverges above 2); try lr below {2 / m.sharpness_slow:.3g}.")
+    why = (f"max |1 - eta| reaches {m.trace_gain:.3g}, so the Hebbian trace grows at every update (it is stable "
+           f"for eta in [0, 2])" if m.trace_gain >= m.plastic_ratio else
+           f"the plastic term alpha * hebb raises the loss's curvature from {m.sharpness_slow:.3g} to "
+           f"{m.sharpness:.3g}, beyond what lr = {lr:g} allows")
+    return f"Plastic instability: {why}; try eta_clamp=True, a smaller eta_init or a per-connection eta."
