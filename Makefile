@@ -19,6 +19,7 @@ DEVICE  ?= auto
 TRIALS  ?=
 MISSING ?=
 STACK   ?=
+UNIT_SHARDS ?= 2
 EXECUTOR ?=
 NOTEBOOKS := 01_permuted_mnist 02_imbalanced_permuted_mnist 03_split_mnist 04_vision_mixture 05_ablation 06_split_cifar 07_lambda_search
 # Two lanes of notebooks, one torch thread each (notebooks/lanes.sh says why); 05 reuses 01's runs: same lane.
@@ -54,7 +55,7 @@ lock:
 test: lockcheck unit nbval
 
 unit: $(VENV)/.installed
-	$(PY) -m pytest tests
+	bash scripts/test_shards.sh $(PY) $(UNIT_SHARDS)
 
 # nbval trains afresh into a temporary output root, then compares the cells marked NBVAL_CHECK_OUTPUT.
 nbval: $(VENV)/.installed

@@ -95,6 +95,33 @@ def snapshot_tree(root: Path) -> dict[str, tuple[int, int]]:
 
 
 # ---------------------------------------------------------------------------------------------------------------
+# shards: `make unit` runs the suite as two processes at once (scripts/test_shards.sh)
+# ---------------------------------------------------------------------------------------------------------------
+def pytest_addoption(parser):
+    parser.addoption("--shard", default=None, metavar="I/N",
+                     help="run only every N-th collected test, from the I-th (1 <= I <= N): shard I of N")
+
+
+def pytest_collection_modifyitems(config, items):
+    spec = config.getoption("--shard")
+    if spec is None:
+        return
+    try:
+        i, n = (int(v) for v in spec.split("/"))
+        if not 1 <= i <= n:
+            raise ValueError
+    except ValueError:
+        raise pytest.UsageError(f"--shard must be I/N with 1 <= I <= N (e.g. 1/2), got {spec!r}") from None
+    # every N-th test, not every N-th file (the slow tests sit together in a few files), the tests marked slow
+    # dealt out on their own so that each shard gets its share of them
+    slow = [t for t in items if t.get_closest_marker("slow")]
+    rest = [t for t in items if not t.get_closest_marker("slow")]
+    mine = {id(t) for group in (slow, rest) for k, t in enumerate(group) if k % n == i - 1}
+    config.hook.pytest_deselected(items=[t for t in items if id(t) not in mine])
+    items[:] = [t for t in items if id(t) in mine]
+
+
+# ---------------------------------------------------------------------------------------------------------------
 # fixtures
 # ---------------------------------------------------------------------------------------------------------------
 @pytest.fixture(scope="session", autouse=True)

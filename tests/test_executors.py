@@ -73,6 +73,7 @@ def _frame(out, root, methods="finetune,dhp+si", **kw):
                            **dict(SMALL, **kw))
 
 
+@pytest.mark.slow
 def test_a_spawned_process_pool_gives_the_one_at_a_time_runs_bitwise(idx_root, tmp_path):
     alone = _frame(tmp_path / "alone", idx_root)
     with ProcessPoolExecutor(2, mp_context=multiprocessing.get_context("spawn"), initializer=one_thread) as pool:
@@ -101,6 +102,7 @@ dhclib.run_many("split_mnist", "finetune,dhp,si,ewc", "0-2", "quick", "cpu", roo
 """
 
 
+@pytest.mark.slow
 def test_two_drivers_on_one_store_train_every_run_once(idx_root, tmp_path):
     log, out = tmp_path / "trained.txt", tmp_path / "store"
     env = dict(os.environ, OMP_NUM_THREADS="1", PYTHONPATH=str(ROOT))
@@ -126,6 +128,7 @@ def test_a_run_held_by_a_dead_worker_is_trained_once_its_claim_is_stale(idx_root
     assert np.isfinite(done.results[0][1].avg_acc)
 
 
+@pytest.mark.slow
 def test_the_command_line_runs_on_worker_processes(idx_root, tmp_path):
     from dhclib.cli import main
 
@@ -150,6 +153,7 @@ def _same_runs(a, b):
         assert ra["R"] == rb["R"] and ra["traces"] == rb["traces"]
 
 
+@pytest.mark.slow
 def test_a_dask_local_cluster_gives_the_one_at_a_time_runs_bitwise(idx_root, tmp_path):
     alone = _frame(tmp_path / "alone", idx_root)
     with open_executor("dask:local:2", tmp_path / "dask") as executor:
@@ -158,6 +162,7 @@ def test_a_dask_local_cluster_gives_the_one_at_a_time_runs_bitwise(idx_root, tmp
     _same_runs(tmp_path / "alone", tmp_path / "dask")
 
 
+@pytest.mark.slow
 def test_submitits_local_executor_gives_the_one_at_a_time_runs_bitwise(idx_root, tmp_path):
     import submitit
 

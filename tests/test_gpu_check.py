@@ -8,9 +8,12 @@ import subprocess
 import sys
 from pathlib import Path
 
+import pytest
+
 ROOT = Path(__file__).resolve().parent.parent
 
 
+@pytest.mark.slow
 def test_gpu_check_dry_run_on_the_cpu(idx_root, tmp_path):
     out = tmp_path / "gpu_check.md"
     env = dict(os.environ, PY=sys.executable, DHC_DATA_DIR=str(idx_root), GPU_CHECK_TIMEOUT="300")

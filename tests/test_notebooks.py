@@ -207,6 +207,7 @@ TINY = {"train_size": 40, "test_size": 30, "min_epochs": 1, "max_epochs": 1}
     ("06_split_cifar", {}),
     ("06_split_cifar", {"executor": "local:2"}),
 ], ids=["04", "06", "06-executor"])
+@pytest.mark.slow
 def test_pipeline_check_cnn_notebook_runs_on_generated_data(name, params, tmp_path):
     """A pipeline check, not a result: the notebook runs top to bottom on generated files in each dataset's real
     format, with a tiny protocol, and writes its tables and figures."""

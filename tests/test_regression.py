@@ -73,6 +73,7 @@ def test_committed_references_exist_for_the_checked_tables(notebook):
     assert ref["avg_acc_mean"].notna().sum() >= 6  # real results, not an empty frame
 
 
+@pytest.mark.slow
 def test_a_broken_method_fails_the_checked_cell(mnist_root, tmp_path, monkeypatch):
     """MAS with its penalty switched off, trained on the quick profile exactly as notebook 01 trains MAS: the
     checked Table 1 cell must report the row as differing (while the committed reference of the working MAS

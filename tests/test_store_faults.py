@@ -94,6 +94,7 @@ def test_ctrl_c_says_what_is_stored_and_how_to_resume(idx_root, tmp_path, capsys
                                         "again to resume (the run in progress is lost, nothing else)"]
 
 
+@pytest.mark.slow
 def test_a_result_damaged_after_it_was_stored_is_trained_again(idx_root, tmp_path, monkeypatch):
     """A worker stores a run, then its file is damaged before the driver reads it back: the driver sets it aside
     (named) and trains the run again instead of silently leaving it out of the frame."""

@@ -118,6 +118,7 @@ def test_a_new_cnn_is_in_training_mode(net):
     assert all(m.training for m in net(10, "matched").modules())
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("net", [TableCNN, ZenkeCNN])
 @pytest.mark.parametrize("output", ["dhp", "matched"])
 def test_cnn_trains_a_few_steps_with_each_output_layer(net, output):
