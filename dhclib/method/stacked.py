@@ -198,8 +198,8 @@ def evaluate_stacked(models: list[nn.Module], tasks: list[Task], split: str = "t
                     correct[j] += (logits[j][:, head].argmax(1) == tasks[k].local(d[1].index_select(0, r))).sum()
         finally:
             base.train(was_training)
-        for j, k in enumerate(members):
-            out[k] = correct[j].item() / size
+        for k, c in zip(members, correct.tolist()):  # one read for the group, not one per trial
+            out[k] = c / size
     return out
 
 
