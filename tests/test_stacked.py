@@ -77,10 +77,12 @@ def test_a_stack_of_one_is_the_one_at_a_time_run_bitwise(idx_root):
     assert stacked.engine == {"engine": "single"}
 
 
-def test_early_stopping_is_per_trial(idx_root):
+@pytest.mark.parametrize("method", METHODS)
+def test_early_stopping_is_per_trial(method, idx_root):
     """With patience 1 the seeds stop after different numbers of epochs: each trial freezes at its own stop
-    (restoring its best epoch) while the others go on, exactly as it does alone."""
-    cfgs = [_cfg("dhp+si", s, max_epochs=8) for s in (0, 1, 2, 3)]
+    (restoring its best epoch) while the others go on, exactly as it does alone; for every regulariser and both
+    output layers (a frozen trial's trace, path integral and importance must not move either)."""
+    cfgs = [_cfg(method, s, max_epochs=8) for s in (0, 1, 2, 3)]
     trials = [_trial(c, idx_root) for c in cfgs]
     logs = train_stack(trials, cfgs[0].protocol)
     epochs = [[t["epochs"] for t in log.tasks] for log in logs]
