@@ -5,6 +5,7 @@
 #                   STACK=N|auto: runs of one configuration trained together, default auto: 1 on a CPU, stacks on CUDA;
 #                   EXECUTOR=local:N|dask:local:N|dask:tcp://HOST:PORT|slurm: where the runs train, default here)
 # make report     : outputs/$(PROFILE)/REPORT.md and its CSV tables from the runs stored under outputs/$(PROFILE)
+#                   (PROFILE=paper: also the README's results tables, between their generated-table markers)
 # make notebooks  : re-execute the committed notebooks in place (quick profile) so that nbval checks fresh outputs
 #                   (their sources do not change, so the paired notebooks/*.py stay in sync)
 # make bench      : the throughput benchmark (benchmarks/throughput.py)
@@ -86,7 +87,7 @@ reference:
 	done; echo "references copied to tests/reference/quick/"
 
 report: $(VENV)/.installed
-	$(PY) -m dhclib report --out outputs/$(PROFILE)
+	$(PY) -m dhclib report --out outputs/$(PROFILE) $(if $(filter paper,$(PROFILE)),--readme README.md)
 
 notebooks: $(VENV)/.installed
 	bash notebooks/lanes.sh execute $(PY) $(LANES)

@@ -267,6 +267,41 @@ def test_write_report_tables_and_text(tmp_path):
     assert write_report(out).read_text() == text  # deterministic: regenerating changes nothing
 
 
+def test_readme_tables_are_rendered_from_the_store_and_written_between_their_markers(tmp_path, capsys):
+    """The README's results tables (`report --readme`): each cell with its trials and diverged runs, "diverged (k)"
+    where every run of a row diverged, "not run" where none is stored, a variant's paper value in parentheses; the
+    text between the markers is replaced, the rest kept; a README without the markers is one clear error."""
+    from dhclib.paper.report_md import README_TABLES, with_readme_tables
+
+    out = tmp_path / "paper"
+    for seed, R in enumerate((R_LOW, R_HIGH)):
+        _store_run(out, "permuted_mnist", "finetune", seed, R)
+    _store_run(out, "permuted_mnist", "dhp+mas", 0, R_HIGH, eta_clamp=True)
+    _store_run(out, "split_mnist", "finetune", 0, R_LOW)
+    clamp = dhclib.resolve_config("permuted_mnist", "dhp+mas", 1, "paper", "cpu", eta_clamp=True)
+    ewc = dhclib.resolve_config("imbalanced_permuted_mnist", "ewc", 0, "paper", "cpu")
+    for cfg, purpose in ((clamp, {"variant": {"eta_clamp": True}}), (ewc, {})):
+        _write_atomic(result_path(out, cfg, "diverged"),
+                      dict(benchmark=cfg.benchmark, method=cfg.method, seed=cfg.seed, config_key=cfg.key(),
+                           message="loss nan", config=cfg.to_dict(), purpose=purpose))
+    marks = {n: (f"<!-- generated: {n} (python -m dhclib report --out outputs/paper --readme README.md) -->",
+                 f"<!-- end generated: {n} -->") for n in README_TABLES}
+    readme = tmp_path / "README.md"
+    readme.write_text("intro\n" + "".join(f"{a}\nold table\n{b}\ntext\n" for a, b in marks.values()))
+    assert main(["report", "--out", str(out), "--readme", str(readme)]) == 0
+    text = readme.read_text()
+    assert text.startswith("intro\n") and text.count("text\n") == 2 and "old table" not in text
+    assert "| finetune | 75.00 | 90.43 | −15.43 | −0.200 | −0.13 |" in text
+    assert "| finetune | 82.50 ± 7.50 (2) | 76.73 | not run | 76.44 |" in text
+    assert "| ewc | not run | 86.24 | diverged (1) | 87.18 |" in text
+    assert "| dhp+mas [eta_clamp=True] | 90.00 (1; 1 diverged) | (89.53) | not run | (88.80) |" in text
+    assert main(["report", "--out", str(out), "--readme", str(readme)]) == 0 and readme.read_text() == text
+    with pytest.raises(dhclib.DhcError, match="no place for the generated table 'split_mnist'"):
+        with_readme_tables("no markers here", {"split_mnist": "| a |"})
+    assert main(["report", "--out", str(out), "--readme", str(tmp_path / "missing.md")]) == 2
+    assert "no such file" in capsys.readouterr().err
+
+
 def test_cli_report_and_grid_errors(tmp_path, capsys):
     assert main(["report", "--out", str(tmp_path)]) == 2
     assert "no stored runs under" in capsys.readouterr().err

@@ -10,7 +10,7 @@ from pathlib import Path
 
 import pytest
 
-from dhclib.paper.report_md import report_text
+from dhclib.paper.report_md import readme_text, report_text
 from dhclib.runs.config import resolve_config
 
 ROOT = Path(__file__).resolve().parent.parent / "outputs"
@@ -45,3 +45,10 @@ def test_report_regenerates_as_committed(tmp_path):
     PROFILE=paper` after committing new runs keeps it so)."""
     store = ROOT / "paper"
     assert report_text(store, tmp_path, "paper") == (store / "REPORT.md").read_text()
+
+
+def test_readme_tables_regenerate_as_committed(tmp_path):
+    """The README's paper-profile tables, rendered afresh from the paper store, are the committed ones (`make report
+    PROFILE=paper` rewrites them between their markers)."""
+    readme = (ROOT.parent / "README.md").read_text()
+    assert readme_text(readme, ROOT / "paper", tmp_path) == readme

@@ -17,15 +17,17 @@ import numpy as np
 import pandas as pd
 
 from dhclib import registry
+from dhclib.paper import paper_results
 from dhclib.runs.config import BENCHMARK_NAMES, resolve_config
 from dhclib.errors import DhcError
 from dhclib.runs.outputs import save_table
 from dhclib.paper.report import (COLLAPSE_DROP, RUNAWAY_FACTOR, collapsed_tasks, eta_table, eta_trajectory, grid_best,
                                  grid_table, paired_tests, pairs_present, percent, table1_comparison, trace_runaway)
-from dhclib.runs.store import (RunResult, label_parts, load_diverged, load_results, variant_label,
-                               variant_of)
+from dhclib.runs.store import (RunResult, config_difference, label_parts, load_diverged, load_results,
+                               variant_label, variant_of)
 
-__all__ = ["classify_runs", "report_tables", "render_report", "report_text", "write_report"]
+__all__ = ["classify_runs", "report_tables", "render_report", "report_text", "write_report", "readme_tables",
+           "with_readme_tables", "readme_text", "README_TABLES"]
 
 def classify_runs(results: list[RunResult]) -> dict[str, pd.DataFrame]:
     """Tidy frames of the stored runs, by kind: ``table1`` (default configs), ``search`` (only ``lam`` differs;
@@ -80,7 +82,9 @@ def report_tables(store_dir) -> dict[str, pd.DataFrame]:
             t1.append(table1_comparison(main, b).assign(benchmark=b))
             paired.append(paired_tests(main).assign(benchmark=b))
         if len(var):
-            variants.append(table1_comparison(var, b).query("trials > 0").assign(benchmark=b))
+            base = {label: method for label, (method, _) in label_parts(var).items()}
+            comparison = table1_comparison(var, b).query("trials > 0")
+            variants.append(comparison.assign(benchmark=b, base_method=comparison["method"].map(base)))
             # e.g. finetune [optimizer=adam] vs dhp [...], and a DHP-only remedy against the plain runs it changes
             both = pd.concat([main, var], ignore_index=True) if len(main) else var
             extra = [p for p in pairs_present(both["method"].unique(), parts=label_parts(both))
@@ -96,12 +100,24 @@ def report_tables(store_dir) -> dict[str, pd.DataFrame]:
         one = runs.drop_duplicates(["benchmark", "method", "seed", "config_key"])
         hardware = one.groupby(["benchmark", "device_name"], as_index=False).agg(
             runs=("seed", "size"), wall_time_h=("wall_time", lambda w: w.sum() / 3600))
-    div = pd.DataFrame([{k: d[k] for k in ("benchmark", "method", "seed", "config_key", "message")} for d in diverged],
-                       columns=["benchmark", "method", "seed", "config_key", "message"])
+    cols = ["benchmark", "method", "label", "seed", "config_key", "message"]
+    div = pd.DataFrame([dict({k: d[k] for k in cols if k != "label"}, label=_diverged_label(d)) for d in diverged],
+                       columns=cols)
     cat = (lambda fs: pd.concat(fs, ignore_index=True) if fs else pd.DataFrame())
     runaway, collapsed = _instability(results)
     return {"table1": cat(t1), "paired": cat(paired), "search": search, "eta": eta, "variants": cat(variants),
             "diverged": div, "hardware": hardware, "runaway": runaway, "collapsed": collapsed}
+
+
+def _diverged_label(record: dict) -> str:
+    """The label of a diverged run (:func:`dhclib.runs.store.variant_label`): its method, with the settings in which
+    its config differs from the paper's."""
+    purpose = record.get("purpose") or {}
+    if "variant" in purpose:
+        diff = purpose["variant"]
+    else:
+        diff = config_difference(record["config"]) if record.get("config") else {}
+    return variant_label(record["method"], diff)
 
 
 def _instability(results: list[RunResult]) -> tuple[pd.DataFrame, pd.DataFrame]:
@@ -208,7 +224,7 @@ def render_report(tables: dict[str, pd.DataFrame], profile: str) -> str:
     d = tables["diverged"]
     out += ["", "## Diverged runs (no result)", ""]
     if len(d):
-        out += [_md(d.assign(message=d["message"].str.replace("|", "/", regex=False)))]
+        out += [_md(d.assign(message=d["message"].astype(str).str.replace("|", "/", regex=False)))]
     else:
         out += ["None."]
     if len(hw):
@@ -265,23 +281,127 @@ def _render_instability(tables: dict[str, pd.DataFrame]) -> list[str]:
     return out
 
 
-def report_text(store_dir, tables_dir=None, profile: str | None = None) -> str:
-    """Write the report's CSV tables (``report_*.csv``) into ``tables_dir`` (default: the store) and return
-    REPORT.md's text, rendered from the tables as read back (what a reader of the CSV files sees). ``profile``
-    (for the title) defaults to the store folder's name."""
-    store = Path(store_dir)
-    tables_dir = Path(tables_dir or store)
-    tables = report_tables(store)
+# ---------------------------------------------------------------------------------------------------------------
+# The README's results tables: generated from the same tables, written between markers, checked by a test
+# ---------------------------------------------------------------------------------------------------------------
+README_TABLES = ("split_mnist", "permuted_and_imbalanced")
+
+
+def _signed(value: float, digits: int, plus: bool = False) -> str:
+    """A number as the README prints it: the minus sign typeset (U+2212), an explicit plus where asked."""
+    text = f"{value:+.{digits}f}" if plus else f"{value:.{digits}f}"
+    return text.replace("-", "\u2212")
+
+
+def _split_table(t: pd.DataFrame) -> str:
+    t = t[t["benchmark"] == "split_mnist"]
+    rows = pd.DataFrame({
+        "method": t["method"],
+        "ours": [_pm(m, e) for m, e in zip(t["avg_acc_mean"], t["avg_acc_sem"])],
+        "paper": [f"{100 * p:.2f}" for p in t["paper_avg_acc"]],
+        "ours − paper": [_signed(100 * d, 2, plus=True) for d in t["avg_acc_diff"]],
+        "BWT ours": [_signed(b, 3) for b in t["bwt_mean"]],
+        "BWT paper": [_signed(b, 2) for b in t["paper_bwt"]]})
+    return _md(rows)
+
+
+def _permuted_and_imbalanced_table(tables: dict[str, pd.DataFrame]) -> str:
+    benches = ("permuted_mnist", "imbalanced_permuted_mnist")
+    diverged = tables["diverged"]
+    failed = diverged.groupby(["benchmark", "label"]).size().to_dict() if len(diverged) else {}
+    paper = {b: paper_results(b).set_index("method")["avg_acc"] for b in benches}
+    rows: dict[str, dict[str, str]] = {}  # label -> {benchmark: our cell}, in Table 1's order, then the variants'
+    bases: dict[str, str | None] = {}  # label -> its method (None: a Table 1 row)
+    for kind in ("table1", "variants"):
+        frame = tables[kind]
+        for b in benches:
+            part = frame[frame["benchmark"] == b] if len(frame) else frame
+            for r in part.itertuples(index=False):
+                bases[r.method] = None if kind == "table1" else r.base_method
+                if r.trials:
+                    lost = failed.get((b, r.method), 0)
+                    rows.setdefault(r.method, {})[b] = (f"{_pm(r.avg_acc_mean, r.avg_acc_sem)} ({r.trials}"
+                                                        + (f"; {lost} diverged)" if lost else ")"))
+                else:
+                    rows.setdefault(r.method, {})
+    out = []
+    for label, ours in rows.items():
+        line = [label]
+        for b in benches:
+            lost = failed.get((b, label), 0)
+            cell = ours.get(b) or (f"diverged ({lost})" if lost else "not run")
+            value = paper[b].get(bases[label] or label, np.nan)
+            shown = "—" if np.isnan(value) else f"{100 * value:.2f}"
+            line += [cell, shown if bases[label] is None else f"({shown})"]
+        out.append(line)
+    return _md(pd.DataFrame(out, columns=["method", "Permuted ours", "paper", "Imbalanced ours", "paper"]))
+
+
+def readme_tables(tables: dict[str, pd.DataFrame]) -> dict[str, str]:
+    """The README's tables of paper-profile results (section "Paper-profile results"), from :func:`report_tables`:
+    ``split_mnist`` (Table 1's Split MNIST column, ours beside the paper) and ``permuted_and_imbalanced`` (average
+    accuracy on both permuted benchmarks, Table 1's rows then the labelled variants, each cell with its number of
+    trials and of its diverged runs, if any; "diverged (k)" where all k runs of the row diverged, "not run" where
+    none was stored; a variant's paper column is its method's value, in parentheses)."""
+    return {"split_mnist": _split_table(tables["table1"]),
+            "permuted_and_imbalanced": _permuted_and_imbalanced_table(tables)}
+
+
+def _marks(name: str) -> tuple[str, str]:
+    return (f"<!-- generated: {name} (python -m dhclib report --out outputs/paper --readme README.md) -->",
+            f"<!-- end generated: {name} -->")
+
+
+def with_readme_tables(text: str, blocks: dict[str, str], source: str = "README.md") -> str:
+    """``text`` (a README) with the table between each block's markers replaced by ``blocks[name]``."""
+    for name, table in blocks.items():
+        start, end = _marks(name)
+        if text.count(start) != 1 or text.count(end) != 1 or text.index(start) > text.index(end):
+            raise DhcError(f"{source} has no place for the generated table {name!r}: it needs the line {start!r} "
+                           f"and, below it, {end!r}, once each")
+        head, rest = text.split(start, 1)
+        text = head + start + "\n" + table + "\n" + end + rest.split(end, 1)[1]
+    return text
+
+
+def _tables_as_read(store_dir, tables_dir=None) -> dict[str, pd.DataFrame]:
+    """Write the report's CSV tables (``report_*.csv``) into ``tables_dir`` (default: the store) and return them as
+    read back: what a reader of the CSV files sees, and what REPORT.md and the README's tables are rendered from."""
+    tables_dir = Path(tables_dir or store_dir)
+    tables = report_tables(store_dir)
     for name, frame in tables.items():
         save_table(frame, tables_dir, f"report_{name}")
-    return render_report({k: pd.read_csv(tables_dir / f"report_{k}.csv") if len(v) else v for k, v in tables.items()},
-                         profile or store.resolve().name)
+    return {k: pd.read_csv(tables_dir / f"report_{k}.csv") if len(v) else v for k, v in tables.items()}
 
 
-def write_report(store_dir, profile: str | None = None) -> Path:
-    """Write the report's CSV tables and ``<store_dir>/REPORT.md`` (atomically); returns the REPORT.md path."""
-    path = Path(store_dir) / "REPORT.md"
+def report_text(store_dir, tables_dir=None, profile: str | None = None) -> str:
+    """Write the report's CSV tables into ``tables_dir`` (default: the store) and return REPORT.md's text.
+    ``profile`` (for the title) defaults to the store folder's name."""
+    return render_report(_tables_as_read(store_dir, tables_dir), profile or Path(store_dir).resolve().name)
+
+
+def readme_text(readme: str, store_dir, tables_dir=None, source: str = "README.md") -> str:
+    """``readme`` with its generated tables (:func:`readme_tables`) rendered from the runs under ``store_dir``."""
+    return with_readme_tables(readme, readme_tables(_tables_as_read(store_dir, tables_dir)), source)
+
+
+def _write_atomic(path: Path, text: str) -> None:
     tmp = path.with_name(f".{path.name}.tmp")
-    tmp.write_text(report_text(store_dir, profile=profile))
+    tmp.write_text(text)
     os.replace(tmp, path)
+
+
+def write_report(store_dir, profile: str | None = None, readme=None) -> Path:
+    """Write the report's CSV tables and ``<store_dir>/REPORT.md`` (atomically); with ``readme`` (a path), also
+    rewrite the README's generated tables (:func:`with_readme_tables`) in place. Returns the REPORT.md path."""
+    tables = _tables_as_read(store_dir)
+    path = Path(store_dir) / "REPORT.md"
+    if readme is not None:
+        readme = Path(readme)
+        if not readme.is_file():
+            raise DhcError(f"--readme {readme}: no such file (give the README whose tables to regenerate)")
+        text = with_readme_tables(readme.read_text(), readme_tables(tables), str(readme))
+    _write_atomic(path, render_report(tables, profile or Path(store_dir).resolve().name))
+    if readme is not None:
+        _write_atomic(readme, text)
     return path
