@@ -54,6 +54,9 @@ _COMMON = [
     ("--slurm-mem", dict(default=None, metavar="MEM", help="with --executor slurm: memory per job, e.g. 8G")),
     ("--stack", dict(default="1", type=lambda v: v if v == "auto" else _stack_size(v), metavar="N|auto",
                      help="train up to N runs of one configuration together in lockstep (default 1; auto: by device)")),
+    ("--cuda-graphs", dict(action="store_true",
+                           help="on CUDA, replay each stacked step as a CUDA graph where it can be captured (same "
+                                "numbers; not yet measured on a GPU: see benchmarks/gpu_check.sh)")),
 ]
 
 
@@ -171,6 +174,8 @@ def main(argv: list[str] | None = None) -> int:
             return 0
         if args.command == "data":
             return data_status(args.data_dir, args.check)
+        if getattr(args, "cuda_graphs", False) and args.stack == 1:
+            raise DhcError("--cuda-graphs applies to stacked runs: give --stack N (N > 1) or --stack auto")
         import pandas as pd
 
         from dhclib.runs.config import resolve_config
@@ -192,7 +197,8 @@ def main(argv: list[str] | None = None) -> int:
             with executor_of(args) as executor:
                 df = run_grid(args.benchmark, args.method, args.param, values, args.seeds, profile=args.profile,
                               device=args.device, data_dir=args.data_dir, out_dir=args.out,
-                              progress=not args.no_progress, stack=args.stack, executor=executor, **overrides)
+                              progress=not args.no_progress, stack=args.stack, executor=executor,
+                              cuda_graphs=args.cuda_graphs, **overrides)
             from dhclib.paper.report import grid_table
 
             with pd.option_context("display.width", 200, "display.max_columns", 20):
@@ -204,7 +210,8 @@ def main(argv: list[str] | None = None) -> int:
             with executor_of(args) as executor:
                 df = run_many(args.benchmark, args.method, args.seeds, profile=args.profile, device=args.device,
                               data_dir=args.data_dir, out_dir=args.out, progress=not args.no_progress,
-                              on_diverge=args.on_diverge, stack=args.stack, executor=executor, **overrides)
+                              on_diverge=args.on_diverge, stack=args.stack, executor=executor,
+                              cuda_graphs=args.cuda_graphs, **overrides)
             diverged = df.attrs.get("diverged", [])
             if len(df):  # the same labels as `summary`: each configuration named by what differs from the profile
                 diffs = {(b, m): config_difference(resolve_config(b, m, 0, args.profile, "cpu", **overrides).to_dict())

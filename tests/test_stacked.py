@@ -165,6 +165,17 @@ def test_the_command_line_stacks_and_rejects_a_bad_size(idx_root, tmp_path, caps
     with pytest.raises(SystemExit):
         main(["run", "--benchmark", "permuted_mnist", "--method", "dhp", "--stack", "0", *small])
     assert "--stack must be an integer >= 1 or 'auto', got '0'" in capsys.readouterr().err
+    # --cuda-graphs: recorded in the engine, never in the key; on a CPU it changes no number
+    graphed = tmp_path / "graphed"
+    small[small.index("--out") + 1] = str(graphed)
+    assert main(["run", "--benchmark", "permuted_mnist", "--method", "dhp", "--stack", "2", "--cuda-graphs",
+                 *small]) == 0
+    again = {p.name: json.loads(p.read_text()) for p in graphed.glob("runs/*/*/*.json")}
+    assert sorted(again) == sorted(p.name for p in tmp_path.glob("runs/*/*/*.json"))
+    assert all(r["engine"]["cuda_graphs"] is True for r in again.values())
+    assert sorted(json.dumps(r["R"]) for r in again.values()) == sorted(json.dumps(r["R"]) for r in stored)
+    assert main(["run", "--benchmark", "permuted_mnist", "--method", "dhp", "--cuda-graphs", *small]) == 2
+    assert "--cuda-graphs applies to stacked runs" in capsys.readouterr().err
 
 
 @pytest.mark.parametrize("method", ["finetune", "dhp+mas"])

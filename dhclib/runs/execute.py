@@ -155,11 +155,12 @@ def resolve_stack(stack: int | str, device: str | torch.device) -> int:
     return stack
 
 
-def run_stack(cfgs: list[RunConfig], data_dir=None,
-              progress: bool = False) -> list[RunResult | PlasticInstabilityError]:
+def run_stack(cfgs: list[RunConfig], data_dir=None, progress: bool = False,
+              cuda_graphs: bool = False) -> list[RunResult | PlasticInstabilityError]:
     """Train the configs of one stack in lockstep (:mod:`dhclib.method.stacked`); per config its result, or the
     error that ended it. Each result records the engine and the stack size (never in the key); its wall time is
-    its share of the stack's."""
+    its share of the stack's. ``cuda_graphs``: see :func:`~dhclib.method.stacked.train_stack` (recorded in the
+    engine when asked for)."""
     if len(cfgs) == 1:
         try:
             return [run_config(cfgs[0], data_dir, progress)]
@@ -171,9 +172,11 @@ def run_stack(cfgs: list[RunConfig], data_dir=None,
     trials = [_trial(c, data_dir) for c in cfgs]
     first = cfgs[0]
     logs = train_stack(trials, first.protocol, progress,
-                       desc=f"{first.benchmark} {first.method} stack of {len(cfgs)}")
+                       desc=f"{first.benchmark} {first.method} stack of {len(cfgs)}", cuda_graphs=cuda_graphs)
     wall = time.perf_counter() - t0
     engine = {"engine": "stacked", "stack": len(cfgs), "stack_wall_time": wall}
+    if cuda_graphs:
+        engine["cuda_graphs"] = True
     return [log if isinstance(log, PlasticInstabilityError) else _result(c, log, wall / len(cfgs), engine, data_dir)
             for c, log in zip(cfgs, logs)]
 
@@ -201,7 +204,8 @@ class Executed:
 
 
 def execute(plan: list[Planned], out_dir, data_dir=None, progress: bool | str = True, on_diverge: str = "raise",
-            missing: str = "train", stack: int | str = 1, executor=None, stale_after: float = STALE_AFTER) -> Executed:
+            missing: str = "train", stack: int | str = 1, executor=None, stale_after: float = STALE_AFTER,
+            cuda_graphs: bool = False) -> Executed:
     """Run ``plan`` into the store at ``out_dir``: load each stored run, train and store the others.
 
     ``progress``: True shows a bar over the runs and one over each run's tasks; ``"runs"`` only the first; False
@@ -211,6 +215,7 @@ def execute(plan: list[Planned], out_dir, data_dir=None, progress: bool | str = 
     ``missing="skip"`` trains nothing and lists the runs not stored. ``stack``: train up to this many runs of one
     configuration together (:func:`run_stack`; ``"auto"``: :func:`resolve_stack`); each is stored as it would be
     alone, with the same key. An interrupted batch loses at most the run, or the stack, in progress.
+    ``cuda_graphs``: a stack's steps on CUDA replayed as a CUDA graph (:func:`run_stack`).
 
     ``executor``: where the work runs (:func:`train_and_store` per stack): None, this process; else any object
     with ``submit(fn, *args)`` returning something with ``result()`` and ``done()`` — a
@@ -250,7 +255,8 @@ def execute(plan: list[Planned], out_dir, data_dir=None, progress: bool | str = 
     while todo:
         held = []
         for group, outcomes in _run_groups(plan, _stacks(plan, todo, size), out_dir, data_dir,
-                                           on_diverge == "record", progress is True, stale_after, executor):
+                                           on_diverge == "record", progress is True, stale_after, executor,
+                                           cuda_graphs):
             for i, (status, message) in zip(group, outcomes):
                 planned = plan[i]
                 if status == "held":
@@ -322,7 +328,8 @@ def claim_path(out_dir, cfg: RunConfig) -> Path:
 
 
 def train_and_store(plans: list[Planned], out_dir, data_dir=None, record_diverged: bool = True,
-                    progress: bool = False, stale_after: float = STALE_AFTER) -> list[tuple[str, str]]:
+                    progress: bool = False, stale_after: float = STALE_AFTER,
+                    cuda_graphs: bool = False) -> list[tuple[str, str]]:
     """The unit of work of every engine, in this process or on a worker: claim each run of one stack, train the
     claimed ones that are still not stored (:func:`run_stack`, with the claims refreshed meanwhile), store each
     result, or its divergence record when ``record_diverged``, and release the claims. Per run: ``("stored", "")``,
@@ -344,7 +351,7 @@ def train_and_store(plans: list[Planned], out_dir, data_dir=None, record_diverge
                 mine.append((i, c))
         if mine:
             with Heartbeat([c for _, c in mine], every=stale_after / 4):
-                results = run_stack([plans[i].config for i, _ in mine], data_dir, progress)
+                results = run_stack([plans[i].config for i, _ in mine], data_dir, progress, cuda_graphs)
             for (i, _), result in zip(mine, results):
                 planned, cfg = plans[i], plans[i].config
                 if isinstance(result, PlasticInstabilityError):
@@ -364,15 +371,16 @@ def train_and_store(plans: list[Planned], out_dir, data_dir=None, record_diverge
     return [outcomes[i] for i in range(len(plans))]
 
 
-def _run_groups(plan, groups, out_dir, data_dir, record_diverged, progress, stale_after, executor):
+def _run_groups(plan, groups, out_dir, data_dir, record_diverged, progress, stale_after, executor, cuda_graphs):
     """``(group, outcomes)`` of each stack as it finishes: in this process, one after the other, or on
     ``executor``'s workers."""
     if executor is None:
         for g in groups:
-            yield g, train_and_store([plan[i] for i in g], out_dir, data_dir, record_diverged, progress, stale_after)
+            yield g, train_and_store([plan[i] for i in g], out_dir, data_dir, record_diverged, progress, stale_after,
+                                     cuda_graphs)
         return
     calls = [([plan[i] for i in g], str(out_dir), None if data_dir is None else str(data_dir), record_diverged,
-              False, stale_after) for g in groups]
+              False, stale_after, cuda_graphs) for g in groups]
     jobs = list(zip(groups, submit_all(executor, train_and_store, calls)))
     while jobs:
         finished = [(g, j) for g, j in jobs if j.done()]

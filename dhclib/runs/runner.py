@@ -46,14 +46,15 @@ def run(benchmark: str, method: str, seed: int = 0, profile: str = "paper", devi
 
 
 def _drive(planned: list[plan.Planned], data_dir, out_dir, progress, on_diverge: str, missing: str,
-           stack: int | str, executor) -> pd.DataFrame:
-    return execute.execute(planned, out_dir, data_dir, progress, on_diverge, missing, stack, executor).tidy()
+           stack: int | str, executor, cuda_graphs: bool = False) -> pd.DataFrame:
+    return execute.execute(planned, out_dir, data_dir, progress, on_diverge, missing, stack, executor,
+                           cuda_graphs=cuda_graphs).tidy()
 
 
 def run_many(benchmarks: str | Iterable[str], methods: str | Iterable[str], seeds="0", profile: str = "paper",
              device: str = "auto", data_dir=None, out_dir="outputs/runs", progress: bool | str = True,
              on_diverge: str = "raise", missing: str = "train", stack: int | str = 1, executor=None,
-             **overrides) -> pd.DataFrame:
+             cuda_graphs: bool = False, **overrides) -> pd.DataFrame:
     """Run every (benchmark, method, seed), storing each finished run atomically and skipping stored ones.
 
     ``benchmarks`` and ``methods`` are names, comma-separated strings or ``"all"``; ``seeds`` as :func:`parse_seeds`.
@@ -73,7 +74,9 @@ def run_many(benchmarks: str | Iterable[str], methods: str | Iterable[str], seed
     ``stack``: train up to this many runs of one configuration (different seeds; in the grid drivers, different
     ``lam``, ``si_xi`` or ``eta_init`` too) together in lockstep on the device (:mod:`dhclib.method.stacked`);
     ``"auto"`` picks the size from the device (:func:`dhclib.runs.execute.resolve_stack`). Every run is stored
-    under the key it has alone; its result records the engine and the stack size.
+    under the key it has alone; its result records the engine and the stack size. ``cuda_graphs``: on CUDA,
+    replay each stacked step as a CUDA graph where it can be captured (:func:`dhclib.method.stacked.train_stack`;
+    the same numbers; off by default: not yet measured on a GPU, README "Many trials in lockstep").
 
     ``executor``: train on other processes or machines (a ``concurrent.futures`` process pool, Dask's
     ``Client.get_executor()``, a submitit executor: :func:`dhclib.runs.execute.execute`), into the shared store;
@@ -82,46 +85,46 @@ def run_many(benchmarks: str | Iterable[str], methods: str | Iterable[str], seed
     """
     check_reserved(overrides)
     planned = plan.table1(benchmarks, methods, seeds, profile, _device(device, executor), **overrides)
-    return _drive(planned, data_dir, out_dir, progress, on_diverge, missing, stack, executor)
+    return _drive(planned, data_dir, out_dir, progress, on_diverge, missing, stack, executor, cuda_graphs)
 
 
 def run_variants(benchmark: str, variants: Iterable[dict], seeds="0", profile: str = "paper", device: str = "auto",
                  data_dir=None, out_dir="outputs/runs", progress: bool | str = True, on_diverge: str = "record",
-                 missing: str = "train", stack: int | str = 1, executor=None,
-             **overrides) -> pd.DataFrame:
+                 missing: str = "train", stack: int | str = 1, executor=None, cuda_graphs: bool = False,
+                 **overrides) -> pd.DataFrame:
     """Extra, clearly labelled rows beside Table 1's: each variant is ``{"methods": [...], "overrides": {...}}``
     and its runs are named by :func:`variant_label` in the ``method`` column (e.g. Online EWC with the mini-batch
     Fisher where the paper's lambda diverges, or a baseline with the lambda of our search). ``overrides`` apply to
     every variant (a profile-wide setting such as ``max_epochs``) and do not enter the label."""
     check_reserved(overrides)
     planned = plan.variants(benchmark, variants, seeds, profile, _device(device, executor), **overrides)
-    return _drive(planned, data_dir, out_dir, progress, on_diverge, missing, stack, executor)
+    return _drive(planned, data_dir, out_dir, progress, on_diverge, missing, stack, executor, cuda_graphs)
 
 
 def run_grid(benchmark: str, method: str, param: str, values: Iterable, seeds="0", profile: str = "paper",
              device: str = "auto", data_dir=None, out_dir="outputs/runs", progress: bool | str = True,
              on_diverge: str = "record", missing: str = "train", stack: int | str = 1, executor=None,
-             **overrides) -> pd.DataFrame:
+             cuda_graphs: bool = False, **overrides) -> pd.DataFrame:
     """:func:`run_many` for each value of one config field (``eta_init`` for Table 4, ``lam`` or ``si_xi`` for the
     search of Appendix A); the tidy frame gains a column named ``param``. Diverged runs are recorded (by default)
     and listed in ``attrs["diverged"]`` with their value; with ``missing="skip"``, runs not stored are listed in
     ``attrs["missing"]``."""
     check_reserved(overrides)
     planned = plan.grid(benchmark, method, param, values, seeds, profile, _device(device, executor), **overrides)
-    return _drive(planned, data_dir, out_dir, progress, on_diverge, missing, stack, executor)
+    return _drive(planned, data_dir, out_dir, progress, on_diverge, missing, stack, executor, cuda_graphs)
 
 
 def run_search(benchmark: str, grids: dict[str, Iterable] | Iterable[str] = ("ewc", "si", "mas"), seed: int = 0,
                profile: str = "paper", device: str = "auto", data_dir=None, out_dir="outputs/runs",
                progress: bool | str = True, missing: str = "train", stack: int | str = 1, executor=None,
-             **overrides) -> pd.DataFrame:
+               cuda_graphs: bool = False, **overrides) -> pd.DataFrame:
     """The consolidation-strength search of Appendix A: :func:`run_grid` over ``lam`` for each regulariser, on one
     seed as the paper did. ``grids``: regulariser names (each gets the paper's grid, :func:`dhclib.paper.search_grid`)
     or a dict ``{regulariser: values}``. One tidy frame with a ``lam`` column; ``attrs["diverged"]`` and
     ``attrs["missing"]`` gather those of every grid."""
     check_reserved(overrides)
     planned = plan.search(benchmark, grids, seed, profile, _device(device, executor), **overrides)
-    return _drive(planned, data_dir, out_dir, progress, "record", missing, stack, executor)
+    return _drive(planned, data_dir, out_dir, progress, "record", missing, stack, executor, cuda_graphs)
 
 
 def concat_runs(frames: list[pd.DataFrame]) -> pd.DataFrame:
