@@ -4,7 +4,8 @@
    and with its step captured as a CUDA graph (whose weights are checked against the eager stack's, bit for bit).
 2. Split MNIST on the paper profile, all eight methods × 10 seeds, trained in stacks of ``--stack``: its wall time,
    and each method's mean average accuracy and BWT beside the committed CPU paper runs (``outputs/paper``), with
-   whether they agree within 2 standard errors (of the difference of the two means), said per row.
+   whether they agree within 2 standard errors (of the difference of the two means), said per row; eagerly, or
+   with ``--cuda-graphs`` each stacked step replayed as a CUDA graph (the path ``--cuda-graphs`` gives runs).
 3. The projected time of Table 1's three MNIST columns on this device: the trial-steps of the committed CPU runs
    (epochs × batches per epoch of each task, scaled to 10 trials per method) at the trial-step rate measured in 2.
 
@@ -64,6 +65,8 @@ def main() -> None:
     ap.add_argument("--paper-store", default=str(ROOT / "outputs" / "paper"))
     ap.add_argument("--out", default="gpu_check.md")
     ap.add_argument("--smoke", action="store_true")
+    ap.add_argument("--cuda-graphs", action="store_true",
+                    help="part 2 with each stacked step replayed as a CUDA graph (dhclib.run_many(cuda_graphs=True))")
     args = ap.parse_args()
     device = str(resolve_device(args.device))
     kind = "SMOKE RUN: the numbers mean nothing" if args.smoke else "paper profile"
@@ -79,14 +82,15 @@ def main() -> None:
     with tempfile.TemporaryDirectory() as store:
         t0 = time.perf_counter()
         df = dhclib.run_many("split_mnist", methods, seeds, profile, device, args.data_dir, store, progress=False,
-                             on_diverge="record", stack=int(args.stack), **extra)
+                             on_diverge="record", stack=int(args.stack), cuda_graphs=args.cuda_graphs, **extra)
         wall = time.perf_counter() - t0
         steps = _trial_steps(load_results(store))
     ours = summarize(df, by=("method",)).set_index("method")
     cpu = [r for r in load_results(args.paper_store) if r.config["benchmark"] == "split_mnist" and not variant_of(r)]
     ref = summarize(pd.concat([r.tidy() for r in cpu], ignore_index=True), by=("method",)).set_index("method")
+    engine = f"stack {args.stack}" + (", CUDA graphs" if args.cuda_graphs else "")
     lines += [f"## 2. Split MNIST, {profile} profile, in stacks", "",
-              f"{len(ours)} methods × {seeds} seeds, stack {args.stack}: {wall:.0f} s wall, {steps:,.0f} trial-steps "
+              f"{len(ours)} methods × {seeds} seeds, {engine}: {wall:.0f} s wall, {steps:,.0f} trial-steps "
               f"({steps / wall:,.0f} trial-steps/s)", "",
               "| method | trials | avg acc (device) | avg acc (CPU store) | BWT (device) | BWT (CPU store) "
               "| within 2 SE |",
@@ -106,7 +110,7 @@ def main() -> None:
 
     rate = steps / wall
     lines += ["", "## 3. Projected: Table 1's MNIST columns on this device", "",
-              f"At {rate:,.0f} trial-steps/s (part 2's rate, stack {args.stack}); trial-steps from the committed CPU "
+              f"At {rate:,.0f} trial-steps/s (part 2's rate, {engine}); trial-steps from the committed CPU "
               "runs, scaled to 8 methods × 10 trials:", "",
               "| benchmark | CPU runs | trial-steps (10 trials) | projected |", "|---|---|---|---|"]
     total = 0.0
