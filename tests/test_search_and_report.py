@@ -280,7 +280,8 @@ def test_readme_tables_are_rendered_from_the_store_and_written_between_their_mar
     _store_run(out, "split_mnist", "finetune", 0, R_LOW)
     clamp = dhclib.resolve_config("permuted_mnist", "dhp+mas", 1, "paper", "cpu", eta_clamp=True)
     ewc = dhclib.resolve_config("imbalanced_permuted_mnist", "ewc", 0, "paper", "cpu")
-    for cfg, purpose in ((clamp, {"variant": {"eta_clamp": True}}), (ewc, {})):
+    horizon = dhclib.resolve_config("imbalanced_permuted_mnist", "dhp", 0, "paper", "cpu", eta_grad_horizon="full")
+    for cfg, purpose in ((clamp, {"variant": {"eta_clamp": True}}), (ewc, {}), (horizon, {})):
         _write_atomic(result_path(out, cfg, "diverged"),
                       dict(benchmark=cfg.benchmark, method=cfg.method, seed=cfg.seed, config_key=cfg.key(),
                            message="loss nan", config=cfg.to_dict(), purpose=purpose))
@@ -295,6 +296,7 @@ def test_readme_tables_are_rendered_from_the_store_and_written_between_their_mar
     assert "| finetune | 82.50 ± 7.50 (2) | 76.73 | not run | 76.44 |" in text
     assert "| ewc | not run | 86.24 | diverged (1) | 87.18 |" in text
     assert "| dhp+mas [eta_clamp=True] | 90.00 (1; 1 diverged) | (89.53) | not run | (88.80) |" in text
+    assert "| dhp [eta_grad_horizon=full] | not run | (78.49) | diverged (1) | (80.85) |" in text  # never dropped
     assert main(["report", "--out", str(out), "--readme", str(readme)]) == 0 and readme.read_text() == text
     with pytest.raises(dhclib.DhcError, match="no place for the generated table 'split_mnist'"):
         with_readme_tables("no markers here", {"split_mnist": "| a |"})

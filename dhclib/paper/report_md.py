@@ -318,12 +318,15 @@ def _permuted_and_imbalanced_table(tables: dict[str, pd.DataFrame]) -> str:
             part = frame[frame["benchmark"] == b] if len(frame) else frame
             for r in part.itertuples(index=False):
                 bases[r.method] = None if kind == "table1" else r.base_method
+                cells = rows.setdefault(r.method, {})
                 if r.trials:
                     lost = failed.get((b, r.method), 0)
-                    rows.setdefault(r.method, {})[b] = (f"{_pm(r.avg_acc_mean, r.avg_acc_sem)} ({r.trials}"
-                                                        + (f"; {lost} diverged)" if lost else ")"))
-                else:
-                    rows.setdefault(r.method, {})
+                    cells[b] = f"{_pm(r.avg_acc_mean, r.avg_acc_sem)} ({r.trials}" + (
+                        f"; {lost} diverged)" if lost else ")")
+    for b, label, method in (diverged[["benchmark", "label", "method"]].itertuples(index=False)
+                             if len(diverged) else ()):
+        if b in benches and label not in rows:  # a variant whose every run diverged: shown, never dropped
+            rows[label], bases[label] = {}, (None if label == method else method)
     out = []
     for label, ours in rows.items():
         line = [label]
