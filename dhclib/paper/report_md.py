@@ -23,7 +23,7 @@ from dhclib.errors import DhcError
 from dhclib.runs.outputs import save_table
 from dhclib.paper.report import (COLLAPSE_DROP, RUNAWAY_FACTOR, collapsed_tasks, eta_table, eta_trajectory, grid_best,
                                  grid_table, paired_tests, pairs_present, percent, table1_comparison, trace_runaway)
-from dhclib.runs.store import (RunResult, config_difference, label_parts, load_diverged, load_results,
+from dhclib.runs.store import (RunResult, label_parts, load_diverged, load_results, record_variant,
                                variant_label, variant_of)
 
 __all__ = ["classify_runs", "report_tables", "render_report", "report_text", "write_report", "readme_tables",
@@ -112,12 +112,7 @@ def report_tables(store_dir) -> dict[str, pd.DataFrame]:
 def _diverged_label(record: dict) -> str:
     """The label of a diverged run (:func:`dhclib.runs.store.variant_label`): its method, with the settings in which
     its config differs from the paper's."""
-    purpose = record.get("purpose") or {}
-    if "variant" in purpose:
-        diff = purpose["variant"]
-    else:
-        diff = config_difference(record["config"]) if record.get("config") else {}
-    return variant_label(record["method"], diff)
+    return variant_label(record["method"], record_variant(record.get("purpose"), record.get("config")))
 
 
 def _instability(results: list[RunResult]) -> tuple[pd.DataFrame, pd.DataFrame]:

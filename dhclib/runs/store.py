@@ -24,7 +24,7 @@ from dhclib.runs.config import RunConfig, resolve_config
 from dhclib.method.metrics import average_accuracy, average_accuracy_curve, bwt
 
 __all__ = ["RunResult", "TIDY_COLUMNS", "result_path", "write_atomic", "load_results", "load_diverged",
-           "read_record", "config_difference", "variant_of", "variant_label", "check_store", "render_variant",
+           "read_record", "config_difference", "variant_of", "record_variant", "variant_label", "check_store", "render_variant",
            "with_variant", "label_parts"]
 
 # ``method`` is the label tables and figures show (:func:`variant_label`); ``base_method`` and ``variant`` are its
@@ -204,9 +204,15 @@ def config_difference(config: dict) -> dict:
 def variant_of(result: RunResult) -> dict:
     """A run's variant: the settings that differ from the paper's configuration, as stored with it (derived for a
     run stored before its purpose was recorded)."""
-    if "variant" in result.purpose:
-        return dict(result.purpose["variant"])
-    return config_difference(result.config)
+    return record_variant(result.purpose, result.config)
+
+
+def record_variant(purpose: dict | None, config: dict | None) -> dict:
+    """:func:`variant_of` for any stored record, a result's or a divergence's, from its ``purpose`` and ``config``
+    (a record with neither is the paper's configuration)."""
+    if purpose and "variant" in purpose:
+        return dict(purpose["variant"])
+    return config_difference(config) if config else {}
 
 
 def render_variant(overrides: dict) -> str:
