@@ -291,7 +291,7 @@ def test_readme_tables_are_rendered_from_the_store_and_written_between_their_mar
     readme.write_text("intro\n" + "".join(f"{a}\nold table\n{b}\ntext\n" for a, b in marks.values()))
     assert main(["report", "--out", str(out), "--readme", str(readme)]) == 0
     text = readme.read_text()
-    assert text.startswith("intro\n") and text.count("text\n") == 2 and "old table" not in text
+    assert text.startswith("intro\n") and text.count("text\n") == len(README_TABLES) and "old table" not in text
     assert "| finetune | 75.00 | 90.43 | −15.43 | −0.200 | −0.13 |" in text
     assert "| finetune | 82.50 ± 7.50 (2) | 76.73 | not run | 76.44 |" in text
     assert "| ewc | not run | 86.24 | diverged (1) | 87.18 |" in text
@@ -396,3 +396,40 @@ def test_figure3_checks_read_the_trace_summary():
                             "alpha_norm_end": [0.3, 0.4, 0.35, 0.5]})
     c = report.figure3_checks(summary).set_index("claim")["ours"]
     assert list(c) == ["0.0240", "0.30", "23.00", "yes", "1.50", "0.67"]  # the runaway of task 2 shows
+
+
+def test_readme_paired_and_instability_blocks():
+    """The README's paired and instability tables: rows in REPORT.md's order (benchmarks as registered; Table 1's
+    rows before the labelled ones), gains in signed points with the seeds DHP wins, no p and no gain for a pair with
+    no seeds, the runaway ratio's range (one value when there is one) and the collapsed tasks counted per row."""
+    from dhclib.paper.report_md import _instability_table, _paired_table
+
+    table1 = pd.DataFrame({"benchmark": ["split_mnist", "permuted_mnist", "permuted_mnist"],
+                           "method": ["dhp", "dhp", "dhp+mas"]})
+    variants = pd.DataFrame({"benchmark": ["permuted_mnist"], "method": ["dhp [eta_clamp=True]"]})
+    nan = float("nan")
+    paired = pd.DataFrame({
+        "benchmark": ["split_mnist", "permuted_mnist", "permuted_mnist", "permuted_mnist"],
+        "baseline": ["finetune", "dhp", "mas", "finetune"],
+        "dhp_variant": ["dhp", "dhp [eta_clamp=True]", "dhp+mas", "dhp"],
+        "pairs": [10, 3, 0, 3], "avg_acc_gain": [-0.00076, 0.0123, nan, -0.004],
+        "avg_acc_better": [1, 2, 0, 0], "avg_acc_p": [0.00204, 0.5, nan, 0.3093],
+        "avg_acc_wilcoxon_p": [0.0039, 0.75, nan, 0.25], "avg_acc_welch_p": [0.514, 0.8, nan, 0.48]})
+    runaway = pd.DataFrame({"benchmark": ["permuted_mnist"] * 4 + ["split_mnist"],
+                            "method": ["dhp [eta_clamp=True]", "dhp", "dhp", "dhp+mas", "dhp"],
+                            "seed": [0, 0, 1, 0, 0], "ratio": [1.1, 73.94, 107.4, 64.0, 4.4],
+                            "runaway_tasks": ["-", "3", "2, 5", "4", "-"]})
+    collapsed = pd.DataFrame({"benchmark": ["permuted_mnist"] * 3, "method": ["dhp", "dhp", "dhp+mas"],
+                              "runaway_at_restore": [True, False, True]})
+    tables = {"table1": table1, "variants": variants, "paired": paired, "runaway": runaway, "collapsed": collapsed}
+    blocks = {"paired": _paired_table(tables), "instability": _instability_table(tables)}
+    rows = blocks["paired"].splitlines()[2:]
+    assert rows == ["| Permuted MNIST | dhp | finetune | 3 | −0.40 | 0 of 3 | 0.309 | 0.250 | 0.480 |",
+                    "| Permuted MNIST | dhp+mas | mas | 0 | — | — | — | — | — |",
+                    "| Permuted MNIST | dhp [eta_clamp=True] | dhp | 3 | +1.23 | 2 of 3 | 0.500 | 0.750 | 0.800 |",
+                    "| Split MNIST | dhp | finetune | 10 | −0.08 | 1 of 10 | 0.002 | 0.004 | 0.514 |"]
+    rows = blocks["instability"].splitlines()[2:]
+    assert rows == ["| Permuted MNIST | dhp | 2 | 2 | 73.9–107.4 | 2 | 1 |",
+                    "| Permuted MNIST | dhp+mas | 1 | 1 | 64.0 | 1 | 1 |",
+                    "| Permuted MNIST | dhp [eta_clamp=True] | 1 | 0 | 1.1 | 0 | 0 |",
+                    "| Split MNIST | dhp | 1 | 0 | 4.4 | 0 | 0 |"]

@@ -279,7 +279,7 @@ def _render_instability(tables: dict[str, pd.DataFrame]) -> list[str]:
 # ---------------------------------------------------------------------------------------------------------------
 # The README's results tables: generated from the same tables, written between markers, checked by a test
 # ---------------------------------------------------------------------------------------------------------------
-README_TABLES = ("split_mnist", "permuted_and_imbalanced")
+README_TABLES = ("split_mnist", "permuted_and_imbalanced", "paired", "instability")
 
 
 def _signed(value: float, digits: int, plus: bool = False) -> str:
@@ -335,14 +335,65 @@ def _permuted_and_imbalanced_table(tables: dict[str, pd.DataFrame]) -> str:
     return _md(pd.DataFrame(out, columns=["method", "Permuted ours", "paper", "Imbalanced ours", "paper"]))
 
 
+def _p(value: float) -> str:
+    return "—" if np.isnan(value) else f"{value:.3f}"
+
+
+def _row_order(tables: dict[str, pd.DataFrame], benchmark: str, label: str) -> tuple[int, int]:
+    """Where a (benchmark, row label) goes in the README's tables: benchmarks in the registry's order; within one,
+    Table 1's rows, then the labelled variants, as REPORT.md lists them."""
+    labels = [m for k in ("table1", "variants") if len(tables[k])
+              for m in tables[k].loc[tables[k]["benchmark"] == benchmark, "method"]]
+    return (list(BENCHMARK_NAMES).index(benchmark), labels.index(label) if label in labels else len(labels))
+
+
+def _paired_table(tables: dict[str, pd.DataFrame]) -> str:
+    """Every DHP variant against its baseline, paired by seed, on every benchmark: the README quotes this table
+    instead of copying its numbers into prose that the next stored seed would make stale."""
+    rows = []
+    paired = tables["paired"]
+    for r in sorted(paired.itertuples(index=False) if len(paired) else (),
+                    key=lambda r: (_row_order(tables, r.benchmark, r.dhp_variant),
+                                   _row_order(tables, r.benchmark, r.baseline))):
+        none = not r.pairs
+        rows.append([registry.benchmark(r.benchmark).title, r.dhp_variant, r.baseline, int(r.pairs),
+                     "—" if none else _signed(100 * r.avg_acc_gain, 2, plus=True),
+                     "—" if none else f"{int(r.avg_acc_better)} of {int(r.pairs)}",
+                     _p(r.avg_acc_p), _p(r.avg_acc_wilcoxon_p), _p(r.avg_acc_welch_p)])
+    return _md(pd.DataFrame(rows, columns=["benchmark", "DHP variant", "baseline", "pairs",
+                                           "DHP − baseline (points)", "DHP higher", "paired t p", "Wilcoxon p",
+                                           "Welch p (unpaired)"]))
+
+
+def _instability_table(tables: dict[str, pd.DataFrame]) -> str:
+    """Per benchmark and DHP row: how many runs' traces ran away (largest ‖Hebb‖_F of a task over task 1's median,
+    above ``RUNAWAY_FACTOR``), the range of that ratio, and the tasks forgotten by more than ``COLLAPSE_DROP`` with
+    how many of them had a runaway trace at the epoch early stopping restored."""
+    r, c = tables.get("runaway", pd.DataFrame()), tables.get("collapsed", pd.DataFrame())
+    rows = []
+    for (b, m), g in sorted(r.groupby(["benchmark", "method"], sort=False) if len(r) else (),
+                            key=lambda item: _row_order(tables, *item[0])):
+        lost = c[(c["benchmark"] == b) & (c["method"] == m)] if len(c) else c
+        k = int(lost["runaway_at_restore"].sum()) if len(lost) else 0
+        low, high = f"{g['ratio'].min():.1f}", f"{g['ratio'].max():.1f}"
+        rows.append([registry.benchmark(b).title, m, len(g), int((g["runaway_tasks"] != "-").sum()),
+                     low if low == high else f"{low}–{high}", len(lost), k])
+    return _md(pd.DataFrame(rows, columns=[
+        "benchmark", "method", "DHP runs", f"runs whose trace ran away (> {RUNAWAY_FACTOR:g}×)",
+        "largest ‖Hebb‖_F ÷ task 1's median", f"tasks forgotten by > {100 * COLLAPSE_DROP:g} points",
+        "of them with a runaway trace"]))
+
+
 def readme_tables(tables: dict[str, pd.DataFrame]) -> dict[str, str]:
     """The README's tables of paper-profile results (section "Paper-profile results"), from :func:`report_tables`:
     ``split_mnist`` (Table 1's Split MNIST column, ours beside the paper) and ``permuted_and_imbalanced`` (average
     accuracy on both permuted benchmarks, Table 1's rows then the labelled variants, each cell with its number of
     trials and of its diverged runs, if any; "diverged (k)" where all k runs of the row diverged, "not run" where
-    none was stored; a variant's paper column is its method's value, in parentheses)."""
+    none was stored; a variant's paper column is its method's value, in parentheses), ``paired`` (every DHP variant
+    against its baseline, paired by seed) and ``instability`` (runaway traces and collapsed tasks per DHP row)."""
     return {"split_mnist": _split_table(tables["table1"]),
-            "permuted_and_imbalanced": _permuted_and_imbalanced_table(tables)}
+            "permuted_and_imbalanced": _permuted_and_imbalanced_table(tables),
+            "paired": _paired_table(tables), "instability": _instability_table(tables)}
 
 
 def _marks(name: str) -> tuple[str, str]:
