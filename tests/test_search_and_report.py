@@ -256,6 +256,8 @@ def test_write_report_tables_and_text(tmp_path):
     assert t1.loc["finetune", "trials"] == 2 and t1.loc["finetune", "avg_acc_mean"] == pytest.approx(0.825)
     assert t1.loc["si", "trials"] == 0
     assert tables["search"].iloc[0]["best_lam"] == 800.0
+    hw = tables["hardware"].iloc[0]  # 7 runs of an hour each, one machine
+    assert (hw["runs"], hw["wall_time_h"], hw["median_run_min"]) == (7, 7.0, 60.0)
     path = write_report(out)
     text = path.read_text()
     assert path == out / "REPORT.md" and "`paper`-profile" in text
