@@ -4,10 +4,12 @@ path rewrites it byte for byte (issue #5, item 6); `notebooks/lanes.sh execute` 
     python scripts/normalize_notebook.py NOTEBOOK.ipynb [...]
 
 Dropped: papermill's and Jupyter's timestamps and durations (notebook and cell metadata), and progress-bar output
-(stderr stream text drawn with carriage returns: its rates and times differ on every run); cell ids are set to
-their position (``cell-<i>``: nbformat draws random ones). Everything else, every result and figure included, is
-kept as executed, and so is the notebook's ``jupytext`` metadata (the filters of its pairing with the .py:
-notebooks/jupytext.toml).
+(stderr stream text drawn with carriage returns: its rates and times differ on every run; and the bare newline a
+closing bar leaves, whose place among the cell's printed lines depends on when each stream was flushed); cell ids
+are set to their position (``cell-<i>``: nbformat draws random ones); a stream printed in several pieces in a row is
+kept as one output (the kernel splits it where a flush happened to fall; nbval joins the pieces before comparing).
+Everything else, every result and figure included, is kept as executed, and so is the notebook's ``jupytext``
+metadata (the filters of its pairing with the .py: notebooks/jupytext.toml).
 """
 
 from __future__ import annotations
@@ -29,9 +31,24 @@ def normalize(nb: nbformat.NotebookNode) -> nbformat.NotebookNode:
         for key in _TIMING:
             cell.metadata.get("papermill", {}).pop(key, None)
         if cell.cell_type == "code":
-            cell.outputs = [o for o in cell.outputs
-                            if not (o.output_type == "stream" and o.name == "stderr" and "\r" in o.text)]
+            cell.outputs = _joined([o for o in cell.outputs if not _progress_bar(o)])
     return nb
+
+
+def _progress_bar(output: nbformat.NotebookNode) -> bool:
+    return (output.output_type == "stream" and output.name == "stderr"
+            and ("\r" in output.text or not output.text.strip()))
+
+
+def _joined(outputs: list) -> list:
+    """Consecutive pieces of one stream as one output."""
+    out: list = []
+    for o in outputs:
+        if out and o.output_type == "stream" and out[-1].output_type == "stream" and out[-1].name == o.name:
+            out[-1].text += o.text
+        else:
+            out.append(o)
+    return out
 
 
 def main(paths: list[str]) -> None:

@@ -195,6 +195,24 @@ def test_normalizing_a_committed_notebook_changes_no_byte(name, tmp_path):
     assert copy.read_bytes() == committed
 
 
+def test_normalizing_drops_progress_bars_and_joins_a_streams_pieces():
+    """What varies between two executions of one cell goes: the bar's text, the bare newline a closing bar leaves
+    wherever the flushes put it, and the split of one stream into pieces; what the cell printed stays, in order."""
+    out = nbformat.v4.new_output
+    cell = nbformat.v4.new_code_cell("train()", outputs=[
+        out("stream", name="stderr", text="\n"),
+        out("stream", name="stdout", text="41 runs"), out("stream", name="stdout", text=", 8 diverged\n"),
+        out("stream", name="stderr", text="runs:  50%|#   | 1/2\rruns: 100%|####| 2/2\n"),
+        out("stream", name="stderr", text="\n"),
+        out("stream", name="stderr", text="UserWarning: real\n"),
+        out("execute_result", data={"text/plain": "1"}, execution_count=1),
+        out("stream", name="stdout", text="after\n")])
+    nb = _normalizer().normalize(nbformat.v4.new_notebook(cells=[cell]))
+    assert [(o.output_type, o.get("name"), o.get("text")) for o in nb.cells[0].outputs] == [
+        ("stream", "stdout", "41 runs, 8 diverged\n"), ("stream", "stderr", "UserWarning: real\n"),
+        ("execute_result", None, None), ("stream", "stdout", "after\n")]
+
+
 # ---------------------------------------------------------------------------------------------------------------
 # pipeline checks: notebooks 04 and 06 top to bottom with papermill on generated files (not results)
 # ---------------------------------------------------------------------------------------------------------------
