@@ -128,6 +128,39 @@ def test_a_run_held_by_a_dead_worker_is_trained_once_its_claim_is_stale(idx_root
     assert np.isfinite(done.results[0][1].avg_acc)
 
 
+def test_a_run_another_worker_recorded_as_diverged_is_not_trained_again(tmp_path, monkeypatch):
+    """Two drivers on one store: one trains a run that diverges while the other waits for its claim. The waiting
+    driver then takes the freed claim, finds the failure recorded and trains nothing (it used to train the run
+    again, only to diverge again); the same when the record appears between its look and its claim. Without
+    recording (``record_diverged=False``) a recorded failure is trained again, as ``on_diverge="raise"`` asks."""
+    out = tmp_path / "store"
+    planned = plan.table1("split_mnist", "ewc", "0", "quick", "cpu", **SMALL)
+    cfg = planned[0].config
+    record = dict(benchmark=cfg.benchmark, method=cfg.method, seed=cfg.seed, config_key=cfg.key(),
+                  message="training diverged on task 2", config=cfg.to_dict())
+    trained = []
+
+    def run_stack(cfgs, *args, **kwargs):
+        trained.extend(cfgs)
+        return [dhclib.PlasticInstabilityError("training diverged again") for _ in cfgs]
+
+    monkeypatch.setattr(execute, "run_stack", run_stack)
+    real_claim = execute.claim
+
+    def claim_after_the_other_finished(path, stale_after):
+        execute.write_atomic(execute.result_path(out, cfg, "diverged"), record)
+        return real_claim(path, stale_after)
+
+    monkeypatch.setattr(execute, "claim", claim_after_the_other_finished)
+    assert execute.train_and_store(planned, out) == [("diverged", "training diverged on task 2")]
+    assert trained == [] and not claim_path(out, cfg).exists()  # the claim taken is given back
+    monkeypatch.setattr(execute, "claim", real_claim)
+    assert execute.train_and_store(planned, out) == [("diverged", "training diverged on task 2")]
+    assert trained == []
+    assert execute.train_and_store(planned, out, record_diverged=False) == [("diverged", "training diverged again")]
+    assert trained == [cfg]
+
+
 @pytest.mark.slow
 def test_the_command_line_runs_on_worker_processes(idx_root, tmp_path):
     from dhclib.cli import main

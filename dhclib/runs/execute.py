@@ -331,22 +331,23 @@ def train_and_store(plans: list[Planned], out_dir, data_dir=None, record_diverge
                     progress: bool = False, stale_after: float = STALE_AFTER,
                     cuda_graphs: bool = False) -> list[tuple[str, str]]:
     """The unit of work of every engine, in this process or on a worker: claim each run of one stack, train the
-    claimed ones that are still not stored (:func:`run_stack`, with the claims refreshed meanwhile), store each
+    claimed ones that are still neither stored nor, when failures are recorded, recorded as diverged
+    (:func:`run_stack`, with the claims refreshed meanwhile), store each
     result, or its divergence record when ``record_diverged``, and release the claims. Per run: ``("stored", "")``,
     ``("diverged", message)`` or ``("held", who)`` when another live worker holds it."""
     outcomes: dict[int, tuple[str, str]] = {}
     mine: list[tuple[int, Claim]] = []
     try:
         for i, p in enumerate(plans):
-            if result_path(out_dir, p.config).is_file():
-                outcomes[i] = ("stored", "")
+            if (done := _finished(out_dir, p.config, record_diverged)) is not None:
+                outcomes[i] = done
                 continue
             c = claim(claim_path(out_dir, p.config), stale_after)
             if c is None:
                 outcomes[i] = ("held", str(holder(claim_path(out_dir, p.config))))
-            elif result_path(out_dir, p.config).is_file():  # finished by its last holder meanwhile
+            elif (done := _finished(out_dir, p.config, record_diverged)) is not None:  # by its last holder meanwhile
                 release(c)
-                outcomes[i] = ("stored", "")
+                outcomes[i] = done
             else:
                 mine.append((i, c))
         if mine:
@@ -369,6 +370,19 @@ def train_and_store(plans: list[Planned], out_dir, data_dir=None, record_diverge
         for _, c in mine:
             release(c)
     return [outcomes[i] for i in range(len(plans))]
+
+
+def _finished(out_dir, cfg: RunConfig, record_diverged: bool) -> tuple[str, str] | None:
+    """A run's outcome if another worker has already written it: ``("stored", "")``, or, where failures are
+    recorded, ``("diverged", message)`` (a recorded failure is not trained again: runs are deterministic, and two
+    drivers on one store would otherwise each train every run that diverges, the second after waiting for the
+    first); None when it is still to train."""
+    if result_path(out_dir, cfg).is_file():
+        return ("stored", "")
+    failed = result_path(out_dir, cfg, "diverged")
+    if record_diverged and failed.is_file() and (record := read_record(failed, out_dir)) is not None:
+        return ("diverged", str(record.get("message", "")))
+    return None
 
 
 def _run_groups(plan, groups, out_dir, data_dir, record_diverged, progress, stale_after, executor, cuda_graphs):
