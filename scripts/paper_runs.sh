@@ -3,11 +3,12 @@
 # torch thread each. Every run is stored atomically and skipped once stored, so killing and restarting this script
 # loses at most the run in progress of each lane. Run it detached, logs outside the repository:
 #   nohup bash scripts/paper_runs.sh /abs/path/to/outputs/paper [PYTHON] > /tmp/paper_runs.log 2>&1 &
-# Both lanes work through the same list: each run is claimed before it trains (dhclib/runs/claims.py), so a lane
-# takes the next run nobody holds and no run is trained twice; neither lane idles while the other benchmark still
-# has runs (one lane per benchmark would leave a core idle once the shorter benchmark is done). A lane waits only
-# at the end of a command, for the run the other lane is finishing. After killing the lanes, restart at once with
-# `rm -rf OUT_DIR/claims` first: a killed lane's claim otherwise holds its run for 10 minutes.
+# Both lanes work through the same list, from its two ends: each run is claimed before it trains
+# (dhclib/runs/claims.py), so no run is trained twice and each lane skips what the other has stored or recorded as
+# diverged. Going through Table 1's seeds in opposite orders, the lanes meet once, in the middle; walking one order
+# together, one lane idled at the end of every command, waiting for the run the other was finishing. After killing
+# the lanes, restart at once with `rm -rf OUT_DIR/claims` first: a killed lane's claim otherwise holds its run for
+# 10 minutes.
 # The numeric path is pinned as in the test lanes (dhclib.numerics.PINNED_ENV) so the runs are reproducible on any
 # x86-64 CPU with AVX2; each stored run records its numeric environment.
 set -u
@@ -17,7 +18,7 @@ export ATEN_CPU_CAPABILITY=avx2 MKL_CBWR=AVX2 OMP_NUM_THREADS=1 MKL_NUM_THREADS=
 run() { "$py" -m dhclib run --profile paper --out "$out" --no-progress "$@" || echo "FAILED: $*"; }
 both() { run --benchmark permuted_mnist,imbalanced_permuted_mnist "$@"; }
 
-lane() {  # every run of the list; those stored already are read back in a second
+lane() {  # every run of the list, Table 1's seeds in the order given; stored runs are read back in a second
   # Split MNIST's finetuning gap (issue item 5): Adam instead of SGD.
   run --benchmark split_mnist --method finetune,dhp --seeds 0-9 --set optimizer=adam --set lr=0.001
   # The remedies of the runaway trace, seeds 0-2 (issue item 4).
@@ -25,13 +26,13 @@ lane() {  # every run of the list; those stored already are read back in a secon
   both --method dhp,dhp+mas --seeds 0-2 --set eta_grad_horizon=full
   # Table 1 seed by seed, so that every DHP variant gets its baseline's paired run early; the labelled Online EWC
   # rows (the mini-batch Fisher, where the paper's lambda diverges) beside each seed.
-  for seed in 0 1 2 3 4 5 6 7 8 9; do
+  for seed in "$@"; do
     both --method all --seeds "$seed"
     both --method ewc,dhp+ewc --seeds "$seed" --set fisher_mode=batch
   done
 }
 
-lane 2>&1 | sed -u 's/^/[lane 1] /' &
+lane 0 1 2 3 4 5 6 7 8 9 2>&1 | sed -u 's/^/[lane 1] /' &
 sleep 30  # the first lane claims its first run before the second looks
-lane 2>&1 | sed -u 's/^/[lane 2] /' &
+lane 9 8 7 6 5 4 3 2 1 0 2>&1 | sed -u 's/^/[lane 2] /' &
 wait
