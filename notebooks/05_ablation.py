@@ -1,7 +1,7 @@
 # %% [markdown]
 # # Ablation: Figure 3 and Table 4 / Figure 4
 #
-# (a) Figure 3: the plastic learning rate η, ‖Hebb‖_F and ‖α‖_F of DHP Softmax over the training steps of the ten Permuted MNIST tasks. (b) Table 4 / Figure 4: sensitivity of DHP Softmax alone to the initial η on the three MNIST benchmarks.
+# (a) Figure 3: the plastic learning rate η, ‖Hebb‖_F and ‖α‖_F of DHP Softmax over the training steps of the ten Permuted MNIST tasks (mean ± SEM over the trials; each task is drawn one unit wide, so that trials whose tasks early stopping made of different lengths line up). (b) Table 4 / Figure 4: sensitivity of DHP Softmax alone to the initial η on the three MNIST benchmarks.
 #
 # The defaults run the quick profile on a CPU in minutes; its numbers are not comparable to the paper's one to one.
 
@@ -47,8 +47,7 @@ runs = dhclib.load_runs(store_dir, "permuted_mnist", "dhp", seeds, profile, devi
                         missing="skip" if missing == "skip" else "raise", **overrides)
 traces = pd.concat([r.traces.assign(seed=r.config["seed"]) for r in runs], ignore_index=True)
 save_table(traces, out_dir, "traces")
-fig = plots.traces(traces, report.task_boundaries(runs[0].traces),
-                   f"DHP Softmax on Permuted MNIST ({profile} profile, {len(runs)} trials)")
+fig = plots.traces(traces, f"DHP Softmax on Permuted MNIST ({profile} profile, {len(runs)} trials)")
 plots.save(fig, out_dir, "figure3_traces");
 
 # %%

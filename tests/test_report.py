@@ -110,13 +110,11 @@ def test_percent_scales_accuracies_only():
     assert out.iloc[0].tolist() == [12.3, 50.0, 0.012, -0.123, 3, 0.0005]
 
 
-def test_traces_boundaries_summary_and_eta_table():
-    """Task boundaries are the first traced step of each later task; the summary averages over seeds; the eta
-    table sits beside Table 4."""
+def test_traces_summary_and_eta_table():
+    """The summary averages over seeds; the eta table sits beside Table 4."""
     tr = pd.DataFrame({"step": [0, 50, 100, 150] * 2, "task": [0, 0, 1, 1] * 2, "seed": [0] * 4 + [1] * 4,
                        "eta": [1.0, 2.0, 3.0, 1.0, 3.0, 4.0, 5.0, 3.0], "hebb_norm": [0.0, 1, 2, 3] * 2,
                        "alpha_norm": [1.0, 1, 1, 1] * 2})
-    assert report.task_boundaries(tr[tr["seed"] == 0]) == [100]
     s = report.trace_summary(tr).set_index("task")
     assert s.loc[1, "eta_end"] == pytest.approx(3.0) and s.loc[2, "eta_max"] == pytest.approx(4.0)
     assert s.loc[2, "hebb_norm_max"] == pytest.approx(3.0) and s.loc[1, "eta_min"] == pytest.approx(2.0)
@@ -186,9 +184,28 @@ def test_paired_tests_pair_the_seeds_and_match_the_formulas():
         report.paired_tests(pd.concat([tidy_from(runs), tidy_from(runs, "permuted_mnist")]))
 
 
+def test_traces_line_up_by_progress_through_each_task():
+    """Trials whose tasks have different lengths (early stopping) meet at the same places: each task one unit
+    wide, a traced step at its task plus its progress through it, the steps of one slice of a task averaged."""
+    short = pd.DataFrame({"seed": 0, "step": [0, 1, 2, 3], "task": [0, 0, 1, 1], "eta": [1.0, 3.0, 5.0, 7.0]})
+    long = pd.DataFrame({"seed": 1, "step": range(8), "task": [0, 0, 0, 0, 1, 1, 1, 1],
+                         "eta": [1.0, 1.0, 3.0, 3.0, 5.0, 5.0, 7.0, 7.0]})
+    a = report.traces_by_progress(pd.concat([short, long]), points_per_task=2)
+    assert a[a["seed"] == 0][["task", "progress", "eta"]].values.tolist() == [
+        [0, 0.25, 1.0], [0, 0.75, 3.0], [1, 1.25, 5.0], [1, 1.75, 7.0]]
+    assert a[a["seed"] == 1][["task", "progress", "eta"]].values.tolist() == [
+        [0, 0.25, 1.0], [0, 0.75, 3.0], [1, 1.25, 5.0], [1, 1.75, 7.0]]  # twice the steps, the same places
+    ax = plots.traces(pd.concat([short, long]).assign(hebb_norm=1.0, alpha_norm=1.0)).axes[0]
+    assert [t.get_text() for t in ax.get_xticklabels()] == ["1", "2"] and ax.get_xlim() == (0.0, 2.0)
+    line = ax.get_lines()[0]  # eta, mean over the trials at each place (100 slices per task by default)
+    at = dict(zip(np.round(line.get_xdata(), 3), line.get_ydata()))
+    assert (at[0.005], at[0.335], at[0.995], at[1.995]) == (1.0, 1.0, 3.0, 7.0)
+
+
 def test_figure3_puts_a_runaway_trace_on_a_log_axis():
     steps = np.arange(40)
-    calm = pd.DataFrame({"seed": 0, "step": steps, "eta": 0.01, "hebb_norm": 15.0 + steps * 0.1, "alpha_norm": 1.0})
+    calm = pd.DataFrame({"seed": 0, "step": steps, "task": steps // 20, "eta": 0.01, "hebb_norm": 15.0 + steps * 0.1,
+                         "alpha_norm": 1.0})
     assert plots.traces(calm).axes[1].get_yscale() == "linear"
     spiky = calm.assign(hebb_norm=np.where(steps == 20, 2300.0, 15.0))
     ax = plots.traces(spiky).axes[1]

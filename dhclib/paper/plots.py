@@ -16,7 +16,7 @@ import pandas as pd
 import seaborn as sns
 
 from dhclib import registry
-from dhclib.paper.report import method_order
+from dhclib.paper.report import method_order, traces_by_progress
 from dhclib.runs.store import label_parts
 
 __all__ = ["method_color", "method_label", "accuracy_curves", "first_and_latest", "r_heatmaps", "traces", "eta_sweep",
@@ -142,24 +142,29 @@ def r_heatmaps(matrices: dict[str, np.ndarray], title: str = ""):
     return fig
 
 
-def traces(frame: pd.DataFrame, boundaries: Sequence[int] = (), title: str = ""):
-    """Figure 3: eta, ||Hebb||_F and ||alpha||_F against training steps (mean ± SEM over trials), with the task
-    boundaries as vertical lines. ``frame`` has columns ``seed, step, eta, hebb_norm, alpha_norm``."""
+def traces(frame: pd.DataFrame, title: str = ""):
+    """Figure 3: eta, ||Hebb||_F and ||alpha||_F through the tasks, mean ± SEM over trials. ``frame`` has columns
+    ``seed, task, step, eta, hebb_norm, alpha_norm`` (a run's traces); each task is drawn one unit wide, its
+    traced steps placed by their progress through it (:func:`dhclib.paper.report.traces_by_progress`), so the
+    trials' tasks line up although early stopping gives them different lengths."""
+    aligned = traces_by_progress(frame)
+    n_tasks = int(aligned["task"].max()) + 1
     fig, axes = plt.subplots(1, 3, figsize=(15, 3.8))
     for ax, col, name in zip(axes, ("eta", "hebb_norm", "alpha_norm"),
                              (r"plastic learning rate $\eta$", r"$\|\mathrm{Hebb}\|_F$", r"$\|\alpha\|_F$")):
-        g = frame.groupby("step")[col]
+        g = aligned.groupby("progress")[col]
         mean, sem = g.mean(), g.sem().fillna(0.0)
         ax.plot(mean.index, mean, lw=1)
         ax.fill_between(mean.index, mean - sem, mean + sem, alpha=0.3, lw=0)
-        for b in boundaries:
+        for b in range(1, n_tasks):
             ax.axvline(b, color="grey", lw=0.6, ls=":")
-        ax.set(xlabel="Training steps", title=name)
+        ax.set_xticks([k + 0.5 for k in range(n_tasks)], [str(k + 1) for k in range(n_tasks)])
+        ax.set(xlabel="Task (its training steps, each task drawn one unit wide)", title=name, xlim=(0, n_tasks))
         if col == "hebb_norm" and mean.max() > 10 * max(mean.median(), 1e-12):
             # a runaway trace spans orders of magnitude: on a linear axis the rest of the curve is a flat line
             ax.set_yscale("log")
             ax.set_title(name + " (log scale)")
-        ax.grid(alpha=0.3)
+        ax.grid(alpha=0.3, axis="y")
     fig.suptitle(title)
     fig.tight_layout()
     return fig

@@ -19,7 +19,7 @@ from dhclib.paper import paper_lambdas, paper_results, table4
 from dhclib.runs.store import label_parts, with_variant
 
 __all__ = ["trials_phrase", "eta_trajectory", "table1_comparison", "welch_tests", "paired_tests", "pairs_present", "curves", "first_and_latest", "method_order",
-           "run_matrix", "task_boundaries", "percent", "trace_summary", "eta_runs", "eta_table", "grid_table",
+           "run_matrix", "traces_by_progress", "percent", "trace_summary", "eta_runs", "eta_table", "grid_table",
            "grid_best", "dhp_verdicts", "not_shown", "figure3_checks", "final_task_accuracy", "figure8_comparison",
            "vision_tasks_run", "RUNAWAY_FACTOR", "COLLAPSE_DROP", "trace_runaway", "collapsed_tasks"]
 
@@ -239,11 +239,20 @@ def vision_tasks_run(vision_tasks: Sequence[str], data_dir=None) -> pd.DataFrame
     return pd.DataFrame(rows)
 
 
-def task_boundaries(traces: pd.DataFrame) -> list[int]:
-    """The training steps at which a new task starts, from a run's traces (for Figure 3's vertical lines)."""
-    t = traces.sort_values("step")
-    starts = t["step"][t["task"].ne(t["task"].shift())]
-    return [int(s) for s in starts.iloc[1:]]
+def traces_by_progress(traces: pd.DataFrame, points_per_task: int = 100) -> pd.DataFrame:
+    """Figure 3's traces on a task axis that every trial shares: each traced step is placed at ``task`` plus its
+    progress through that task (0 at the task's first traced step, just below 1 at its last), and the steps of one
+    trial that fall in one of ``points_per_task`` equal slices of a task are averaged. Early stopping gives each
+    trial's tasks their own lengths, so averaging trials step by step (the training-step axis of the paper's one
+    run) would mix task 3 of one trial with task 4 of another. Columns: ``seed, task, progress`` (the slice's
+    centre, in tasks from 0) and each trace's mean."""
+    t = traces.sort_values(["seed", "step"]).copy()
+    g = t.groupby(["seed", "task"])["step"]
+    first, last = g.transform("min"), g.transform("max")
+    share = ((t["step"] - first) / (last - first).where(last > first, 1)).clip(upper=1 - 1e-9)
+    t["progress"] = t["task"] + (np.floor(share * points_per_task) + 0.5) / points_per_task
+    values = [c for c in ("eta", "hebb_norm", "alpha_norm") if c in t]
+    return t.groupby(["seed", "task", "progress"], as_index=False)[values].mean()
 
 
 def run_matrix(df: pd.DataFrame, method: str, seed: int | None = None) -> np.ndarray:
