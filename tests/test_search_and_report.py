@@ -420,7 +420,7 @@ def test_readme_paired_and_instability_blocks():
     runaway = pd.DataFrame({"benchmark": ["permuted_mnist"] * 4 + ["split_mnist"],
                             "method": ["dhp [eta_clamp=True]", "dhp", "dhp", "dhp+mas", "dhp"],
                             "seed": [0, 0, 1, 0, 0], "ratio": [1.1, 73.94, 107.4, 64.0, 4.4],
-                            "runaway_tasks": ["-", "3", "2, 5", "4", "-"]})
+                            "runaway_tasks": ["-", "3", "2, 5", "4", "-"], "eta_negative_share": 0.1})
     collapsed = pd.DataFrame({"benchmark": ["permuted_mnist"] * 3, "method": ["dhp", "dhp", "dhp+mas"],
                               "runaway_at_restore": [True, False, True]})
     tables = {"table1": table1, "variants": variants, "paired": paired, "runaway": runaway, "collapsed": collapsed}

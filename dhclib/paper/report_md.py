@@ -235,14 +235,30 @@ def render_report(tables: dict[str, pd.DataFrame], profile: str) -> str:
     return "\n".join(out) + "\n"
 
 
+def _instability_by_row(runaway: pd.DataFrame, collapsed: pd.DataFrame) -> pd.DataFrame:
+    """Per benchmark and DHP row, in the runaway table's order: its runs, those whose trace ran away in some task,
+    the smallest and largest ratio of a run's largest ‖Hebb‖_F to its task 1 median, the mean share of steps with
+    η < 0 after task 1, and the tasks forgotten by more than ``COLLAPSE_DROP`` with how many of them had a runaway
+    trace at the restored epoch (REPORT.md's and the README's instability tables)."""
+    out = runaway.groupby(["benchmark", "method"], sort=False).agg(
+        runs=("seed", "size"), runaway_runs=("runaway_tasks", lambda t: int((t != "-").sum())),
+        smallest_ratio=("ratio", "min"), largest_ratio=("ratio", "max"),
+        eta_negative_share=("eta_negative_share", "mean")).reset_index()
+    lost = (collapsed.groupby(["benchmark", "method"])["runaway_at_restore"].agg(["size", "sum"])
+            if len(collapsed) else pd.DataFrame(columns=["size", "sum"]))
+    keys = list(zip(out["benchmark"], out["method"]))
+    out["collapsed"] = [int(lost["size"].get(k, 0)) for k in keys]
+    out["collapsed_runaway"] = [int(lost["sum"].get(k, 0)) for k in keys]
+    return out
+
+
 def _render_instability(tables: dict[str, pd.DataFrame]) -> list[str]:
     """The plastic instability (issue #9): which DHP runs' traces ran away, and which tasks collapsed."""
     r, c = tables.get("runaway", pd.DataFrame()), tables.get("collapsed", pd.DataFrame())
     if not len(r):
         return []
-    summary = r.groupby(["benchmark", "method"], sort=False).agg(
-        runs=("seed", "size"), runaway_runs=("runaway_tasks", lambda t: int((t != "-").sum())),
-        largest_ratio=("ratio", "max"), eta_negative_share=("eta_negative_share", "mean")).reset_index()
+    summary = _instability_by_row(r, c)[["benchmark", "method", "runs", "runaway_runs", "largest_ratio",
+                                         "eta_negative_share"]]
     summary["eta_negative_share"] = summary["eta_negative_share"].round(3)
     out = ["", "## The plastic instability: runaway traces and collapsed tasks", "",
            f"A DHP run's trace *runs away* in a task when its largest ‖Hebb‖_F exceeds {RUNAWAY_FACTOR:g}× the median "
@@ -377,13 +393,11 @@ def _instability_table(tables: dict[str, pd.DataFrame]) -> str:
     how many of them had a runaway trace at the epoch early stopping restored."""
     r, c = tables.get("runaway", pd.DataFrame()), tables.get("collapsed", pd.DataFrame())
     rows = []
-    for (b, m), g in sorted(r.groupby(["benchmark", "method"], sort=False) if len(r) else (),
-                            key=lambda item: _row_order(tables, *item[0])):
-        lost = c[(c["benchmark"] == b) & (c["method"] == m)] if len(c) else c
-        k = int(lost["runaway_at_restore"].sum()) if len(lost) else 0
-        low, high = f"{g['ratio'].min():.1f}", f"{g['ratio'].max():.1f}"
-        rows.append([registry.benchmark(b).title, m, len(g), int((g["runaway_tasks"] != "-").sum()),
-                     low if low == high else f"{low}–{high}", len(lost), k])
+    by_row = _instability_by_row(r, c).itertuples(index=False) if len(r) else ()
+    for x in sorted(by_row, key=lambda x: _row_order(tables, x.benchmark, x.method)):
+        low, high = f"{x.smallest_ratio:.1f}", f"{x.largest_ratio:.1f}"
+        rows.append([registry.benchmark(x.benchmark).title, x.method, x.runs, x.runaway_runs,
+                     low if low == high else f"{low}–{high}", x.collapsed, x.collapsed_runaway])
     return _md(pd.DataFrame(rows, columns=[
         "benchmark", "method", "DHP runs", f"runs whose trace ran away (> {RUNAWAY_FACTOR:g}×)",
         "largest ‖Hebb‖_F ÷ task 1's median", f"tasks forgotten by > {100 * COLLAPSE_DROP:g} points",
