@@ -435,3 +435,24 @@ def test_readme_paired_and_instability_blocks():
                     "| Permuted MNIST | dhp+mas | 1 | 1 | 64.0 | 1 | 1 |",
                     "| Permuted MNIST | dhp [eta_clamp=True] | 1 | 0 | 1.1 | 0 | 0 |",
                     "| Split MNIST | dhp | 1 | 0 | 4.4 | 0 | 0 |"]
+
+
+def test_dhp_mas_by_seed_block():
+    """The README's and REPORT.md's DHP + MAS table, seed by seed: both accuracies and their difference per seed
+    either row has, the forgotten tasks with ‖Hebb‖_F at the restored epoch and the count of runaway ones; a dash
+    where a run is not stored, "none" where a stored run forgot no task, and no table without runs."""
+    from dhclib.paper.report_md import _by_seed_table
+
+    seeds = pd.DataFrame({"benchmark": ["permuted_mnist"] * 4 + ["imbalanced_permuted_mnist", "split_mnist"],
+                          "method": ["mas", "dhp+mas", "mas", "dhp+mas", "mas", "dhp+mas"],
+                          "seed": [0, 0, 1, 1, 3, 0], "avg_acc": [0.8709, 0.7253, 0.8926, 0.8514, 0.8564, 0.98],
+                          "bwt": 0.0})
+    collapsed = pd.DataFrame({"benchmark": ["permuted_mnist"] * 3, "method": ["dhp+mas", "dhp+mas", "dhp"],
+                              "seed": [0, 0, 1], "task": [5, 8, 2], "acc_after_learning": 0.95,
+                              "acc_after_last": 0.3, "hebb_norm_at_restored_epoch": [1154.49, 27.6, 900.0],
+                              "runaway_at_restore": [True, False, True], "base_method": "mas"})
+    rows = _by_seed_table({"seeds": seeds, "collapsed": collapsed}).splitlines()[2:]
+    assert rows == ["| Permuted MNIST | 0 | 87.09 | 72.53 | −14.56 | 5 (1,154), 8 (28) | 1 |",
+                    "| Permuted MNIST | 1 | 89.26 | 85.14 | −4.12 | none | 0 |",
+                    "| Imbalanced Permuted MNIST | 3 | 85.64 | — | — | — | — |"]
+    assert _by_seed_table({"seeds": pd.DataFrame(), "collapsed": pd.DataFrame()}) == ""

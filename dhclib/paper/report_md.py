@@ -18,6 +18,7 @@ import pandas as pd
 
 from dhclib import registry
 from dhclib.paper import paper_results
+from dhclib.method.metrics import per_run
 from dhclib.runs.config import BENCHMARK_NAMES, resolve_config
 from dhclib.errors import DhcError
 from dhclib.runs.outputs import save_table
@@ -67,7 +68,9 @@ def classify_runs(results: list[RunResult]) -> dict[str, pd.DataFrame]:
 def report_tables(store_dir) -> dict[str, pd.DataFrame]:
     """The report's tables from the runs stored under ``store_dir``: ``table1`` (per benchmark, ours beside the
     paper), ``paired`` (each DHP variant against its baseline, paired by seed), ``search`` (:func:`dhclib.paper.report.grid_best` of the lambda searches), ``eta`` (Table 4),
-    ``variants``, ``diverged`` and ``hardware`` (device, runs, summed and median wall time per benchmark)."""
+    ``variants``, ``diverged``, ``hardware`` (device, runs, summed and median wall time per benchmark), ``runaway``
+    and ``collapsed`` (the plastic instability per DHP run and per forgotten task) and ``seeds`` (every Table 1 and
+    labelled run's average accuracy and BWT after the last task, one row per benchmark, row label and seed)."""
     results = load_results(store_dir)
     diverged = load_diverged(store_dir)
     if not results and not diverged:
@@ -106,14 +109,20 @@ def report_tables(store_dir) -> dict[str, pd.DataFrame]:
                        columns=cols)
     cat = (lambda fs: pd.concat(fs, ignore_index=True) if fs else pd.DataFrame())
     runaway, collapsed = _instability(results)
+    scored = [f for f in (kinds["table1"], kinds["variants"]) if len(f)]
+    seeds = per_run(pd.concat(scored, ignore_index=True)) if scored else pd.DataFrame()
     return {"table1": cat(t1), "paired": cat(paired), "search": search, "eta": eta, "variants": cat(variants),
-            "diverged": div, "hardware": hardware, "runaway": runaway, "collapsed": collapsed}
+            "diverged": div, "hardware": hardware, "runaway": runaway, "collapsed": collapsed, "seeds": seeds}
 
 
 def _diverged_label(record: dict) -> str:
     """The label of a diverged run (:func:`dhclib.runs.store.variant_label`): its method, with the settings in which
     its config differs from the paper's."""
     return variant_label(record["method"], record_variant(record.get("purpose"), record.get("config")))
+
+
+_COLLAPSED = ["benchmark", "method", "seed", "task", "acc_after_learning", "acc_after_last",
+              "hebb_norm_at_restored_epoch", "runaway_at_restore", "base_method"]
 
 
 def _instability(results: list[RunResult]) -> tuple[pd.DataFrame, pd.DataFrame]:
@@ -137,11 +146,9 @@ def _instability(results: list[RunResult]) -> tuple[pd.DataFrame, pd.DataFrame]:
                             if (per["task"] > 1).any() else np.nan))
         c = collapsed_tasks(r.R, r.traces, r.tasks)
         collapsed += [dict(ident, **row, base_method=method) for row in c.to_dict("records")]
-    cols = ["benchmark", "method", "seed", "task", "acc_after_learning", "acc_after_last",
-            "hebb_norm_at_restored_epoch", "runaway_at_restore", "base_method"]
     order = ["benchmark", "method", "seed"]
     run_df = pd.DataFrame(runaway).sort_values(order, ignore_index=True) if runaway else pd.DataFrame()
-    col_df = pd.DataFrame(collapsed, columns=cols).sort_values(order + ["task"], ignore_index=True)
+    col_df = pd.DataFrame(collapsed, columns=_COLLAPSED).sort_values(order + ["task"], ignore_index=True)
     return run_df, col_df
 
 
@@ -295,13 +302,16 @@ def _render_instability(tables: dict[str, pd.DataFrame]) -> list[str]:
                     "of normal size is ordinary forgetting."]
     else:
         out += ["", f"No task of a DHP run was forgotten by more than {100 * COLLAPSE_DROP:g} points."]
+    by_seed = _by_seed_table(tables)
+    if by_seed:
+        out += ["", f"DHP + MAS against MAS, seed by seed ({_BY_SEED_NOTE}):", "", by_seed]
     return out
 
 
 # ---------------------------------------------------------------------------------------------------------------
 # The README's results tables: generated from the same tables, written between markers, checked by a test
 # ---------------------------------------------------------------------------------------------------------------
-README_TABLES = ("split_mnist", "permuted_and_imbalanced", "paired", "instability")
+README_TABLES = ("split_mnist", "permuted_and_imbalanced", "paired", "instability", "dhp_mas_by_seed")
 
 
 def _signed(value: float, digits: int, plus: bool = False) -> str:
@@ -404,16 +414,57 @@ def _instability_table(tables: dict[str, pd.DataFrame]) -> str:
         "of them with a runaway trace"]))
 
 
+_BY_SEED_NOTE = ("average accuracy after the last task in %; the tasks DHP + MAS forgot by more than "
+                 f"{100 * COLLAPSE_DROP:g} points, each with ‖Hebb‖_F at the epoch early stopping restored for it, "
+                 "and how many of those traces had run away; — where a run is not stored yet")
+
+
+def _by_seed_table(tables: dict[str, pd.DataFrame], dhp: str = "dhp+mas", baseline: str = "mas",
+                   benchmarks: tuple[str, ...] = ("permuted_mnist", "imbalanced_permuted_mnist")) -> str:
+    """``dhp`` against ``baseline`` seed by seed on ``benchmarks``, with the tasks ``dhp`` forgot by more than
+    ``COLLAPSE_DROP``: the per-seed facts the README's DHP + MAS discussion rests on, regenerated as seeds land
+    ("" when neither row has a run)."""
+    s, c = tables.get("seeds", pd.DataFrame()), tables.get("collapsed", pd.DataFrame())
+    rows = []
+    for b in benchmarks:
+        here = s[s["benchmark"] == b] if len(s) else pd.DataFrame(columns=["method", "seed", "avg_acc"])
+        acc = {m: here[here["method"] == m].set_index("seed")["avg_acc"] for m in (baseline, dhp)}
+        lost = c[(c["benchmark"] == b) & (c["method"] == dhp)] if len(c) else pd.DataFrame(columns=_COLLAPSED)
+        for seed in sorted(set(acc[baseline].index) | set(acc[dhp].index)):
+            a, d = acc[baseline].get(seed, np.nan), acc[dhp].get(seed, np.nan)
+            tasks = lost[lost["seed"] == seed]
+            forgot = ", ".join(f"{int(t)} ({h:,.0f})" for t, h in zip(tasks["task"],
+                                                                      tasks["hebb_norm_at_restored_epoch"]))
+            stored = not np.isnan(d)
+            rows.append([registry.benchmark(b).title, int(seed), _p_or_dash(a), _p_or_dash(d),
+                         "—" if np.isnan(d - a) else _signed(100 * (d - a), 2, plus=True),
+                         (forgot or "none") if stored else "—",
+                         int(tasks["runaway_at_restore"].sum()) if stored else "—"])
+    if not rows:
+        return ""
+    return _md(pd.DataFrame(rows, columns=[
+        "benchmark", "seed", baseline, dhp, f"{dhp} − {baseline} (points)",
+        f"tasks {dhp} forgot by > {100 * COLLAPSE_DROP:g} points (‖Hebb‖_F at the restored epoch)",
+        "of them with a runaway trace"]))
+
+
+def _p_or_dash(value: float) -> str:
+    """An accuracy in %, or a dash where the run is not stored."""
+    return "—" if np.isnan(value) else f"{100 * value:.2f}"
+
+
 def readme_tables(tables: dict[str, pd.DataFrame]) -> dict[str, str]:
     """The README's tables of paper-profile results (section "Paper-profile results"), from :func:`report_tables`:
     ``split_mnist`` (Table 1's Split MNIST column, ours beside the paper) and ``permuted_and_imbalanced`` (average
     accuracy on both permuted benchmarks, Table 1's rows then the labelled variants, each cell with its number of
     trials and of its diverged runs, if any; "diverged (k)" where all k runs of the row diverged, "not run" where
     none was stored; a variant's paper column is its method's value, in parentheses), ``paired`` (every DHP variant
-    against its baseline, paired by seed) and ``instability`` (runaway traces and collapsed tasks per DHP row)."""
+    against its baseline, paired by seed), ``instability`` (runaway traces and collapsed tasks per DHP row) and
+    ``dhp_mas_by_seed`` (DHP + MAS against MAS seed by seed, with its collapsed tasks: :func:`_by_seed_table`)."""
     return {"split_mnist": _split_table(tables["table1"]),
             "permuted_and_imbalanced": _permuted_and_imbalanced_table(tables),
-            "paired": _paired_table(tables), "instability": _instability_table(tables)}
+            "paired": _paired_table(tables), "instability": _instability_table(tables),
+            "dhp_mas_by_seed": _by_seed_table(tables)}
 
 
 def _marks(name: str) -> tuple[str, str]:
