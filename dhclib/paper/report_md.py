@@ -1,11 +1,11 @@
 """``outputs/<profile>/REPORT.md``: every stored run of a result store, the paper beside ours (issue #3, item 8).
 
 The report is generated, never written by hand: :func:`write_report` loads the store, writes its tables as CSV
-(``report_table1.csv``, ``report_paired.csv``, ``report_search.csv``, ``report_variants.csv``) and then renders
-REPORT.md from those frames. Runs are sorted by their variant, the settings that differ from the paper's
-configuration (SPEC §4-§5), stored with each run (:func:`dhclib.runs.store.variant_of`): none = a Table 1 run; only
-``lam`` = the search of Appendix A; only ``eta_init`` = Table 4; anything else = a labelled variant (e.g.
-``fisher_mode=batch``).
+(``report_<name>.csv``, one per table of :func:`report_tables`, e.g. ``report_table1.csv``, ``report_paired.csv``,
+``report_seeds.csv``) and then renders REPORT.md from those frames. Runs are sorted by their variant, the settings
+that differ from the paper's configuration (SPEC §4-§5), stored with each run
+(:func:`dhclib.runs.store.variant_of`): none = a Table 1 run; only ``lam`` = the search of Appendix A; only
+``eta_init`` = Table 4; anything else = a labelled variant (e.g. ``fisher_mode=batch``).
 """
 
 from __future__ import annotations
@@ -436,7 +436,7 @@ def _by_seed_table(tables: dict[str, pd.DataFrame], dhp: str = "dhp+mas", baseli
             forgot = ", ".join(f"{int(t)} ({h:,.0f})" for t, h in zip(tasks["task"],
                                                                       tasks["hebb_norm_at_restored_epoch"]))
             stored = not np.isnan(d)
-            rows.append([registry.benchmark(b).title, int(seed), _p_or_dash(a), _p_or_dash(d),
+            rows.append([registry.benchmark(b).title, int(seed), _pct_or_dash(a), _pct_or_dash(d),
                          "—" if np.isnan(d - a) else _signed(100 * (d - a), 2, plus=True),
                          (forgot or "none") if stored else "—",
                          int(tasks["runaway_at_restore"].sum()) if stored else "—"])
@@ -448,7 +448,7 @@ def _by_seed_table(tables: dict[str, pd.DataFrame], dhp: str = "dhp+mas", baseli
         "of them with a runaway trace"]))
 
 
-def _p_or_dash(value: float) -> str:
+def _pct_or_dash(value: float) -> str:
     """An accuracy in %, or a dash where the run is not stored."""
     return "—" if np.isnan(value) else f"{100 * value:.2f}"
 
