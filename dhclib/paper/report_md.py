@@ -436,7 +436,7 @@ def _by_seed_table(tables: dict[str, pd.DataFrame], dhp: str = "dhp+mas", baseli
             forgot = ", ".join(f"{int(t)} ({h:,.0f})" for t, h in zip(tasks["task"],
                                                                       tasks["hebb_norm_at_restored_epoch"]))
             stored = not np.isnan(d)
-            rows.append([registry.benchmark(b).title, int(seed), _pct_or_dash(a), _pct_or_dash(d),
+            rows.append([registry.benchmark(b).title, int(seed), _pm(a, np.nan), _pm(d, np.nan),
                          "—" if np.isnan(d - a) else _signed(100 * (d - a), 2, plus=True),
                          (forgot or "none") if stored else "—",
                          int(tasks["runaway_at_restore"].sum()) if stored else "—"])
@@ -446,11 +446,6 @@ def _by_seed_table(tables: dict[str, pd.DataFrame], dhp: str = "dhp+mas", baseli
         "benchmark", "seed", baseline, dhp, f"{dhp} − {baseline} (points)",
         f"tasks {dhp} forgot by > {100 * COLLAPSE_DROP:g} points (‖Hebb‖_F at the restored epoch)",
         "of them with a runaway trace"]))
-
-
-def _pct_or_dash(value: float) -> str:
-    """An accuracy in %, or a dash where the run is not stored."""
-    return "—" if np.isnan(value) else f"{100 * value:.2f}"
 
 
 def readme_tables(tables: dict[str, pd.DataFrame]) -> dict[str, str]:
