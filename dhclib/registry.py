@@ -22,7 +22,7 @@ from typing import Any, Callable, Mapping
 
 from dhclib.errors import ConfigError
 
-__all__ = ["Settings", "OutputLayer", "Benchmark", "Method", "LAYERS", "REGULARISERS", "BENCHMARKS",
+__all__ = ["Settings", "added", "key_omits", "OutputLayer", "Benchmark", "Method", "LAYERS", "REGULARISERS", "BENCHMARKS",
            "register_layer", "register_regulariser", "register_benchmark", "layer", "regulariser", "benchmark",
            "method", "methods", "table1_methods", "pairs", "SCRATCH", "search_grids", "search_grid", "paper_lambdas"]
 
@@ -62,6 +62,19 @@ class Settings:
         """Adjust the resolved values before construction (e.g. a shorthand); ``overridden``: the keys the user
         set. The base returns them unchanged."""
         return values
+
+
+def added(default: Any) -> Any:
+    """A settings field added after runs were stored: at ``default`` (which must be what the code did before the
+    field existed) it is left out of the store key, so no stored run changes its key; any other value is hashed
+    as usual, and the field is always stored and shown with the config (:meth:`RunConfig.key`)."""
+    return field(default=default, metadata={"key_omits_default": True})
+
+
+def key_omits(settings: "Settings") -> set[str]:
+    """The fields of ``settings`` that :func:`added` declared and that hold their default: not part of the key."""
+    return {f.name for f in dataclasses.fields(settings)
+            if f.metadata.get("key_omits_default") and getattr(settings, f.name) == f.default}
 
 
 def _kinds(annotation: Any) -> list[str]:

@@ -9,14 +9,11 @@
 # together, one lane idled at the end of every command, waiting for the run the other was finishing. After killing
 # the lanes, restart at once with `rm -rf OUT_DIR/claims` first: a killed lane's claim otherwise holds its run for
 # 10 minutes.
-# The numeric path is pinned as in the test lanes (dhclib.numerics.PINNED_ENV) so the runs are reproducible on any
-# x86-64 CPU with AVX2; each stored run records its numeric environment.
+# The numeric path is pinned as in the test lanes (scripts/lanes_common.sh).
 set -u
 out=${1:?usage: paper_runs.sh OUT_DIR [PYTHON]}
 py=${2:-python3}
-export ATEN_CPU_CAPABILITY=avx2 MKL_CBWR=AVX2 OMP_NUM_THREADS=1 MKL_NUM_THREADS=1
-run() { "$py" -m dhclib run --profile paper --out "$out" --no-progress "$@" || echo "FAILED: $*"; }
-both() { run --benchmark permuted_mnist,imbalanced_permuted_mnist "$@"; }
+source "$(dirname "$0")/lanes_common.sh"
 
 lane() {  # every run of the list, Table 1's seeds in the order given; stored runs are read back in a second
   # Split MNIST's finetuning gap (issue item 5): Adam instead of SGD.
@@ -32,7 +29,4 @@ lane() {  # every run of the list, Table 1's seeds in the order given; stored ru
   done
 }
 
-lane 0 1 2 3 4 5 6 7 8 9 2>&1 | sed -u 's/^/[lane 1] /' &
-sleep 30  # the first lane claims its first run before the second looks
-lane 9 8 7 6 5 4 3 2 1 0 2>&1 | sed -u 's/^/[lane 2] /' &
-wait
+two_lanes 0 1 2 3 4 5 6 7 8 9

@@ -21,8 +21,12 @@ from typing import Any
 import torch
 from torch import Tensor, nn
 
-from dhclib.method.importance import EWC_FISHER_MODES, batch_fisher, sample_grad_stats
-from dhclib.registry import REGULARISERS, Settings, is_int, need, register_regulariser
+from contextlib import nullcontext
+
+from dhclib.method.importance import (EWC_FISHER_MODES, IMPORTANCE_LOGITS, MAS_MODES, batch_grad_stats,
+                                      sample_grad_stats)
+from dhclib.method.models import slow_logits
+from dhclib.registry import REGULARISERS, Settings, added, is_int, need, register_regulariser
 
 __all__ = ["Consolidation", "OnlineEWC", "SI", "MAS", "REGULARISERS", "NoSettings", "SISettings", "EWCSettings",
            "MASSettings"]
@@ -39,6 +43,10 @@ def _check_lam(lam) -> None:
 
 def _check_samples(n) -> None:
     need(n == "all" or (is_int(n) and n >= 1), f"importance_samples must be a positive integer or 'all', got {n!r}")
+
+
+def _check_logits(value) -> None:
+    need(value in IMPORTANCE_LOGITS, f"importance_logits must be 'full' or 'slow', got {value!r}")
 
 
 @register_regulariser  # first: fine-tuning and DHP Softmax alone lead Table 1
@@ -278,36 +286,45 @@ class SI(Consolidation):
 
 
 class _SampledImportance(Consolidation):
-    """Importance estimated after each task from a seeded subset of the task's training samples."""
+    """Importance estimated after each task from a seeded subset of the task's training samples, per sample or
+    from mini-batch gradients (``batch``), on the logits as trained or, with ``logits="slow"``, on DHP Softmax's
+    slow-only logits (Sec. 3: importance is not computed on the plastic component)."""
 
     kind = ""
 
     def __init__(self, model, lam, samples: int | None = 2000, fisher_mode: str = "exact",
-                 batch_size: int = 64) -> None:
+                 batch_size: int = 64, batch: bool = False, logits: str = "full") -> None:
         super().__init__(model, lam)
+        if logits not in IMPORTANCE_LOGITS:
+            raise ValueError(f"unknown importance logits {logits!r}; accepted: {', '.join(IMPORTANCE_LOGITS)}")
         self.samples = samples
         self.fisher_mode = fisher_mode
         self.batch_size = batch_size
+        self.batch = batch
+        self.logits = logits
 
     def _estimate(self, task, generator) -> list[Tensor]:
         x, y = task.sample("train", self.samples, generator)
-        if self.kind == "fisher" and self.fisher_mode == "batch":
-            stats = batch_fisher(self.model, x, task.local(y), task.head, self.batch_size)
-            return [stats[n] for n in self.names]
-        stats = sample_grad_stats(
-            self.model, x, task.head, self.kind, y=task.local(y), fisher_mode=self.fisher_mode, generator=generator
-        )
+        with slow_logits(self.model) if self.logits == "slow" else nullcontext():
+            if self.batch:
+                stats = batch_grad_stats(self.model, x, task.head, self.kind, task.local(y), self.batch_size)
+            else:
+                stats = sample_grad_stats(self.model, x, task.head, self.kind, y=task.local(y),
+                                          fisher_mode=self.fisher_mode, generator=generator)
         return [stats[n] for n in self.names]
 
 
 @dataclass(frozen=True)
 class EWCSettings(Settings):
-    """Online EWC's strength, decay gamma (SPEC §3: 1), Fisher samples and estimator (dhclib.method.importance)."""
+    """Online EWC's strength, decay gamma (SPEC §3: 1), Fisher samples and estimator (dhclib.method.importance),
+    and the logits the Fisher is estimated on (``importance_logits``: "full", as trained, or "slow", DHP
+    Softmax's plastic term left out)."""
 
     lam: float | None = None
     ewc_gamma: float = 1.0
     importance_samples: int | str = 2000
     fisher_mode: str = "exact"
+    importance_logits: str = added("full")
 
     def validate(self) -> None:
         _check_lam(self.lam)
@@ -316,6 +333,7 @@ class EWCSettings(Settings):
         _check_samples(self.importance_samples)
         need(self.fisher_mode in EWC_FISHER_MODES,
              f"fisher_mode must be 'exact', 'sample', 'true' or 'batch', got {self.fisher_mode!r}")
+        _check_logits(self.importance_logits)
 
 
 @register_regulariser
@@ -326,7 +344,8 @@ class OnlineEWC(_SampledImportance):
     log p(y|x) over the active head, averaged over ``samples`` seeded random training samples, or all with None;
     ``fisher_mode`` "exact" takes the expectation over y ~ p(y|x) in closed form, "sample" draws y, "true" uses the
     label = the empirical Fisher; "batch" squares mini-batch gradients of ``batch_size`` samples instead,
-    see :func:`~dhclib.method.importance.batch_fisher`), then ``F = gamma * F + F_new``.
+    see :func:`~dhclib.method.importance.batch_fisher`), then ``F = gamma * F + F_new``. ``logits="slow"``: the
+    Fisher of DHP Softmax's slow-only logits (:class:`_SampledImportance`).
     """
 
     name = "ewc"
@@ -352,13 +371,13 @@ class OnlineEWC(_SampledImportance):
     def from_settings(cls, model, settings: EWCSettings, protocol) -> "OnlineEWC":
         samples = None if settings.importance_samples == "all" else settings.importance_samples
         return cls(model, settings.lam, gamma=settings.ewc_gamma, samples=samples,
-                   fisher_mode=settings.fisher_mode, batch_size=protocol.batch_size)
+                   fisher_mode=settings.fisher_mode, batch_size=protocol.batch_size, logits=settings.importance_logits)
 
     def __init__(self, model, lam: float, gamma: float = 1.0, samples: int | None = 2000, fisher_mode: str = "exact",
-                 batch_size: int = 64):
+                 batch_size: int = 64, logits: str = "full"):
         if fisher_mode not in EWC_FISHER_MODES:
             raise ValueError(f"unknown fisher_mode {fisher_mode!r}; accepted: {', '.join(EWC_FISHER_MODES)}")
-        super().__init__(model, lam, samples, fisher_mode, batch_size)
+        super().__init__(model, lam, samples, fisher_mode, batch_size, batch=fisher_mode == "batch", logits=logits)
         self.gamma = float(gamma)
 
     def on_task_end(self, task, generator) -> None:
@@ -367,14 +386,20 @@ class OnlineEWC(_SampledImportance):
 
 @dataclass(frozen=True)
 class MASSettings(Settings):
-    """MAS's strength and the number of samples its importance is estimated from."""
+    """MAS's strength, the number of samples its importance is estimated from, the estimator (``mas_mode``:
+    "per_sample" |g| or, as Aljundi et al.'s code, "batch" |g| of mini-batch gradients; the counterpart of
+    Online EWC's ``fisher_mode="batch"``) and the logits it is estimated on (``importance_logits``)."""
 
     lam: float | None = None
     importance_samples: int | str = 2000
+    mas_mode: str = added("per_sample")
+    importance_logits: str = added("full")
 
     def validate(self) -> None:
         _check_lam(self.lam)
         _check_samples(self.importance_samples)
+        need(self.mas_mode in MAS_MODES, f"mas_mode must be 'per_sample' or 'batch', got {self.mas_mode!r}")
+        _check_logits(self.importance_logits)
 
 
 @register_regulariser
@@ -382,7 +407,9 @@ class MAS(_SampledImportance):
     """Memory Aware Synapses (Aljundi et al., 2018; SPEC §3).
 
     After each task: ``Omega_new = mean_n |d ||f(x_n)||_2^2 / d theta|`` (per sample, abs before the mean; f the
-    active-head logits) over ``samples`` seeded random training samples; ``Omega = Omega + Omega_new``.
+    active-head logits) over ``samples`` seeded random training samples; ``Omega = Omega + Omega_new``. With
+    ``batch``, abs after a mini-batch mean (:func:`~dhclib.method.importance.batch_grad_stats`); with
+    ``logits="slow"``, f is DHP Softmax's slow-only logits.
     """
 
     name = "mas"
@@ -404,7 +431,8 @@ class MAS(_SampledImportance):
     @classmethod
     def from_settings(cls, model, settings: MASSettings, protocol) -> "MAS":
         samples = None if settings.importance_samples == "all" else settings.importance_samples
-        return cls(model, settings.lam, samples=samples)
+        return cls(model, settings.lam, samples=samples, batch_size=protocol.batch_size,
+                   batch=settings.mas_mode == "batch", logits=settings.importance_logits)
 
     def on_task_end(self, task, generator) -> None:
         self._consolidate(self._estimate(task, generator))

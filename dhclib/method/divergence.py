@@ -72,7 +72,7 @@ class Measured:
 
 
 def sharpness(model: nn.Module, task: Task, iterations: int = POWER_ITERATIONS, batch_size: int = 64) -> float:
-    """The largest eigenvalue of the Hessian of the task loss (cross-entropy over the task's head, in training
+    """The largest eigenvalue of the Hessian of the task loss (cross-entropy over the task's loss units, in training
     mode as SGD sees it) over every trained parameter, on the task's first ``batch_size`` training rows; by power
     iteration with Hessian-vector products from a fixed start. The forward pass updates DHP's trace: pass a copy."""
     model.train()
@@ -80,7 +80,8 @@ def sharpness(model: nn.Module, task: Task, iterations: int = POWER_ITERATIONS, 
     x, y, rows = task.split("train")
     r = rows[:batch_size]
     yb = y.index_select(0, r)
-    loss = F.cross_entropy(model(task.inputs(x, r), yb)[:, task.head], yb - task.head.start)
+    units = task.loss_units
+    loss = F.cross_entropy(model(task.inputs(x, r), yb)[:, units], yb - units.start)
     grads = torch.autograd.grad(loss, params, create_graph=True)
     gen = torch.Generator().manual_seed(0)
     v = [torch.randn(p.shape, generator=gen).to(p) for p in params]

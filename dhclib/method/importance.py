@@ -51,10 +51,15 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
-__all__ = ["sample_grad_stats", "batch_fisher", "FISHER_MODES", "EWC_FISHER_MODES", "supported_modules"]
+__all__ = ["sample_grad_stats", "batch_fisher", "batch_grad_stats", "FISHER_MODES", "EWC_FISHER_MODES", "MAS_MODES",
+           "IMPORTANCE_LOGITS", "supported_modules"]
 
 FISHER_MODES = ("exact", "sample", "true")  # per-sample estimators (sample_grad_stats)
 EWC_FISHER_MODES = FISHER_MODES + ("batch",)  # plus the mini-batch shortcut (batch_fisher)
+MAS_MODES = ("per_sample", "batch")  # MAS: per-sample |g| (sample_grad_stats), or |g| of mini-batch gradients
+# The logits importance is estimated on: the layer's output as trained ("full": theta + alpha * hebb for DHP
+# Softmax), or the slow weights' alone ("slow"; dhclib.method.models.slow_logits).
+IMPORTANCE_LOGITS = ("full", "slow")
 
 # Models with convolutions: most numbers the unfolded inputs of all Conv2d layers hold for one forward block of
 # samples (64 MiB in float32), and most numbers of per-sample conv gradients materialised at once (8 MiB).
@@ -339,6 +344,24 @@ def batch_fisher(model: nn.Module, x: Tensor, y: Tensor, head: slice, batch_size
     per-sample empirical Fisher divided by the batch size (plus the squared mean gradient): a much smaller
     Omega for the same lambda. The model is evaluated in evaluation mode (the Hebbian trace is not updated).
     """
+    return batch_grad_stats(model, x, head, "fisher", y, batch_size)
+
+
+def batch_grad_stats(model: nn.Module, x: Tensor, head: slice, kind: str, y: Tensor | None = None,
+                     batch_size: int = 64) -> dict[str, Tensor]:
+    """Mini-batch counterparts of :func:`sample_grad_stats`: a statistic of each mini-batch's mean gradient,
+    averaged over consecutive mini-batches b of ``batch_size`` samples.
+
+    ``kind="fisher"``: ``mean_b (d mean_{n in b} -log p(y_n|x_n) / d w)^2`` with the true (local head) labels y
+    (:func:`batch_fisher`). ``kind="mas"``: ``mean_b |d mean_{n in b} ||f(x_n)||_2^2 / d w|`` (f the active-head
+    logits), which is how Aljundi et al. accumulate MAS's importance from mini-batches; by the triangle
+    inequality it is at most the per-sample ``mean_n |g_n|`` of ``sample_grad_stats``, and smaller the more the
+    samples' gradients differ in sign. Evaluation mode: the Hebbian trace is used, not updated.
+    """
+    if kind not in ("fisher", "mas"):
+        raise ValueError(f"unknown importance kind {kind!r}; accepted: fisher, mas")
+    if kind == "fisher" and y is None:
+        raise ValueError("the mini-batch Fisher needs the labels")
     slow = model.slow_parameters()
     names, params = list(slow), list(slow.values())
     was_training = model.training
@@ -348,12 +371,15 @@ def batch_fisher(model: nn.Module, x: Tensor, y: Tensor, head: slice, batch_size
     try:
         for start in range(0, x.shape[0], batch_size):
             with torch.enable_grad():
-                loss = nn.functional.cross_entropy(model(x[start : start + batch_size])[:, head],
-                                                   y[start : start + batch_size])
+                logits = model(x[start : start + batch_size])[:, head]
+                if kind == "fisher":
+                    loss = nn.functional.cross_entropy(logits, y[start : start + batch_size])
+                else:
+                    loss = logits.square().sum(1).mean()
                 grads = torch.autograd.grad(loss, params, allow_unused=True)
             for s, g in zip(sums, grads):
                 if g is not None:
-                    s.add_(g.detach().square())
+                    s.add_(g.detach().square() if kind == "fisher" else g.detach().abs())
             n_batches += 1
     finally:
         model.train(was_training)

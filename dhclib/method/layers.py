@@ -7,7 +7,9 @@ closed-form per-sample gradient statistic used by Online EWC and MAS, see ``dhcl
 
 from __future__ import annotations
 
+import contextlib
 import math
+from collections.abc import Iterator
 from dataclasses import dataclass
 
 import torch
@@ -102,6 +104,7 @@ class DHPSoftmax(nn.Module):
         # hebb[i, c] involves eta[i, c] only, or the scalar eta).
         self.register_buffer("hebb_sensitivity", torch.zeros(in_features, out_features))
         self.register_buffer("steps", torch.zeros((), dtype=torch.long))
+        self._slow_only = False  # see slow_only()
 
     @property
     def eta_per_connection(self) -> bool:
@@ -120,6 +123,17 @@ class DHPSoftmax(nn.Module):
         """The parameters consolidation may regularise: theta only, never alpha or eta (SPEC §3)."""
         return {"theta": self.theta}
 
+    @contextlib.contextmanager
+    def slow_only(self) -> Iterator[None]:
+        """Within the block the logits are ``h @ theta``: the plastic term ``alpha * hebb`` is left out (the trace
+        itself is kept). Sec. 3's "we do not compute the synaptic importance parameters on the plastic component
+        of the network", read as importance estimated on the slow-only logits (``importance_logits="slow"``)."""
+        self._slow_only = True
+        try:
+            yield
+        finally:
+            self._slow_only = False
+
     def forward(self, h: Tensor, y: Tensor | None = None) -> Tensor:
         if self.training and y is not None:
             eta = self.effective_eta()
@@ -134,6 +148,8 @@ class DHPSoftmax(nn.Module):
             self.hebb.copy_(hebb.detach())  # truncate the graph between steps
         else:
             hebb = self.hebb
+        if self._slow_only:
+            return h @ self.theta
         return h @ (self.theta + self.alpha * hebb)
 
     @torch.no_grad()

@@ -8,6 +8,7 @@ column per unit.
 
 from __future__ import annotations
 
+import contextlib
 from collections.abc import Sequence
 from dataclasses import dataclass
 
@@ -18,7 +19,7 @@ from dhclib.method.layers import DHPSoftmax, MatchedSoftmax
 from dhclib.registry import Settings, is_int, need
 
 __all__ = ["Classifier", "MLP", "TableCNN", "ZenkeCNN", "NETWORKS", "NETWORK_INPUTS", "NetworkSettings",
-           "head_logits", "OUTPUT_LAYERS"]
+           "head_logits", "OUTPUT_LAYERS", "slow_logits"]
 
 OUTPUT_LAYERS = ("dhp", "matched")
 
@@ -188,6 +189,13 @@ def plastic_layer(model: nn.Module) -> DHPSoftmax | None:
     """The model's DHP Softmax layer, or None for a model without one."""
     out = getattr(model, "out", None)
     return out if isinstance(out, DHPSoftmax) else None
+
+
+def slow_logits(model: nn.Module) -> contextlib.AbstractContextManager:
+    """A block in which the model's DHP Softmax computes its logits from the slow weights only
+    (:meth:`DHPSoftmax.slow_only`); nothing changes for a model without one."""
+    layer = plastic_layer(model)
+    return contextlib.nullcontext() if layer is None else layer.slow_only()
 
 
 @torch.no_grad()

@@ -273,9 +273,9 @@ def train_epoch_stacked(trials: list[Trial], states: list[TaskState], protocol: 
     stacked_rows = torch.stack([o[:together * bs] for o in orders]).view(len(trials), together, bs)
     tasks = [s.task for s in states]
     shared = all(d[0] is data[0][0] and d[1] is data[0][1] for d in data)  # one dataset: gathered at once
-    head = tasks[0].head
-    if any(task.head != head for task in tasks):
-        raise ValueError("a stack's trials learn one task at a time: their heads differ")
+    head = tasks[0].loss_units
+    if any(task.loss_units != head for task in tasks):
+        raise ValueError("a stack's trials learn one task at a time: their loss units differ")
     stack = _Stack([t.model for t in trials], states)
     tracers, task_ids, epochs = [t.tracer for t in trials], [task.index for task in tasks], [s.epoch for s in states]
 
@@ -359,8 +359,7 @@ def train_stack(trials: list[Trial], protocol: Protocol, progress: bool = False,
                     continue
                 log = s.finish()
                 t.epochs.extend(log.epochs)
-                t.task_rows.append({"task": T, "name": t.tasks[T].name, "n_train": t.tasks[T].n_train,
-                                    "epochs": len(log.epochs), "best_epoch": log.best_epoch, "seconds": log.seconds})
+                t.task_rows.append(log.row(t.tasks[T]))
             running = still
         done = [t for t in alive if t.error is None]
         for i in range(T + 1):

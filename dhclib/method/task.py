@@ -2,7 +2,8 @@
 
 A Task is plain data: row indices into dataset tensors that live once on the training device and are shared by
 all tasks, an optional input permutation (an index, applied per batch, never a copied dataset), the task's classes
-and its head (the slice of output units that its loss and prediction use). Labels are global output-unit indices.
+and its head (the slice of output units that its prediction uses, and its loss unless ``loss_head`` widens it).
+Labels are global output-unit indices.
 """
 
 from __future__ import annotations
@@ -31,6 +32,13 @@ class Task:
     y_test: Tensor
     test_idx: Tensor
     perm: Tensor | None = None
+    loss_head: slice | None = None  # the output units the training loss spans, when not the head (Split MNIST's
+    # loss_units="all")
+
+    @property
+    def loss_units(self) -> slice:
+        """The output units the training loss (and the validation loss of early stopping) is computed over."""
+        return self.head if self.loss_head is None else self.loss_head
 
     @property
     def n_train(self) -> int:

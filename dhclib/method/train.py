@@ -1,9 +1,11 @@
 """The sequential training protocol (SPEC §4, Appendix A.1) and batched evaluation.
 
 Tasks are learned one after the other with plain SGD (or Adam where a protocol says so: Split CIFAR-10/100). Each epoch is followed by a validation pass; with early
-stopping, training runs at least ``min_epochs``, stops once the validation accuracy has not improved for
+stopping, training runs at least ``min_epochs``, stops once the validation score has not improved for
 ``patience`` epochs (or at ``max_epochs``), and restores the weights, the Hebbian trace and the regulariser's
-state of the best epoch. After each task, every task seen so far is tested: row T of the accuracy matrix R.
+state of the best epoch. The score is the validation accuracy by default; A.1's "validation error" can as well
+mean the validation cross-entropy (``select_metric="loss"``, a labelled reading). Each task's row records, at the
+restored epoch, what the consolidation mechanism looks like (:func:`mechanism`). After each task, every task seen so far is tested: row T of the accuracy matrix R.
 
 The loop calls the regulariser's hooks and never branches on the method's name; it reads only the small
 :class:`Protocol` of a run, never the whole run config.
@@ -25,11 +27,16 @@ from dhclib.method.consolidation import Consolidation
 from dhclib.errors import PlasticInstabilityError
 from dhclib.method.models import plastic_layer
 from dhclib.method.task import Task
-from dhclib.registry import Settings, is_int, need
+from dhclib.registry import Settings, added, is_int, need
 from dhclib.seeds import rng
 
 __all__ = ["Protocol", "evaluate", "make_optimizer", "train_epoch", "train_task", "train_sequence", "SequenceLog",
-           "Tracer", "record_traces", "tick_traces", "TaskState", "train_step", "apply_step", "epoch_order"]
+           "Tracer", "record_traces", "tick_traces", "TaskState", "train_step", "apply_step", "epoch_order",
+           "evaluate_loss", "mechanism", "SELECT_METRICS"]
+
+# What early stopping compares between epochs (Appendix A.1's "validation error"): the accuracy (ours, the
+# default) or the cross-entropy (lower is better).
+SELECT_METRICS = ("accuracy", "loss")
 
 
 @dataclass(frozen=True)
@@ -37,7 +44,8 @@ class Protocol(Settings):
     """How each task is learned (SPEC §4, A.1): the optimiser (None: plain SGD, the paper's; ``"adam"``: Split
     CIFAR-10/100 after Zenke et al.), batch size and learning rate, the epochs (at least ``min_epochs``, at most
     ``max_epochs``; with ``early_stopping``, stop after ``patience`` epochs without a better validation score,
-    ``select_on`` "val" (ours) or "test" (the paper's wording, flagged), and restore the best epoch); how often the
+    ``select_on`` "val" (ours) or "test" (the paper's wording, flagged), compared by ``select_metric`` "accuracy"
+    (ours) or "loss" (the cross-entropy over the task's loss units), and restore the best epoch); how often the
     ablation traces are recorded (``trace_every`` steps) and the evaluation batch size."""
 
     optimizer: str | None = None
@@ -50,6 +58,7 @@ class Protocol(Settings):
     select_on: str = "val"
     trace_every: int = 50
     eval_batch_size: int = 10000
+    select_metric: str = added("accuracy")
 
     def __post_init__(self) -> None:
         if self.optimizer == "sgd":  # the default spelled out: the same run, so the same key
@@ -67,6 +76,8 @@ class Protocol(Settings):
              f"max_epochs must be an integer >= min_epochs ({self.min_epochs}), got {self.max_epochs!r}")
         need(is_int(self.patience) and self.patience >= 1, f"patience must be an integer >= 1, got {self.patience!r}")
         need(self.select_on in ("val", "test"), f"select_on must be 'val' or 'test', got {self.select_on!r}")
+        need(self.select_metric in SELECT_METRICS,
+             f"select_metric must be 'accuracy' or 'loss', got {self.select_metric!r}")
         need(self.optimizer in (None, "sgd", "adam"), f"optimizer must be 'sgd' or 'adam', got {self.optimizer!r}")
         need(is_int(self.trace_every) and self.trace_every >= 1,
              f"trace_every must be an integer >= 1, got {self.trace_every!r}")
@@ -88,6 +99,40 @@ def evaluate(model: nn.Module, task: Task, split: str = "test", batch_size: int 
         correct += (logits.argmax(1) == task.local(y.index_select(0, r))).sum()
     model.train(was_training)
     return correct.item() / rows.numel()
+
+
+@torch.no_grad()
+def evaluate_loss(model: nn.Module, task: Task, split: str = "val", batch_size: int = 10000) -> float:
+    """Mean cross-entropy of the model on a task's split over the units its training loss uses
+    (``task.loss_units``); the trace is not updated."""
+    x, y, rows = task.split(split)
+    if rows.numel() == 0:
+        return float("nan")
+    was_training = model.training
+    model.eval()
+    units = task.loss_units
+    total = torch.zeros((), dtype=torch.float64, device=rows.device)
+    for start in range(0, rows.numel(), batch_size):
+        r = rows[start : start + batch_size]
+        logits = model(task.inputs(x, r))[:, units]
+        total += F.cross_entropy(logits, y.index_select(0, r) - units.start, reduction="sum").double()
+    model.train(was_training)
+    return total.item() / rows.numel()
+
+
+@torch.no_grad()
+def mechanism(model: nn.Module, reg: Consolidation, lr: float) -> dict[str, float]:
+    """What the consolidation mechanism looks like now (recorded per task at its restored epoch): for DHP Softmax
+    the plastic term's size against the slow weights, ``||alpha (.) Hebb||_F / ||theta||_F`` (``plastic_ratio``),
+    and ``||alpha||_F``; for every method the penalty's largest ``lr * 2 lam Omega`` in force while the task was
+    learned (``penalty_stiffness``; plain SGD on the penalty alone oscillates with a growing amplitude above 2)."""
+    out = {}
+    layer = plastic_layer(model)
+    if layer is not None:
+        out["plastic_ratio"] = float((layer.alpha * layer.hebb).norm() / layer.theta.norm())
+        out["alpha_norm"] = float(layer.alpha.norm())
+    out["penalty_stiffness"] = reg.stiffness(lr)[1]
+    return out
 
 
 class Tracer:
@@ -167,8 +212,8 @@ def train_step(model: nn.Module, task: Task, reg: Consolidation, opt: torch.opti
                yb: Tensor) -> Tensor:
     """One training step of one trial on one batch (labels ``yb`` global): the task loss over the task's head,
     its backward pass and :func:`apply_step`; returns the loss."""
-    head = task.head
-    loss = F.cross_entropy(model(xb, yb)[:, head], yb - head.start)
+    units = task.loss_units
+    loss = F.cross_entropy(model(xb, yb)[:, units], yb - units.start)
     opt.zero_grad()
     loss.backward()
     apply_step(reg, opt)
@@ -221,6 +266,12 @@ class TaskLog:
     epochs: list[dict] = field(default_factory=list)
     best_epoch: int = 0
     seconds: float = 0.0
+    mechanism: dict = field(default_factory=dict)
+
+    def row(self, task: Task) -> dict:
+        """The task's row of a run's ``tasks`` table."""
+        return {"task": task.index, "name": task.name, "n_train": task.n_train, "epochs": len(self.epochs),
+                "best_epoch": self.best_epoch, "seconds": self.seconds, **self.mechanism}
 
 
 def make_optimizer(model: nn.Module, protocol: Protocol) -> torch.optim.Optimizer:
@@ -247,7 +298,7 @@ class TaskState:
         self.opt = make_optimizer(model, protocol)
         self.order_rng = rng(seed, "order", task.index)
         reg.on_task_start(task)
-        self.best_score, self.best_state, self.since_best = -1.0, None, 0
+        self.best_score, self.best_state, self.since_best = -float("inf"), None, 0
         self.epoch = 0
 
     def next_epoch(self) -> int:
@@ -270,8 +321,10 @@ class TaskState:
         row = {"task": task.index, "epoch": epoch, "train_loss": train_loss}
         if task.val_idx.numel() > 0:
             row["val_acc"] = evaluate(model, task, "val", protocol.eval_batch_size) if val_acc is None else val_acc
+        if protocol.select_metric == "loss" and task.val_idx.numel() > 0:
+            row["val_loss"] = evaluate_loss(model, task, "val", protocol.eval_batch_size)
         if protocol.early_stopping:
-            score = row["val_acc"] if protocol.select_on == "val" else evaluate(model, task, "test", protocol.eval_batch_size)
+            score = self._score(row)
             row["select_score"] = score
             if score > self.best_score:
                 self.best_score, self.best_state, self.since_best = score, _snapshot(model, self.reg), 0
@@ -284,6 +337,15 @@ class TaskState:
         stopped = protocol.early_stopping and epoch >= protocol.min_epochs and self.since_best >= protocol.patience
         return stopped or epoch >= protocol.max_epochs
 
+    def _score(self, row: dict) -> float:
+        """The epoch's early-stopping score, higher is better: the accuracy, or minus the cross-entropy."""
+        p, task = self.protocol, self.task
+        if p.select_metric == "loss":
+            if p.select_on == "val":
+                return -row["val_loss"]
+            return -evaluate_loss(self.model, task, "test", p.eval_batch_size)
+        return row["val_acc"] if p.select_on == "val" else evaluate(self.model, task, "test", p.eval_batch_size)
+
     def finish(self) -> TaskLog:
         """Restore the best epoch (with early stopping) and consolidate: the regulariser's end-of-task work."""
         if self.protocol.early_stopping and self.best_state is not None:
@@ -291,6 +353,7 @@ class TaskState:
             self.reg.load_state_dict(self.best_state[1])
         else:
             self.log.best_epoch = len(self.log.epochs)
+        self.log.mechanism = mechanism(self.model, self.reg, self.protocol.lr)
         self.reg.on_task_end(self.task, rng(self.seed, "importance", self.task.index))
         self.log.seconds = time.perf_counter() - self.t0
         return self.log
@@ -338,7 +401,6 @@ def train_sequence(model: nn.Module, tasks: list[Task], reg: Consolidation, prot
             tester = learners[i] if fresh_model is not None else model
             R[T, i] = evaluate(tester, tasks[i], "test", protocol.eval_batch_size)
         epochs.extend(log.epochs)
-        task_rows.append({"task": T, "name": task.name, "n_train": task.n_train, "epochs": len(log.epochs),
-                          "best_epoch": log.best_epoch, "seconds": log.seconds})
+        task_rows.append(log.row(task))
     bar.close()
     return SequenceLog(R=R, traces=tracer.rows, epochs=epochs, tasks=task_rows)

@@ -166,10 +166,13 @@ class RunConfig:
     def key(self) -> str:
         """Short hash of the resolved config: the result store's key, with benchmark, method and seed.
 
-        Fields that are None (not applicable to the method) are left out of the hash, so that adding an optional
-        field later (default None) keeps the keys of results already stored.
+        Fields that are None (not applicable to the method) are left out of the hash, and so are fields added
+        after runs were stored while they hold the default that reproduces the earlier code
+        (:func:`dhclib.registry.added`): the keys of results already stored never change.
         """
-        blob = json.dumps({k: v for k, v in self.to_dict().items() if v is not None}, sort_keys=True)
+        omit = {name for part in self.parts() for name in registry.key_omits(part)}
+        blob = json.dumps({k: v for k, v in self.to_dict().items() if v is not None and k not in omit},
+                          sort_keys=True)
         return hashlib.sha256(blob.encode()).hexdigest()[:10]
 
 
@@ -261,12 +264,17 @@ def resolve_config(
 
 
 def _check_across_parts(c: RunConfig, bench: registry.Benchmark) -> None:
-    """The rules that involve two parts: the task count, the validation split early stopping needs, and whether
-    the network takes the benchmark's inputs."""
+    """The rules that involve two parts: the task count, the validation split early stopping needs, whether the
+    network takes the benchmark's inputs, and that importance on slow-only logits has a plastic term to leave out."""
     top = bench.max_tasks
     registry.need(1 <= c.n_tasks <= top, f"n_tasks must be an integer from 1 to {top} for {c.benchmark}, got {c.n_tasks!r}")
     registry.need(not (c.early_stopping and c.select_on == "val" and c.val_fraction == 0),
                   "early stopping on the validation set needs val_fraction > 0 (or select_on='test')")
+    plastic = [m.name for m in registry.methods().values() if m.plastic and c.importance_logits is not None
+               and "importance_logits" in registry.regulariser(m.regulariser).Settings.field_names()]
+    registry.need(c.importance_logits != "slow" or c.method_spec.plastic,
+                  f"importance_logits='slow' leaves DHP Softmax's plastic term out of the logits, and {c.method!r} "
+                  f"has none; accepted for {', '.join(plastic)}")
     fit = [n for n, kind in NETWORK_INPUTS.items() if kind == bench.inputs]
     registry.need(c.network_settings.inputs == bench.inputs,
                   f"network {c.network or 'mlp'!r} does not fit {c.benchmark}'s inputs; accepted: "

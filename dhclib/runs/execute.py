@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import json
 import platform
+import subprocess
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -34,7 +35,7 @@ from dhclib.method.train import train_sequence
 
 __all__ = ["execute", "Executed", "run_config", "run_stack", "build_run", "stack_key", "resolve_stack", "STACK_FREE",
            "train_and_store", "claim_path", "check_data", "build_tasks", "build_model", "build_regulariser",
-           "resolve_device", "device_description", "versions"]
+           "resolve_device", "device_description", "versions", "code_version"]
 
 
 def resolve_device(device: str | torch.device = "auto", here: bool = True) -> torch.device:
@@ -91,6 +92,25 @@ def versions() -> dict[str, str]:
             "platform": platform.platform()}
 
 
+def code_version() -> dict:
+    """The code a run ran: ``{"commit": the HEAD commit of the git checkout dhclib is imported from, "dirty":
+    whether its tracked files outside ``outputs/`` differ from that commit}``; both None where dhclib is not in a
+    git checkout or git cannot be run. Asked afresh for every run, not cached: a worker outlives commits."""
+    root = Path(__file__).resolve().parents[2]
+
+    def git(*args: str) -> subprocess.CompletedProcess:
+        return subprocess.run(["git", "-C", str(root), *args], capture_output=True, text=True, timeout=30)
+
+    try:
+        head = git("rev-parse", "HEAD")
+        status = git("status", "--porcelain", "--untracked-files=no", "--", ".", ":(exclude)outputs")
+    except (OSError, subprocess.SubprocessError):
+        return {"commit": None, "dirty": None}
+    if head.returncode != 0 or status.returncode != 0:
+        return {"commit": None, "dirty": None}
+    return {"commit": head.stdout.strip(), "dirty": bool(status.stdout.strip())}
+
+
 def data_provenance(cfg: RunConfig, data_dir=None) -> dict:
     """``{dataset: {role: {"file", "bytes", "sha256"}}}`` of the files a run of ``cfg`` read: what its benchmark's
     data check reads (:func:`check_data`, the builder's own reads), from the in-process
@@ -107,7 +127,7 @@ def _result(cfg: RunConfig, log, wall_time: float, engine: dict, data_dir=None) 
                      epochs=pd.DataFrame(log.epochs), tasks=pd.DataFrame(log.tasks), wall_time=wall_time,
                      versions=versions(), device_name=device_description(cfg.device),
                      numeric_env=numeric_environment(cfg.device), engine=engine,
-                     data=data_provenance(cfg, data_dir))
+                     data=data_provenance(cfg, data_dir), code=code_version())
 
 
 def build_run(cfg: RunConfig, data_dir=None, init_key: object = 0):
@@ -360,7 +380,7 @@ def train_and_store(plans: list[Planned], out_dir, data_dir=None, record_diverge
                         write_atomic(result_path(out_dir, cfg, "diverged"),
                                      dict(benchmark=cfg.benchmark, method=cfg.method, seed=cfg.seed,
                                           profile=cfg.profile, config_key=cfg.key(), message=str(result),
-                                          config=cfg.to_dict(), purpose=planned.purpose))
+                                          config=cfg.to_dict(), purpose=planned.purpose, code=code_version()))
                     outcomes[i] = ("diverged", str(result))
                     continue
                 result.purpose = planned.purpose

@@ -57,6 +57,9 @@ class RunResult:
     # The data it read: {dataset: {role: {"file", "bytes", "sha256"}}} (dhclib.runs.execute.data_provenance).
     # Empty for runs stored before it was recorded.
     data: dict = field(default_factory=dict)
+    # The code that made it: {"commit": sha, "dirty": bool} (dhclib.runs.execute.code_version; None where unknown).
+    # Empty for runs stored before it was recorded: their code is unknown.
+    code: dict = field(default_factory=dict)
 
     @property
     def curve(self) -> np.ndarray:
@@ -89,7 +92,7 @@ class RunResult:
         return {"config": self.config, "R": [[None if np.isnan(v) else v for v in row] for row in self.R.tolist()],
                 "avg_acc": self.avg_acc, "bwt": self.bwt, "curve": self.curve.tolist(), "wall_time": self.wall_time,
                 "versions": self.versions, "device_name": self.device_name, "numeric_env": self.numeric_env,
-                "purpose": self.purpose, "engine": self.engine, "data": self.data,
+                "purpose": self.purpose, "engine": self.engine, "data": self.data, "code": self.code,
                 "traces": self.traces.to_dict(orient="list"), "epochs": self.epochs.to_dict(orient="list"),
                 "tasks": self.tasks.to_dict(orient="list")}
 
@@ -99,7 +102,8 @@ class RunResult:
         return cls(config=d["config"], R=R, traces=pd.DataFrame(d["traces"]), epochs=pd.DataFrame(d["epochs"]),
                    tasks=pd.DataFrame(d["tasks"]), wall_time=d["wall_time"], versions=d["versions"],
                    device_name=d["device_name"], numeric_env=d.get("numeric_env", {}),
-                   purpose=d.get("purpose", {}), engine=d.get("engine", {}), data=d.get("data", {}))
+                   purpose=d.get("purpose", {}), engine=d.get("engine", {}), data=d.get("data", {}),
+                   code=d.get("code", {}))
 
     def __repr__(self) -> str:
         return (f"RunResult({self.key}: avg_acc={self.avg_acc:.4f}, bwt={self.bwt:+.4f}, "
