@@ -297,8 +297,15 @@ def test_readme_tables_are_rendered_from_the_store_and_written_between_their_mar
     assert "| finetune | 75.00 | 90.43 | −15.43 | −0.200 | −0.13 |" in text
     assert "| finetune | 82.50 ± 7.50 (2) | 76.73 | not run | 76.44 |" in text
     assert "| ewc | not run | 86.24 | diverged (1) | 87.18 |" in text
-    assert "| dhp+mas [eta_clamp=True] | 90.00 (1; 1 diverged) | (89.53) | not run | (88.80) |" in text
+    assert "| dhp+mas [eta_clamp=True] | 90.00 (1 of 2; 1 diverged) | (89.53) | not run | (88.80) |" in text
     assert "| dhp [eta_grad_horizon=full] | not run | (78.49) | diverged (1) | (80.85) |" in text  # never dropped
+    # REPORT.md too: a survivors-only mean says what it rests on, in its cell and in report_*.csv
+    report = (out / "REPORT.md").read_text()
+    assert "| dhp+mas [eta_clamp=True] | 1 | 90.00 (1 of 2; 1 diverged) | 89.53 |" in report
+    assert "| finetune | 2 | 82.50 ± 7.50 | 76.73 |" in report
+    variants = pd.read_csv(out / "report_variants.csv").set_index("method")
+    assert tuple(variants.loc["dhp+mas [eta_clamp=True]", ["trials", "diverged", "rests_on"]]) == (
+        1, 1, "1 of 2; 1 diverged")
     assert main(["report", "--out", str(out), "--readme", str(readme)]) == 0 and readme.read_text() == text
     with pytest.raises(dhclib.DhcError, match="no place for the generated table 'split_mnist'"):
         with_readme_tables("no markers here", {"split_mnist": "| a |"})

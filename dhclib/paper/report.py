@@ -18,7 +18,7 @@ from dhclib.method.metrics import R_from_tidy, average_accuracy_curve, per_run, 
 from dhclib.paper import paper_lambdas, paper_results, table4
 from dhclib.runs.store import label_parts, with_variant
 
-__all__ = ["trials_phrase", "eta_trajectory", "table1_comparison", "welch_tests", "paired_tests", "pairs_present", "curves", "first_and_latest", "method_order",
+__all__ = ["trials_phrase", "rests_on", "eta_trajectory", "table1_comparison", "welch_tests", "paired_tests", "pairs_present", "curves", "first_and_latest", "method_order",
            "run_matrix", "traces_by_progress", "percent", "trace_summary", "eta_runs", "eta_table", "grid_table",
            "grid_best", "dhp_verdicts", "not_shown", "figure3_checks", "final_task_accuracy", "figure8_comparison",
            "vision_tasks_run", "RUNAWAY_FACTOR", "COLLAPSE_DROP", "trace_runaway", "collapsed_tasks"]
@@ -72,10 +72,20 @@ def _with_parts(out: pd.DataFrame, parts: Mapping[str, tuple[str, str]]) -> pd.D
     return out
 
 
-def table1_comparison(df: pd.DataFrame, benchmark: str) -> pd.DataFrame:
+def rests_on(trials: int, diverged: int) -> str:
+    """What a mean rests on when some of its runs diverged, e.g. ``"4 of 10; 6 diverged"`` ("" when none did): a
+    mean of the survivors is never shown beside the paper's all-trial value without it."""
+    return f"{trials} of {trials + diverged}; {diverged} diverged" if diverged else ""
+
+
+def table1_comparison(df: pd.DataFrame, benchmark: str, diverged=None) -> pd.DataFrame:
     """Table 1's column for ``benchmark``: our average accuracy and BWT (mean, SEM, trials) beside the paper's,
     with the differences (ours − paper); for Split CIFAR-10/100, Figure 8's average accuracies. Methods absent from ``df`` have NaN for ours. A labelled variant
-    (:func:`dhclib.run_variants`) is its own row, beside the paper's value for its method."""
+    (:func:`dhclib.run_variants`) is its own row, beside the paper's value for its method.
+
+    ``diverged``: the records of runs that diverged (dicts or a frame with ``benchmark`` and ``method``, the row's
+    label; default ``df.attrs["diverged"]``, as the drivers return it): counted per row in ``diverged``, and
+    ``rests_on`` says what a mean of fewer runs than were started rests on (:func:`rests_on`)."""
     parts = label_parts(df)
     ours = summarize(df[df["benchmark"] == benchmark], by=("method",))
     if ours.empty:
@@ -86,10 +96,15 @@ def table1_comparison(df: pd.DataFrame, benchmark: str) -> pd.DataFrame:
     for col in ("paper_avg_acc", "paper_bwt"):
         out[col] = out[col].fillna(out["method"].map(lambda m: by_method[col].get(_method_of(parts, m), np.nan)))
     out["trials"] = out["trials"].fillna(0).astype(int)
+    lost = pd.DataFrame(df.attrs.get("diverged", []) if diverged is None else diverged,
+                        columns=["benchmark", "method"])
+    counts = lost[lost["benchmark"] == benchmark].groupby("method").size()
+    out["diverged"] = out["method"].map(counts).fillna(0).astype(int)
+    out["rests_on"] = [rests_on(t, d) for t, d in zip(out["trials"], out["diverged"])]
     out["avg_acc_diff"] = out["avg_acc_mean"] - out["paper_avg_acc"]
     out["bwt_diff"] = out["bwt_mean"] - out["paper_bwt"]
-    cols = ["method", "trials", "avg_acc_mean", "avg_acc_sem", "paper_avg_acc", "avg_acc_diff", "bwt_mean", "bwt_sem",
-            "paper_bwt", "bwt_diff"]
+    cols = ["method", "trials", "diverged", "avg_acc_mean", "avg_acc_sem", "paper_avg_acc", "avg_acc_diff",
+            "bwt_mean", "bwt_sem", "paper_bwt", "bwt_diff", "rests_on"]
     order = {m: i for i, m in enumerate(method_order(list(out["method"]), parts))}
     return out[cols].sort_values("method", key=lambda s: s.map(order), ignore_index=True)
 
