@@ -7,7 +7,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from dhclib.paper.report import RUNAWAY_FACTOR, collapsed_tasks, eta_trajectory, trace_runaway
+from dhclib.paper.report import RUNAWAY_FACTOR, collapsed_tasks, eta_trajectory, task_states, trace_runaway
 
 
 def _traces(hebb_by_task: dict[int, list[float]], eta: float = 0.01) -> pd.DataFrame:
@@ -52,6 +52,45 @@ def test_a_collapsed_task_is_named_with_its_trace_at_the_restored_epoch():
     c = collapsed_tasks(R, t, tasks_early)
     assert c.loc[0, "hebb_norm_at_restored_epoch"] == 20 and not c.loc[0, "runaway_at_restore"]
     assert collapsed_tasks(R, t, tasks, drop=0.7).empty
+
+
+def test_task_states_cover_every_task_and_read_the_recorded_mechanism():
+    """Every task but the last, forgotten or not; the mechanism a run recorded at each restored epoch where it
+    did (NaN for an older run); a run without a trace has no runaway to count."""
+    R = np.array([[0.95, np.nan, np.nan], [0.90, 0.96, np.nan], [0.30, 0.94, 0.97]])
+    t = _traces({0: [10, 20, 20, 900], 1: [20, 30, 40, 50], 2: [20, 20, 20, 20]})
+    tasks = pd.DataFrame({"task": [0, 1, 2], "best_epoch": [2, 1, 2], "plastic_ratio": [0.5, 4.0, 1.0],
+                          "alpha_norm": [3.0, 3.5, 4.0], "penalty_stiffness": [0.0, 0.02, 0.03]})
+    s = task_states(R, t, tasks)
+    assert s["task"].tolist() == [1, 2] and s["forgotten"].tolist() == [True, False]
+    assert s["runaway_at_restore"].tolist() == [True, False]
+    assert s["plastic_ratio"].tolist() == [0.5, 4.0] and s["penalty_stiffness"].tolist() == [0.0, 0.02]
+    older = task_states(R, t, tasks[["task", "best_epoch"]])
+    assert older["plastic_ratio"].isna().all() and older["forgotten"].tolist() == [True, False]
+    no_trace = task_states(R, pd.DataFrame({"step": [0], "task": [0], "epoch": [1], "loss": [1.0]}), tasks)
+    assert not no_trace["runaway_at_restore"].any() and no_trace["hebb_norm_at_restored_epoch"].isna().all()
+
+
+def test_the_mechanism_table_counts_tasks_per_row(tmp_path):
+    """REPORT.md's and the README's mechanism table from stored runs: a DHP + MAS run that forgot task 1 at a
+    runaway restore, and its MAS baseline (no trace: its trace columns are dashes)."""
+    from dhclib.paper.report_md import _mechanism_table, report_tables
+    from dhclib.runs.config import resolve_config
+    from dhclib.runs.store import RunResult, result_path, write_atomic
+
+    R = np.array([[0.95, np.nan, np.nan], [0.90, 0.96, np.nan], [0.30, 0.94, 0.97]])
+    t = _traces({0: [10, 20, 20, 900], 1: [20, 30, 40, 50], 2: [20, 20, 20, 20]}).assign(alpha_norm=2.0)
+    recorded = pd.DataFrame({"task": [0, 1, 2], "best_epoch": [2, 1, 2], "plastic_ratio": [0.5, 4.0, 1.0],
+                             "alpha_norm": [3.0, 3.5, 4.0], "penalty_stiffness": [0.0, 0.02, 0.03]})
+    for method, traces, tasks in (("dhp+mas", t, recorded), ("mas", t.drop(columns=["hebb_norm", "alpha_norm"]),
+                                                              recorded[["task", "best_epoch"]])):
+        cfg = resolve_config("permuted_mnist", method, 0, "paper", "cpu", n_tasks=3)
+        r = RunResult(config=dict(cfg.to_dict(), key=cfg.key()), R=R, traces=traces, epochs=pd.DataFrame(),
+                      tasks=tasks, wall_time=1.0, versions={}, device_name="cpu: test")
+        write_atomic(result_path(tmp_path, cfg), r.to_json())
+    text = _mechanism_table(report_tables(tmp_path))
+    assert "| Permuted MNIST | dhp+mas [n_tasks=3] | 1 | 95.5 | 1 | 1 | 0 | 1 | 4.00 | 2.25; 4.00 | 0.02 |" in text
+    assert "| Permuted MNIST | mas [n_tasks=3] | 1 | 95.5 | — | — | — | 1 | — | — | — |" in text
 
 
 # --- figures a reader can lay beside the paper's (issue #9, item 6) ------------------------------------------

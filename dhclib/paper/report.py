@@ -18,7 +18,7 @@ from dhclib.method.metrics import R_from_tidy, average_accuracy_curve, per_run, 
 from dhclib.paper import paper_lambdas, paper_results, table4
 from dhclib.runs.store import label_parts, with_variant
 
-__all__ = ["trials_phrase", "rests_on", "eta_trajectory", "table1_comparison", "welch_tests", "paired_tests", "pairs_present", "curves", "first_and_latest", "method_order",
+__all__ = ["trials_phrase", "rests_on", "task_states", "MECHANISM", "eta_trajectory", "table1_comparison", "welch_tests", "paired_tests", "pairs_present", "curves", "first_and_latest", "method_order",
            "run_matrix", "traces_by_progress", "percent", "trace_summary", "eta_runs", "eta_table", "grid_table",
            "grid_best", "dhp_verdicts", "not_shown", "figure3_checks", "final_task_accuracy", "figure8_comparison",
            "vision_tasks_run", "RUNAWAY_FACTOR", "COLLAPSE_DROP", "trace_runaway", "collapsed_tasks"]
@@ -478,22 +478,44 @@ def eta_trajectory(traces: pd.DataFrame) -> dict[str, float]:
             "eta_later_min": float(later.min()) if len(later) else np.nan, "eta_end": float(t["eta"].iloc[-1])}
 
 
+# What each run records per task at its restored epoch (dhclib.method.train.mechanism); NaN for older runs.
+MECHANISM = ("plastic_ratio", "alpha_norm", "penalty_stiffness")
+
+
+def task_states(R: np.ndarray, traces: pd.DataFrame, tasks: pd.DataFrame, drop: float = COLLAPSE_DROP,
+                factor: float = RUNAWAY_FACTOR) -> pd.DataFrame:
+    """Every task but the last of one run: its accuracy right after learning it and after the last task, whether
+    it was forgotten by more than ``drop``; for a DHP run, ||Hebb||_F at the epoch early stopping restored (the
+    trace the task was consolidated with) and whether that trace had run away (> ``factor`` × task 1's median;
+    False without a trace); and what the run recorded of the mechanism at that epoch (:data:`MECHANISM`, NaN where
+    it did not). Tasks are numbered from 1."""
+    n = R.shape[0]
+    plastic = "hebb_norm" in traces
+    base = _task1_median(traces) if plastic else np.nan
+    best = dict(zip(tasks["task"], tasks["best_epoch"])) if "task" in tasks else {}
+    recorded = tasks.set_index("task") if "task" in tasks else pd.DataFrame()
+    rows = []
+    for i in range(n - 1):
+        learned, final = R[i, i], R[n - 1, i]
+        hebb = np.nan
+        if plastic:
+            at = traces[(traces["task"] == i) & (traces["epoch"] == best.get(i))]
+            hebb = float(at["hebb_norm"].iloc[-1]) if len(at) else np.nan
+        row = {"task": i + 1, "acc_after_learning": learned, "acc_after_last": final,
+               "forgotten": bool(learned - final > drop), "hebb_norm_at_restored_epoch": hebb,
+               "runaway_at_restore": bool(hebb > factor * base)}
+        for k in MECHANISM:
+            row[k] = float(recorded.at[i, k]) if k in recorded and i in recorded.index else np.nan
+        rows.append(row)
+    return pd.DataFrame(rows, columns=["task", "acc_after_learning", "acc_after_last", "forgotten",
+                                       "hebb_norm_at_restored_epoch", "runaway_at_restore", *MECHANISM])
+
+
 def collapsed_tasks(R: np.ndarray, traces: pd.DataFrame, tasks: pd.DataFrame, drop: float = COLLAPSE_DROP,
                     factor: float = RUNAWAY_FACTOR) -> pd.DataFrame:
     """The tasks of one DHP run forgotten by more than ``drop`` (accuracy right after learning − after the last
     task), each with ||Hebb||_F at the epoch early stopping restored (the trace the task was consolidated with)
     and whether that trace had run away (> ``factor`` × task 1's median). Tasks are numbered from 1."""
-    n = R.shape[0]
-    base = _task1_median(traces)
-    best = dict(zip(tasks["task"], tasks["best_epoch"]))
-    rows = []
-    for i in range(n - 1):
-        learned, final = R[i, i], R[n - 1, i]
-        if not learned - final > drop:
-            continue
-        at = traces[(traces["task"] == i) & (traces["epoch"] == best.get(i))]
-        hebb = float(at["hebb_norm"].iloc[-1]) if len(at) else np.nan
-        rows.append({"task": i + 1, "acc_after_learning": learned, "acc_after_last": final,
-                     "hebb_norm_at_restored_epoch": hebb, "runaway_at_restore": bool(hebb > factor * base)})
-    return pd.DataFrame(rows, columns=["task", "acc_after_learning", "acc_after_last", "hebb_norm_at_restored_epoch",
-                                       "runaway_at_restore"])
+    states = task_states(R, traces, tasks, drop, factor)
+    return states[states["forgotten"]][["task", "acc_after_learning", "acc_after_last", "hebb_norm_at_restored_epoch",
+                                        "runaway_at_restore"]].reset_index(drop=True)

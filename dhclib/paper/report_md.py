@@ -23,7 +23,8 @@ from dhclib.runs.config import BENCHMARK_NAMES, resolve_config
 from dhclib.errors import DhcError
 from dhclib.runs.outputs import save_table
 from dhclib.paper.report import (COLLAPSE_DROP, RUNAWAY_FACTOR, collapsed_tasks, eta_table, eta_trajectory, grid_best,
-                                 grid_table, paired_tests, pairs_present, percent, table1_comparison, trace_runaway)
+                                 grid_table, paired_tests, pairs_present, percent, table1_comparison, task_states,
+                                 trace_runaway)
 from dhclib.runs.store import (RunResult, label_parts, load_diverged, load_results, record_variant,
                                variant_label, variant_of)
 
@@ -69,8 +70,9 @@ def report_tables(store_dir) -> dict[str, pd.DataFrame]:
     """The report's tables from the runs stored under ``store_dir``: ``table1`` (per benchmark, ours beside the
     paper), ``paired`` (each DHP variant against its baseline, paired by seed), ``search`` (:func:`dhclib.paper.report.grid_best` of the lambda searches), ``eta`` (Table 4),
     ``variants``, ``diverged``, ``hardware`` (device, runs, summed and median wall time per benchmark), ``runaway``
-    and ``collapsed`` (the plastic instability per DHP run and per forgotten task) and ``seeds`` (every Table 1 and
-    labelled run's average accuracy and BWT after the last task, one row per benchmark, row label and seed)."""
+    and ``collapsed`` (the plastic instability per DHP run and per forgotten task), ``mechanism`` (per row, what
+    happens to its tasks: :func:`_mechanism`) and ``seeds`` (every Table 1 and labelled run's average accuracy and
+    BWT after the last task, one row per benchmark, row label and seed)."""
     results = load_results(store_dir)
     diverged = load_diverged(store_dir)
     if not results and not diverged:
@@ -113,7 +115,8 @@ def report_tables(store_dir) -> dict[str, pd.DataFrame]:
     scored = [f for f in (kinds["table1"], kinds["variants"]) if len(f)]
     seeds = per_run(pd.concat(scored, ignore_index=True)) if scored else pd.DataFrame()
     return {"table1": cat(t1), "paired": cat(paired), "search": search, "eta": eta, "variants": cat(variants),
-            "diverged": div, "hardware": hardware, "runaway": runaway, "collapsed": collapsed, "seeds": seeds}
+            "diverged": div, "hardware": hardware, "runaway": runaway, "collapsed": collapsed,
+            "mechanism": _mechanism(results), "seeds": seeds}
 
 
 def _diverged_label(record: dict) -> str:
@@ -151,6 +154,57 @@ def _instability(results: list[RunResult]) -> tuple[pd.DataFrame, pd.DataFrame]:
     run_df = pd.DataFrame(runaway).sort_values(order, ignore_index=True) if runaway else pd.DataFrame()
     col_df = pd.DataFrame(collapsed, columns=_COLLAPSED).sort_values(order + ["task"], ignore_index=True)
     return run_df, col_df
+
+
+def _alpha_after_last(r: RunResult) -> float:
+    """||alpha||_F after the last task, at the epoch early stopping restored: as recorded, or read off the traces
+    of a run stored before it was recorded (NaN without DHP Softmax)."""
+    if "alpha_norm" in r.tasks and len(r.tasks):
+        return float(r.tasks["alpha_norm"].iloc[-1])
+    if "alpha_norm" not in r.traces or not len(r.tasks):
+        return np.nan
+    last = r.tasks.iloc[-1]
+    at = r.traces[(r.traces["task"] == last["task"]) & (r.traces["epoch"] == last["best_epoch"])]
+    return float(at["alpha_norm"].iloc[-1]) if len(at) else np.nan
+
+
+def _mechanism(results: list[RunResult]) -> pd.DataFrame:
+    """Per benchmark and row (Table 1's and the labelled variants', not the grids), over every task but the last
+    of every run (:func:`dhclib.paper.report.task_states`): the mean accuracy right after learning a task; for DHP
+    rows the tasks restored at an epoch whose trace had run away, how many of those were forgotten by more than
+    ``COLLAPSE_DROP``, and the tasks forgotten with a trace of normal size; for every row the tasks forgotten;
+    the mean ||alpha||_F after the last task; and, from the runs that record them (:data:`report.MECHANISM`), the
+    median and largest ||alpha (.) Hebb||_F / ||theta||_F at the restored epochs and the largest lr 2 lam Omega."""
+    rows = []
+    for r in results:
+        diff = variant_of(r)
+        if set(diff) in ({"lam"}, {"eta_init"}):
+            continue
+        s = task_states(r.R, r.traces, r.tasks)
+        plastic = registry.method(r.config["method"]).plastic
+        recorded = s["penalty_stiffness"].notna().any()
+        rows.append(dict(benchmark=r.config["benchmark"], method=variant_label(r.config["method"], diff),
+                         plastic=plastic, learned=s["acc_after_learning"].mean(), tasks=len(s),
+                         runaway_restores=int(s["runaway_at_restore"].sum()),
+                         runaway_forgotten=int((s["runaway_at_restore"] & s["forgotten"]).sum()),
+                         forgotten=int(s["forgotten"].sum()),
+                         forgotten_normal=int((~s["runaway_at_restore"] & s["forgotten"]).sum()),
+                         alpha_after_last=_alpha_after_last(r), recorded=int(recorded),
+                         ratios=list(s["plastic_ratio"].dropna()), stiffness=s["penalty_stiffness"].max()))
+    if not rows:
+        return pd.DataFrame()
+    per_run = pd.DataFrame(rows)
+    out = per_run.groupby(["benchmark", "method"], sort=False).agg(
+        runs=("tasks", "size"), plastic=("plastic", "first"), learned=("learned", "mean"), tasks=("tasks", "sum"),
+        runaway_restores=("runaway_restores", "sum"), runaway_forgotten=("runaway_forgotten", "sum"),
+        forgotten_normal=("forgotten_normal", "sum"), forgotten=("forgotten", "sum"),
+        alpha_after_last=("alpha_after_last", "mean"), recorded=("recorded", "sum"),
+        ratios=("ratios", "sum"), stiffness_max=("stiffness", "max")).reset_index()
+    out["plastic_ratio_median"] = [np.median(v) if len(v) else np.nan for v in out["ratios"]]
+    out["plastic_ratio_max"] = [max(v) if len(v) else np.nan for v in out["ratios"]]
+    for col in ("runaway_restores", "runaway_forgotten", "forgotten_normal"):  # no trace, no runaway to count
+        out[col] = out[col].where(out["plastic"])
+    return out.drop(columns="ratios")
 
 
 def _md(df: pd.DataFrame) -> str:
@@ -308,13 +362,17 @@ def _render_instability(tables: dict[str, pd.DataFrame]) -> list[str]:
     by_seed = _by_seed_table(tables)
     if by_seed:
         out += ["", f"DHP + MAS against MAS, seed by seed ({_BY_SEED_NOTE}):", "", by_seed]
+    mechanism = _mechanism_table(tables)
+    if mechanism:
+        out += ["", "## What happens to each task: the mechanism, per row", "", _MECHANISM_NOTE + ":", "",
+                mechanism]
     return out
 
 
 # ---------------------------------------------------------------------------------------------------------------
 # The README's results tables: generated from the same tables, written between markers, checked by a test
 # ---------------------------------------------------------------------------------------------------------------
-README_TABLES = ("split_mnist", "permuted_and_imbalanced", "paired", "instability", "dhp_mas_by_seed")
+README_TABLES = ("split_mnist", "permuted_and_imbalanced", "paired", "instability", "dhp_mas_by_seed", "mechanism")
 
 
 def _signed(value: float, digits: int, plus: bool = False) -> str:
@@ -416,6 +474,45 @@ def _instability_table(tables: dict[str, pd.DataFrame]) -> str:
         "of them with a runaway trace"]))
 
 
+def _mechanism_table(tables: dict[str, pd.DataFrame]) -> str:
+    """Per benchmark and row (:func:`_mechanism`), in REPORT.md's order: what happened to the tasks before the last
+    one, with the trace's columns for DHP rows and the recorded mechanism where runs record it ("" without runs)."""
+    m = tables.get("mechanism", pd.DataFrame())
+    if not len(m):
+        return ""
+    rows = []
+
+    def count(v) -> str:
+        return "—" if pd.isna(v) else str(int(v))
+
+    for x in sorted(m.itertuples(index=False), key=lambda x: _row_order(tables, x.benchmark, x.method)):
+        ratio = "—"
+        if x.recorded:
+            ratio = f"{x.plastic_ratio_median:.2f}; {x.plastic_ratio_max:.2f}" if not pd.isna(x.plastic_ratio_median) \
+                else "—"
+        seen = f" ({int(x.recorded)} of {int(x.runs)} runs)" if 0 < x.recorded < x.runs else ""
+        rows.append([registry.benchmark(x.benchmark).title, x.method, int(x.runs), f"{100 * x.learned:.1f}",
+                     count(x.runaway_restores), count(x.runaway_forgotten), count(x.forgotten_normal),
+                     int(x.forgotten), "—" if pd.isna(x.alpha_after_last) else f"{x.alpha_after_last:.2f}",
+                     ratio + (seen if ratio != "—" else ""),
+                     "—" if pd.isna(x.stiffness_max) else f"{x.stiffness_max:.3g}" + seen])
+    return _md(pd.DataFrame(rows, columns=[
+        "benchmark", "method", "runs", "accuracy right after learning a task (%)",
+        "restores at a runaway-trace epoch", f"of those, forgotten by > {100 * COLLAPSE_DROP:g} points",
+        "forgotten with a normal trace", f"all forgotten by > {100 * COLLAPSE_DROP:g} points",
+        "‖α‖_F after the last task", "‖α⊙Hebb‖_F / ‖θ‖_F at restore (median; max)", "largest lr·2λΩ"]))
+
+
+_MECHANISM_NOTE = (
+    "Per row, over tasks 1 to T−1 of every run (T the last task): the accuracy right after learning a task; for DHP "
+    "rows, the tasks whose restored epoch had a runaway trace (largest ‖Hebb‖_F above "
+    f"{RUNAWAY_FACTOR:g}× task 1's median), how many of those were forgotten by more than "
+    f"{100 * COLLAPSE_DROP:g} points, and the tasks forgotten with a trace of normal size; every task forgotten; "
+    "‖α‖_F at the restored epoch of the last task; and, from runs that record them (stored from 2026-12-06 on), "
+    "the plastic term's size against the slow weights at the restored epochs and the penalty's largest lr·2λΩ "
+    "(plain SGD on the penalty alone oscillates with a growing amplitude above 2)")
+
+
 _BY_SEED_NOTE = ("average accuracy after the last task in %; the tasks DHP + MAS forgot by more than "
                  f"{100 * COLLAPSE_DROP:g} points, each with ‖Hebb‖_F at the epoch early stopping restored for it, "
                  "and how many of those traces had run away; — where a run is not stored yet")
@@ -456,12 +553,13 @@ def readme_tables(tables: dict[str, pd.DataFrame]) -> dict[str, str]:
     accuracy on both permuted benchmarks, Table 1's rows then the labelled variants, each cell with its number of
     trials and of its diverged runs, if any; "diverged (k)" where all k runs of the row diverged, "not run" where
     none was stored; a variant's paper column is its method's value, in parentheses), ``paired`` (every DHP variant
-    against its baseline, paired by seed), ``instability`` (runaway traces and collapsed tasks per DHP row) and
-    ``dhp_mas_by_seed`` (DHP + MAS against MAS seed by seed, with its collapsed tasks: :func:`_by_seed_table`)."""
+    against its baseline, paired by seed), ``instability`` (runaway traces and collapsed tasks per DHP row),
+    ``dhp_mas_by_seed`` (DHP + MAS against MAS seed by seed, with its collapsed tasks: :func:`_by_seed_table`) and
+    ``mechanism`` (what happens to each row's tasks: :func:`_mechanism_table`)."""
     return {"split_mnist": _split_table(tables["table1"]),
             "permuted_and_imbalanced": _permuted_and_imbalanced_table(tables),
             "paired": _paired_table(tables), "instability": _instability_table(tables),
-            "dhp_mas_by_seed": _by_seed_table(tables)}
+            "dhp_mas_by_seed": _by_seed_table(tables), "mechanism": _mechanism_table(tables)}
 
 
 def _marks(name: str) -> tuple[str, str]:
