@@ -241,8 +241,9 @@ def execute(plan: list[Planned], out_dir, data_dir=None, progress: bool | str = 
     with ``submit(fn, *args)`` returning something with ``result()`` and ``done()`` — a
     ``concurrent.futures.Executor`` (a process pool, Dask's ``Client.get_executor()``) or a submitit executor.
     Every run is claimed before it is trained (:mod:`dhclib.runs.claims`), so drivers and workers sharing a store
-    train it once; a run held by another worker is waited for until it is stored or its claim is ``stale_after``
-    seconds old, then taken over. The store is the source of truth: the frame is read back from it.
+    train it once; a run held by another worker is waited for until it is stored, its holder is gone from this host,
+    or its claim is ``stale_after`` seconds old (the lease of a holder elsewhere), then taken over. The store is the
+    source of truth: the frame is read back from it.
     """
     if on_diverge not in ("raise", "record"):
         raise ConfigError(f"on_diverge must be 'raise' or 'record', got {on_diverge!r}")
@@ -308,7 +309,7 @@ def execute(plan: list[Planned], out_dir, data_dir=None, progress: bool | str = 
         raise DhcError(f"{len(failed)} of {len(plan)} runs failed on their workers and are not stored (first: "
                        f"{first.config.benchmark} {first.label} seed {first.config.seed}: {why}); the others are "
                        f"stored: run the same command again to train the missing ones (a claim left by a killed "
-                       f"worker is taken over once it is {stale_after:.0f} s old)")
+                       f"worker is taken over at once on its own host, elsewhere once it is {stale_after:.0f} s old)")
     frames = []
     for i in sorted(done):
         out.results.append((plan[i], done[i]))

@@ -20,6 +20,7 @@ import numpy as np
 import pandas as pd
 
 from dhclib.errors import DhcError
+from dhclib.runs.claims import alive
 from dhclib.runs.config import RunConfig, resolve_config
 from dhclib.method.metrics import average_accuracy, average_accuracy_curve, bwt
 
@@ -148,18 +149,8 @@ def check_store(out_dir) -> None:
         raise DhcError(f"the result store {root} cannot be written: {exc.strerror or exc}") from None
     for tmp in root.glob("*/*/*/.seed*.json.*.tmp"):
         pid = tmp.name.rsplit(".", 2)[-2]
-        if pid.isdigit() and not _alive(int(pid)):
+        if pid.isdigit() and not alive(int(pid)):
             tmp.unlink(missing_ok=True)
-
-
-def _alive(pid: int) -> bool:
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:
-        return True
-    return True
 
 
 def read_record(path: Path, out_dir=None) -> dict | None:
