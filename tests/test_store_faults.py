@@ -5,6 +5,7 @@ says what was stored."""
 
 from __future__ import annotations
 
+import errno
 import os
 from pathlib import Path
 
@@ -14,6 +15,7 @@ import dhclib
 import dhclib.runs.execute
 from dhclib.cli import main
 from dhclib.errors import DhcError
+from dhclib.runs import claims
 from dhclib.runs.store import check_store, write_atomic
 
 SMALL = dict(n_tasks=2, train_size=100, test_size=50, max_epochs=1, min_epochs=1)
@@ -57,6 +59,39 @@ def test_a_failed_write_is_one_line_and_leaves_no_temporary_file(tmp_path, monke
     with pytest.raises(DhcError, match=f"cannot write {path}: No space left on device"):
         write_atomic(path, {"a": 1})
     assert list(path.parent.iterdir()) == []
+
+
+def _cli_run(root, out) -> list[str]:
+    return ["run", "--benchmark", "split_mnist", "--method", "finetune", "--seeds", "0", "--profile", "quick",
+            "--device", "cpu", "--data-dir", str(root), "--out", str(out), "--no-progress",
+            *[f"--set={k}={v}" for k, v in SMALL.items()]]
+
+
+@pytest.mark.parametrize("step", ["write", "link"])
+def test_a_full_disk_at_claim_time_is_one_line_exit_2_and_leaves_no_litter(idx_root, tmp_path, capsys, monkeypatch,
+                                                                          step):
+    """D5 (issue #28): the claim's unique file is half written, or its link finds no room: one line, exit 2, and
+    no ``.claim.<token>`` file left (it was a raw OSError, exit 1, and the file stayed)."""
+    _forbid_training(monkeypatch)
+    real_write = Path.write_text
+
+    def full_disk_write(self, data, *args, **kwargs):
+        if ".claim." not in self.name:
+            return real_write(self, data, *args, **kwargs)
+        real_write(self, data[: len(data) // 2], *args, **kwargs)
+        raise OSError(errno.ENOSPC, "No space left on device")
+
+    def full_disk_link(*args, **kwargs):
+        raise OSError(errno.ENOSPC, "No space left on device")
+
+    if step == "write":
+        monkeypatch.setattr(Path, "write_text", full_disk_write)
+    else:
+        monkeypatch.setattr(claims.os, "link", full_disk_link)
+    assert main(_cli_run(idx_root, tmp_path)) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and err[0].startswith("error: cannot claim ") and "No space left on device" in err[0], err
+    assert not [p for p in tmp_path.rglob("*") if ".claim." in p.name]
 
 
 def test_dead_processes_temporary_files_are_removed(tmp_path):
