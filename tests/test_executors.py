@@ -265,6 +265,27 @@ def test_the_command_line_runs_on_worker_processes(idx_root, tmp_path):
     assert main(slurm_only) == 2  # --slurm-* without --executor slurm: one line, nothing trained
 
 
+@pytest.mark.parametrize("spec", ["dask:tcp://127.0.0.1", "dask:foo", "dask:tcp://127.0.0.1:0",
+                                  "dask:tcp://127.0.0.1:99999", "dask:http://127.0.0.1:8786", "dask:tcp://:8786"])
+def test_a_malformed_dask_address_is_one_line_and_exit_2(tmp_path, capsys, spec):
+    """D4 (issue #28): a scheduler address without a port, or not an address at all, is named with what is
+    accepted, before anything is reached (it was a ValueError traceback, exit 1)."""
+    from dhclib.cli import main
+
+    args = ["run", "--benchmark", "split_mnist", "--method", "finetune", "--profile", "quick", "--device", "cpu",
+            "--out", str(tmp_path), "--no-progress", "--executor", spec]
+    assert main(args) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and err[0].startswith(f"error: --executor {spec}: ") and "dask:tcp://HOST:PORT" in err[0]
+
+
+def test_a_well_formed_dask_address_passes_the_check():
+    from dhclib.runs.executors import _scheduler
+
+    for address in ("tcp://127.0.0.1:8786", "127.0.0.1:8786", "tls://node-1.cluster:8786", "tcp://[::1]:8786"):
+        assert _scheduler(address, f"dask:{address}") == address
+
+
 def _same_runs(a, b):
     rels = sorted(p.relative_to(a) for p in a.glob("runs/*/*/*.json"))
     assert rels == sorted(p.relative_to(b) for p in b.glob("runs/*/*/*.json")) and rels
