@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import errno
 import os
+import socket
 from pathlib import Path
 
 import pytest
@@ -94,15 +95,32 @@ def test_a_full_disk_at_claim_time_is_one_line_exit_2_and_leaves_no_litter(idx_r
     assert not [p for p in tmp_path.rglob("*") if ".claim." in p.name]
 
 
-def test_dead_processes_temporary_files_are_removed(tmp_path):
+def test_dead_processes_temporary_files_are_removed_only_on_their_own_host(tmp_path):
+    """On a store several hosts share, a PID means something only on its own host: a temporary file of another
+    host is never removed (its writer may be alive there), one of this host only when its process is gone."""
     folder = tmp_path / "runs" / "split_mnist" / "dhp"
     folder.mkdir(parents=True)
-    dead = folder / ".seed0-abc.json.999999.tmp"  # no such process
-    alive = folder / f".seed1-abc.json.{os.getpid()}.tmp"  # a writer at work
-    dead.write_text("{")
-    alive.write_text("{")
+    here = socket.gethostname()
+    dead = folder / f".seed0-abc.json.{here}.999999.tmp"  # no such process
+    alive = folder / f".seed1-abc.json.{here}.{os.getpid()}.tmp"  # a writer at work
+    elsewhere = folder / ".seed2-abc.json.node-7.cluster.999999.tmp"  # a writer on another node
+    for tmp in (dead, alive, elsewhere):
+        tmp.write_text("{")
     check_store(tmp_path)
-    assert not dead.exists() and alive.exists()
+    assert not dead.exists() and alive.exists() and elsewhere.exists()
+
+
+def test_a_temporary_file_is_named_by_its_host_and_process(tmp_path, monkeypatch):
+    written = []
+    real_replace = os.replace
+
+    def replace(src, dst):
+        written.append(Path(src).name)
+        real_replace(src, dst)
+
+    monkeypatch.setattr(os, "replace", replace)
+    write_atomic(tmp_path / "seed0-k.json", {"a": 1})
+    assert written == [f".seed0-k.json.{socket.gethostname()}.{os.getpid()}.tmp"]
 
 
 def test_the_command_line_counts_the_diverged_and_can_fail_on_them(idx_root, tmp_path, capsys):

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import json
 import os
+import socket
 import warnings
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -120,7 +121,7 @@ def write_atomic(path: Path, payload: dict) -> None:
     """Write JSON so that a reader never sees half a file: a temporary file, synced, then renamed over ``path``.
     A failed write (a full disk, a folder that cannot be written) raises one :class:`~dhclib.errors.DhcError`
     naming the path and the OS error, and leaves no temporary file behind."""
-    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
+    tmp = path.with_name(f".{path.name}.{socket.gethostname()}.{os.getpid()}.tmp")  # host: see check_store
     try:
         path.parent.mkdir(parents=True, exist_ok=True)
         with open(tmp, "w") as f:
@@ -136,7 +137,8 @@ def write_atomic(path: Path, payload: dict) -> None:
 def check_store(out_dir) -> None:
     """Before anything trains: the store's folder exists or can be made, and can be written (one
     :class:`~dhclib.errors.DhcError` naming it otherwise); temporary files that dead processes of this host left
-    behind are removed."""
+    behind are removed (on a store several hosts share, a PID says nothing about another host's processes: their
+    files, and those named without a host by earlier versions, are left alone)."""
     root = Path(out_dir)
     if root.exists() and not root.is_dir():
         raise DhcError(f"the result store {root} is a file, not a folder: give --out / out_dir a folder")
@@ -147,9 +149,10 @@ def check_store(out_dir) -> None:
         probe.unlink()
     except OSError as exc:
         raise DhcError(f"the result store {root} cannot be written: {exc.strerror or exc}") from None
+    here = socket.gethostname()
     for tmp in root.glob("*/*/*/.seed*.json.*.tmp"):
-        pid = tmp.name.rsplit(".", 2)[-2]
-        if pid.isdigit() and not alive(int(pid)):
+        host, _, pid = tmp.name.partition(".json.")[2].removesuffix(".tmp").rpartition(".")
+        if host == here and pid.isdigit() and not alive(int(pid)):
             tmp.unlink(missing_ok=True)
 
 
