@@ -6,7 +6,9 @@ says what was stored."""
 from __future__ import annotations
 
 import errno
+import json
 import os
+import shutil
 import socket
 from pathlib import Path
 
@@ -62,8 +64,8 @@ def test_a_failed_write_is_one_line_and_leaves_no_temporary_file(tmp_path, monke
     assert list(path.parent.iterdir()) == []
 
 
-def _cli_run(root, out) -> list[str]:
-    return ["run", "--benchmark", "split_mnist", "--method", "finetune", "--seeds", "0", "--profile", "quick",
+def _cli_run(root, out, seeds: str = "0") -> list[str]:
+    return ["run", "--benchmark", "split_mnist", "--method", "finetune", "--seeds", seeds, "--profile", "quick",
             "--device", "cpu", "--data-dir", str(root), "--out", str(out), "--no-progress",
             *[f"--set={k}={v}" for k, v in SMALL.items()]]
 
@@ -191,3 +193,71 @@ def test_the_vision_mixture_reads_only_the_datasets_of_its_tasks(idx_root, tmp_p
     cfg = dhclib.runs.config.resolve_config("vision_mixture", "finetune", 0, "quick", "cpu", vision_tasks=["mnist"])
     dhclib.runs.execute.check_data([cfg, cfg], idx_root)
     assert read == ["mnist"]
+
+
+# --- foreign files (issue #28, D3 and D10) ------------------------------------------------------------------
+@pytest.fixture(scope="module")
+def pristine(idx_root, tmp_path_factory) -> Path:
+    """A store of two quick Split MNIST runs, seeds 0 and 1, that each test below copies and spoils."""
+    out = tmp_path_factory.mktemp("pristine")
+    dhclib.run_many("split_mnist", "finetune", "0-1", "quick", "cpu", idx_root, out, progress=False, **SMALL)
+    return out
+
+
+def _seed_path(store: Path, seed: int, kind: str = "runs") -> Path:
+    return next((store / kind / "split_mnist" / "finetune").glob(f"seed{seed}-*.json"))
+
+
+def _spoil(store: Path, case: str) -> Path:
+    """Put a file at seed 1's run (or divergence record) that parses but is not a run of that path's key."""
+    seed0, seed1 = _seed_path(store, 0), _seed_path(store, 1)
+    if case == "wrong shape":
+        seed1.write_text(json.dumps({"hello": 1}))
+        return seed1
+    if case == "another seed":
+        seed1.write_text(seed0.read_text())
+        return seed1
+    if case == "another key":
+        record = json.loads(seed1.read_text())
+        record["config"]["key"] = "0123456789abcdef"
+        seed1.write_text(json.dumps(record))
+        return seed1
+    failed = store / "diverged" / seed1.relative_to(store / "runs")  # an empty divergence record
+    failed.parent.mkdir(parents=True)
+    failed.write_text("{}")
+    seed1.unlink()
+    return failed
+
+
+CASES = ["wrong shape", "another seed", "another key", "empty divergence record"]
+
+
+@pytest.mark.parametrize("case", CASES)
+@pytest.mark.parametrize("command", ["summary", "report", "run"])
+def test_a_foreign_file_is_named_set_aside_and_its_run_trained_again(pristine, idx_root, tmp_path, case, command):
+    """D3 (issue #28): valid JSON that is not a run of its path's key crashed summary, report and run with a
+    KeyError; D10: another seed's run at this seed's name was trusted (seed 0 twice, seed 1 absent). Now it is
+    named in a warning, moved to damaged/ and its run counts as missing: ``run`` trains it again."""
+    store = tmp_path / "store"
+    shutil.copytree(pristine, store)
+    spoilt = _spoil(store, case)
+    args = {"summary": ["summary", "--out", str(store)], "report": ["report", "--out", str(store)],
+            "run": _cli_run(idx_root, store, seeds="0-1")}[command]
+    with pytest.warns(UserWarning, match=f"{spoilt} is not a"):
+        assert main(args) == 0
+    assert len(list(store.glob("damaged/**/seed1-*.json.foreign"))) == 1
+    if command != "run" or case == "empty divergence record":
+        assert not spoilt.exists()
+    if command == "run":  # the run trained again in its place
+        rerun = json.loads(_seed_path(store, 1).read_text())
+        assert rerun["config"]["seed"] == 1 and rerun["config"]["key"] == _seed_path(pristine, 1).stem.split("-")[1]
+
+
+def test_another_seeds_run_at_this_seeds_name_counts_as_missing(pristine, idx_root, tmp_path):
+    store = tmp_path / "store"
+    shutil.copytree(pristine, store)
+    _spoil(store, "another seed")
+    with pytest.warns(UserWarning, match="holds split_mnist finetune seed 0"):
+        df = dhclib.run_many("split_mnist", "finetune", "0-1", "quick", "cpu", idx_root, store, progress=False,
+                             missing="skip", **SMALL)
+    assert sorted(df["seed"].unique()) == [0] and [m["seed"] for m in df.attrs["missing"]] == [1]
