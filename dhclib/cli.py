@@ -4,7 +4,9 @@ from __future__ import annotations
 
 import argparse
 import json
+import signal
 import sys
+import threading
 from pathlib import Path
 
 from dhclib import registry
@@ -164,8 +166,30 @@ def data_status(data_dir=None, check: str | None = None) -> int:
     return 0
 
 
+class Terminated(KeyboardInterrupt):
+    """SIGTERM (``timeout``, Slurm's time limit, ``docker stop``), raised where Ctrl-C would be, so that it gets the
+    same clean-up: the claims of the runs in progress are released and a resume need not wait for them."""
+
+
+def _terminate(signum, frame) -> None:
+    signal.signal(signal.SIGTERM, signal.SIG_IGN)  # a second TERM must not cut the (short) clean-up short
+    raise Terminated
+
+
 def main(argv: list[str] | None = None) -> int:
     args = _parser().parse_args(argv)
+    in_main_thread = threading.current_thread() is threading.main_thread()  # only it may set a handler
+    previous = signal.signal(signal.SIGTERM, _terminate) if in_main_thread else None
+    try:
+        return _command(args)
+    finally:
+        if in_main_thread:
+            signal.signal(signal.SIGTERM, previous)
+
+
+def _command(args: argparse.Namespace) -> int:
+    """Run the parsed command: its exit status (2: bad input or a failed run, one line on stderr; 130 after Ctrl-C,
+    143 after SIGTERM, with what is stored)."""
     try:
         if args.command == "list":
             print("benchmarks:", ", ".join(BENCHMARK_NAMES))
@@ -239,12 +263,13 @@ def main(argv: list[str] | None = None) -> int:
     except DhcError as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2
-    except KeyboardInterrupt:
+    except KeyboardInterrupt as exc:
+        what, status = ("terminated", 143) if isinstance(exc, Terminated) else ("interrupted", 130)
         out = getattr(args, "out", None)
         stored = len(list(Path(out).glob("runs/*/*/*.json"))) if out else 0
-        print(f"interrupted: {stored} run(s) are stored under {out}; run the same command again to resume (the "
-              "run in progress is lost, nothing else)" if out else "interrupted", file=sys.stderr)
-        return 130
+        print(f"{what}: {stored} run(s) are stored under {out}; run the same command again to resume (the run in "
+              "progress is lost, nothing else)" if out else what, file=sys.stderr)
+        return status
 
 
 if __name__ == "__main__":

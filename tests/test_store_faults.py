@@ -9,7 +9,11 @@ import errno
 import json
 import os
 import shutil
+import signal
 import socket
+import subprocess
+import sys
+import time
 from pathlib import Path
 
 import pytest
@@ -261,3 +265,29 @@ def test_another_seeds_run_at_this_seeds_name_counts_as_missing(pristine, idx_ro
         df = dhclib.run_many("split_mnist", "finetune", "0-1", "quick", "cpu", idx_root, store, progress=False,
                              missing="skip", **SMALL)
     assert sorted(df["seed"].unique()) == [0] and [m["seed"] for m in df.attrs["missing"]] == [1]
+
+
+def test_sigterm_releases_the_claims_says_so_and_a_resume_does_not_wait(idx_root, tmp_path):
+    """D1 (issue #28): ``timeout``, Slurm's time limit and ``docker stop`` send SIGTERM; it used to kill the run
+    like SIGKILL, leaving its claim, and the resume then waited 10 minutes for it. Now it is Ctrl-C's clean-up:
+    the claim released, one line, exit 143, and the same command again finishes at once."""
+    out = tmp_path / "store"
+    args = [sys.executable, "-m", "dhclib", *_cli_run(idx_root, out, seeds="0-3")[:-len(SMALL)],
+            "--set=n_tasks=2", "--set=max_epochs=3"]  # quick runs of a few seconds, long enough to be caught
+    env = dict(os.environ, PYTHONPATH=str(Path(__file__).resolve().parent.parent), OMP_NUM_THREADS="1")
+    driver = subprocess.Popen(args, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    deadline = time.monotonic() + 300
+    while not list(out.glob("claims/*/*/*.claim")) and driver.poll() is None and time.monotonic() < deadline:
+        time.sleep(0.02)
+    driver.send_signal(signal.SIGTERM)
+    _, err = driver.communicate(timeout=120)
+    assert driver.returncode == 143, err
+    stored = len(list(out.glob("runs/*/*/*.json")))
+    assert err.strip().splitlines() == [f"terminated: {stored} run(s) are stored under {out}; run the same command "
+                                        "again to resume (the run in progress is lost, nothing else)"]
+    assert stored < 4 and not [p for p in out.glob("claims/**/*") if p.is_file()]
+    t0 = time.monotonic()
+    resume = subprocess.run(args, env=env, capture_output=True, text=True, timeout=300)
+    assert resume.returncode == 0, resume.stderr
+    assert time.monotonic() - t0 < 60  # it waited for no claim (a left one held it for 600 s)
+    assert len(list(out.glob("runs/*/*/*.json"))) == 4
