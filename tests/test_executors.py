@@ -7,6 +7,7 @@ store train every run once (the trainings are counted); a run whose holder died 
 
 from __future__ import annotations
 
+import errno
 import json
 import multiprocessing
 import os
@@ -107,6 +108,21 @@ def test_a_claim_of_another_host_keeps_its_lease_until_it_is_stale(tmp_path):
     old = time.time() - 120
     os.utime(path, (old, old))
     assert claim(path, stale_after=60) is not None
+
+
+def test_a_release_on_a_full_disk_does_not_hide_the_error_that_ended_the_run(tmp_path, monkeypatch):
+    """Releasing writes a guard file; on a full disk that must not raise from a ``finally`` over the error that
+    stopped the run (the command line would name the guard, not the run's file). The claim stays, to be taken over
+    at once on this host once this process is gone."""
+    path = tmp_path / "seed0-k.claim"
+    c = claim(path)
+
+    def full_disk(self, *args, **kwargs):
+        raise OSError(errno.ENOSPC, "No space left on device")
+
+    monkeypatch.setattr(Path, "write_text", full_disk)
+    release(c)
+    assert [p.name for p in tmp_path.iterdir()] == [path.name]
 
 
 def _racer(path: Path, start, done, results) -> None:

@@ -182,8 +182,13 @@ def refresh(c: Claim) -> None:
 
 def release(c: Claim) -> None:
     """Give the claim up, if it is still ours (a claim taken over after going stale is not): through its guard, as
-    a takeover removes, so that a release and a takeover never both remove."""
-    _remove(c.path, c.token, STALE_AFTER)
+    a takeover removes, so that a release and a takeover never both remove. Never raises: it runs in ``finally``
+    blocks, over the error that ended the run; a claim that cannot be released (a full disk) stays, and is taken
+    over at once on this host when this process is gone, elsewhere after its lease."""
+    try:
+        _remove(c.path, c.token, STALE_AFTER)
+    except DhcError:
+        pass
 
 
 class Heartbeat:
