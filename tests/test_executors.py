@@ -24,7 +24,8 @@ import pytest
 
 import dhclib
 from dhclib.errors import DhcError
-from dhclib.runs.claims import Claim, Heartbeat, alive, claim, holder, release, start_token
+from dhclib.runs.claims import (Claim, Heartbeat, alive, claim, holder, pid_namespace, release,
+                                 start_token)
 from dhclib.runs.config import resolve_config
 from dhclib.runs import execute, plan
 from dhclib.runs.execute import claim_path
@@ -80,7 +81,8 @@ def _dead_pid() -> int:
 
 def _claim_of(path: Path, **who) -> None:
     path.parent.mkdir(parents=True, exist_ok=True)
-    path.write_text(json.dumps(dict({"host": socket.gethostname(), "time": time.time(), "token": "theirs"}, **who)))
+    here = {"host": socket.gethostname(), "pidns": pid_namespace(), "time": time.time(), "token": "theirs"}
+    path.write_text(json.dumps(dict(here, **who)))
 
 
 def test_a_claim_of_a_dead_process_on_this_host_is_taken_over_at_once(tmp_path):
@@ -99,6 +101,14 @@ def test_a_claim_whose_pid_another_process_reuses_is_taken_over_at_once(tmp_path
     assert claim(path) is None
     _claim_of(path, pid=os.getpid(), start="another boot:1")  # a process before this one, with its PID
     assert claim(path) is not None
+
+
+def test_a_claim_of_another_pid_namespace_on_this_host_keeps_its_lease(tmp_path):
+    """A container with the host's name (``--network host``) numbers its processes apart: its PIDs say nothing
+    here, so its claim is leased like another host's."""
+    path = tmp_path / "seed0-k.claim"
+    _claim_of(path, pid=_dead_pid(), pidns="pid:[1]")
+    assert claim(path) is None
 
 
 def test_a_claim_of_another_host_keeps_its_lease_until_it_is_stale(tmp_path):

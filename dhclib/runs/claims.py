@@ -4,8 +4,8 @@ whoever holds its claim.
 A claim is a small file, ``<store>/claims/<benchmark>/<method>/seed<seed>-<key>.claim``, made by a protocol that is
 safe on NFS, where ``O_EXCL`` is not: write a file of a unique name, ``link()`` it to the claim's name, and count
 the unique file's links: 2 means the link took, whatever ``link()`` returned (a lost reply on NFS can report a
-failure that happened, or a success that did not). The claim names its holder: host, PID, the process's start
-token (:func:`start_token`: a later process reusing the PID is not the holder) and a random token.
+failure that happened, or a success that did not). The claim names its holder: host, PID namespace, PID, the
+process's start token (:func:`start_token`: a later process reusing the PID is not the holder) and a random token.
 
 A claim is abandoned when its holder is known to be gone (a process of this host that no longer runs: taken over
 at once) or when it was not refreshed for ``stale_after`` seconds (a holder on another host: its lease, which the
@@ -29,7 +29,8 @@ from pathlib import Path
 
 from dhclib.errors import DhcError
 
-__all__ = ["Claim", "claim", "release", "refresh", "holder", "Heartbeat", "STALE_AFTER", "alive", "start_token"]
+__all__ = ["Claim", "claim", "release", "refresh", "holder", "Heartbeat", "STALE_AFTER", "alive", "start_token",
+           "pid_namespace"]
 
 # Seconds without a refresh after which a claim of another host is taken over; a holder refreshes every
 # STALE_AFTER / 4. A claim of a dead process on this host is taken over at once.
@@ -65,6 +66,15 @@ def start_token(pid: int) -> str | None:
     return f"{boot}:{fields[19]}" if len(fields) > 19 else None
 
 
+def pid_namespace() -> str | None:
+    """This process's PID namespace (``pid:[inode]``): processes of one host name but another namespace (a
+    container sharing the host's name) number their PIDs apart. None where ``/proc`` does not say."""
+    try:
+        return os.readlink("/proc/self/ns/pid")
+    except OSError:
+        return None
+
+
 def holder(path: Path) -> dict | None:
     """Who holds the claim at ``path`` (host, pid, start, time, token), or None when there is none or it cannot be
     read."""
@@ -75,9 +85,11 @@ def holder(path: Path) -> dict | None:
 
 
 def _gone(who: dict | None) -> bool:
-    """Whether a claim's holder is known to be gone: a process of this host that no longer runs, or whose PID a
-    later process has taken. Of a holder on another host nothing is known: its lease decides."""
-    if not isinstance(who, dict) or who.get("host") != socket.gethostname() or not isinstance(who.get("pid"), int):
+    """Whether a claim's holder is known to be gone: a process of this host (and PID namespace) that no longer
+    runs, or whose PID a later process has taken. Of a holder elsewhere nothing is known: its lease decides."""
+    if not isinstance(who, dict) or not isinstance(who.get("pid"), int):
+        return False
+    if (who.get("host"), who.get("pidns")) != (socket.gethostname(), pid_namespace()):
         return False
     pid = who["pid"]
     if not alive(pid):
@@ -107,8 +119,8 @@ def _link(path: Path, token: str) -> bool:
     """Link a complete claim of this process to ``path``: True when it took. A claim that cannot be written (a full
     disk) is one :class:`~dhclib.errors.DhcError` and leaves no unique file behind."""
     unique = path.with_name(f".{path.name}.{token}")
-    owner = {"host": socket.gethostname(), "pid": os.getpid(), "start": start_token(os.getpid()), "time": time.time(),
-             "token": token}
+    owner = {"host": socket.gethostname(), "pidns": pid_namespace(), "pid": os.getpid(),
+             "start": start_token(os.getpid()), "time": time.time(), "token": token}
     try:
         try:
             unique.write_text(json.dumps(owner))
