@@ -12,6 +12,7 @@ from pathlib import Path
 from dhclib import registry
 from dhclib.runs.config import ALL_METHODS, BENCHMARK_NAMES, PROFILES, check_reserved
 from dhclib.errors import DhcError
+from dhclib.runs.claims import STALE_AFTER
 
 __all__ = ["main", "parse_overrides"]
 
@@ -50,6 +51,9 @@ _COMMON = [
                         help="where runs train, sharing the store: local:N (N worker processes), dask:local:N (a Dask "
                              "LocalCluster), dask:tcp://HOST:PORT (a Dask scheduler) or slurm (one submitit job per "
                              "run or stack); default: this process")),
+    ("--lease", dict(default=STALE_AFTER, type=float, metavar="SECONDS",
+                     help="seconds without a heartbeat after which a run claimed on another host is trained "
+                          f"here (default {STALE_AFTER:.0f}; one of a process gone from this host: at once)")),
     ("--slurm-partition", dict(default=None, help="with --executor slurm: the partition")),
     ("--slurm-time", dict(default=60, type=int, metavar="MIN", help="with --executor slurm: minutes per job (60)")),
     ("--slurm-gpus", dict(default=0, type=int, metavar="N", help="with --executor slurm: GPUs per job (0)")),
@@ -222,7 +226,7 @@ def _command(args: argparse.Namespace) -> int:
                 df = run_grid(args.benchmark, args.method, args.param, values, args.seeds, profile=args.profile,
                               device=args.device, data_dir=args.data_dir, out_dir=args.out,
                               progress=not args.no_progress, stack=args.stack, executor=executor,
-                              cuda_graphs=args.cuda_graphs, **overrides)
+                              cuda_graphs=args.cuda_graphs, lease=args.lease, **overrides)
             from dhclib.paper.report import grid_table
 
             with pd.option_context("display.width", 200, "display.max_columns", 20):
@@ -235,7 +239,7 @@ def _command(args: argparse.Namespace) -> int:
                 df = run_many(args.benchmark, args.method, args.seeds, profile=args.profile, device=args.device,
                               data_dir=args.data_dir, out_dir=args.out, progress=not args.no_progress,
                               on_diverge=args.on_diverge, stack=args.stack, executor=executor,
-                              cuda_graphs=args.cuda_graphs, **overrides)
+                              cuda_graphs=args.cuda_graphs, lease=args.lease, **overrides)
             diverged = df.attrs.get("diverged", [])
             if len(df):  # the same labels as `summary`: each configuration named by what differs from the profile
                 diffs = {(b, m): config_difference(resolve_config(b, m, 0, args.profile, "cpu", **overrides).to_dict())

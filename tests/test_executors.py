@@ -291,6 +291,26 @@ def test_the_command_line_runs_on_worker_processes(idx_root, tmp_path):
     assert main(slurm_only) == 2  # --slurm-* without --executor slurm: one line, nothing trained
 
 
+def test_the_lease_of_another_hosts_claim_is_set_on_the_command_line(idx_root, tmp_path, capsys):
+    """A worker killed on another node costs its run the lease, which a cluster sets shorter than the default 10
+    minutes: ``--lease 1`` trains the run here once its claim is a second old; a lease that is not a finite
+    number of seconds > 0 is one line, exit 2."""
+    from dhclib.cli import main
+
+    out = tmp_path / "store"
+    cfg = resolve_config("split_mnist", "finetune", 0, "quick", "cpu", **SMALL)
+    _claim_of(claim_path(out, cfg), host="another-node", pid=1)  # fresh, its holder killed there
+    args = ["run", "--benchmark", "split_mnist", "--method", "finetune", "--profile", "quick", "--device", "cpu",
+            "--data-dir", str(idx_root), "--out", str(out), "--no-progress",
+            *[f"--set={k}={v}" for k, v in SMALL.items()]]
+    assert main([*args, "--lease", "1"]) == 0
+    assert len(list(out.glob("runs/*/*/*.json"))) == 1 and not claim_path(out, cfg).exists()
+    for bad in ("0", "-5", "inf", "nan"):
+        capsys.readouterr()
+        assert main([*args, "--lease", bad]) == 2
+        assert capsys.readouterr().err.startswith("error: the lease must be a finite number of seconds > 0")
+
+
 @pytest.mark.parametrize("spec", ["dask:tcp://127.0.0.1", "dask:foo", "dask:tcp://127.0.0.1:0",
                                   "dask:tcp://127.0.0.1:99999", "dask:http://127.0.0.1:8786", "dask:tcp://:8786"])
 def test_a_malformed_dask_address_is_one_line_and_exit_2(tmp_path, capsys, spec):
