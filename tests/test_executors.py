@@ -149,10 +149,14 @@ def _racer(path: Path, start, done, results) -> None:
         return
 
 
-def test_a_stale_claim_has_exactly_one_taker_among_racing_processes(tmp_path):
-    """D9 (issue #28): four processes race on one stale claim, 1000 times; each time exactly one takes it over
-    (the probe saw two winners twice in 300 rounds: a second taker renamed the first one's fresh claim aside)."""
+@pytest.mark.parametrize("abandoned", ["stale, of another host", "of a dead process of this host"])
+def test_an_abandoned_claim_has_exactly_one_taker_among_racing_processes(tmp_path, abandoned):
+    """D9 (issue #28): four processes race on one abandoned claim, 1000 times; each time exactly one takes it over
+    and nothing but its claim is left (the probe saw two winners twice in 300 rounds: a second taker renamed the
+    first one's fresh claim aside)."""
     path = tmp_path / "c" / "seed0-k.claim"
+    old = {"host": "elsewhere", "pid": 1} if abandoned.startswith("stale") else {
+        "host": socket.gethostname(), "pidns": pid_namespace(), "pid": _dead_pid()}
     ctx = multiprocessing.get_context("fork")
     n, start, done, results = 4, ctx.Barrier(5), ctx.Barrier(5), ctx.Queue()
     racers = [ctx.Process(target=_racer, args=(path, start, done, results)) for _ in range(n)]
@@ -163,12 +167,13 @@ def test_a_stale_claim_has_exactly_one_taker_among_racing_processes(tmp_path):
             path.parent.mkdir(parents=True, exist_ok=True)
             for p in path.parent.iterdir():
                 p.unlink()
-            path.write_text(json.dumps({"host": "elsewhere", "pid": 1, "time": 0, "token": f"old{round_}"}))
-            os.utime(path, (0, 0))
+            path.write_text(json.dumps(dict(old, time=0, token=f"old{round_}")))
+            if abandoned.startswith("stale"):
+                os.utime(path, (0, 0))
             start.wait()
             won = [t for t in (results.get(timeout=30) for _ in range(n)) if t is not None]
             assert len(won) == 1, f"round {round_}: {len(won)} winners"
-            assert holder(path)["token"] == won[0]
+            assert holder(path)["token"] == won[0] and [p.name for p in path.parent.iterdir()] == [path.name]
             done.wait()
         path.parent.rename(tmp_path / "gone")
         start.wait()
