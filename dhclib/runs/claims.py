@@ -99,8 +99,8 @@ def _gone(who: dict | None) -> bool:
 
 
 def _identity(path: Path) -> tuple[str, bool] | None:
-    """``(what names the claim at path, whether it is abandoned)``, None when there is none. The name is its token
-    (never reused), or its inode where it cannot be read."""
+    """``(what names the claim at path, whether its holder is known to be gone)``, None when there is none. The
+    name is its token (never reused), or its inode where it cannot be read."""
     who = holder(path)
     try:
         st = path.stat()
@@ -129,7 +129,7 @@ def _link(path: Path, token: str) -> bool:
         try:
             os.link(unique, path)
         except FileExistsError:
-            return False
+            pass  # held by another, or, on NFS, a retried link whose first try took: the link count says
         except OSError as exc:  # NFS: the link may have taken although the call failed; the link count says
             if unique.stat().st_nlink != 2 and not path.exists():
                 raise _disk_error(path, exc) from None
