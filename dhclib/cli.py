@@ -4,12 +4,15 @@ from __future__ import annotations
 
 import argparse
 import json
+import signal
 import sys
+import threading
 from pathlib import Path
 
 from dhclib import registry
 from dhclib.runs.config import ALL_METHODS, BENCHMARK_NAMES, PROFILES, check_reserved
 from dhclib.errors import DhcError
+from dhclib.runs.claims import STALE_AFTER
 
 __all__ = ["main", "parse_overrides"]
 
@@ -48,6 +51,9 @@ _COMMON = [
                         help="where runs train, sharing the store: local:N (N worker processes), dask:local:N (a Dask "
                              "LocalCluster), dask:tcp://HOST:PORT (a Dask scheduler) or slurm (one submitit job per "
                              "run or stack); default: this process")),
+    ("--lease", dict(default=STALE_AFTER, type=float, metavar="SECONDS",
+                     help="seconds without a heartbeat after which a run claimed on another host is trained "
+                          f"here (default {STALE_AFTER:.0f}; one of a process gone from this host: at once)")),
     ("--slurm-partition", dict(default=None, help="with --executor slurm: the partition")),
     ("--slurm-time", dict(default=60, type=int, metavar="MIN", help="with --executor slurm: minutes per job (60)")),
     ("--slurm-gpus", dict(default=0, type=int, metavar="N", help="with --executor slurm: GPUs per job (0)")),
@@ -164,8 +170,30 @@ def data_status(data_dir=None, check: str | None = None) -> int:
     return 0
 
 
+class Terminated(KeyboardInterrupt):
+    """SIGTERM (``timeout``, Slurm's time limit, ``docker stop``), raised where Ctrl-C would be, so that it gets the
+    same clean-up: the claims of the runs in progress are released and a resume need not wait for them."""
+
+
+def _terminate(signum, frame) -> None:
+    signal.signal(signal.SIGTERM, signal.SIG_IGN)  # a second TERM must not cut the (short) clean-up short
+    raise Terminated
+
+
 def main(argv: list[str] | None = None) -> int:
     args = _parser().parse_args(argv)
+    in_main_thread = threading.current_thread() is threading.main_thread()  # only it may set a handler
+    previous = signal.signal(signal.SIGTERM, _terminate) if in_main_thread else None
+    try:
+        return _command(args)
+    finally:
+        if in_main_thread:
+            signal.signal(signal.SIGTERM, previous)
+
+
+def _command(args: argparse.Namespace) -> int:
+    """Run the parsed command: its exit status (2: bad input or a failed run, one line on stderr; 130 after Ctrl-C,
+    143 after SIGTERM, with what is stored)."""
     try:
         if args.command == "list":
             print("benchmarks:", ", ".join(BENCHMARK_NAMES))
@@ -198,7 +226,7 @@ def main(argv: list[str] | None = None) -> int:
                 df = run_grid(args.benchmark, args.method, args.param, values, args.seeds, profile=args.profile,
                               device=args.device, data_dir=args.data_dir, out_dir=args.out,
                               progress=not args.no_progress, stack=args.stack, executor=executor,
-                              cuda_graphs=args.cuda_graphs, **overrides)
+                              cuda_graphs=args.cuda_graphs, lease=args.lease, **overrides)
             from dhclib.paper.report import grid_table
 
             with pd.option_context("display.width", 200, "display.max_columns", 20):
@@ -211,7 +239,7 @@ def main(argv: list[str] | None = None) -> int:
                 df = run_many(args.benchmark, args.method, args.seeds, profile=args.profile, device=args.device,
                               data_dir=args.data_dir, out_dir=args.out, progress=not args.no_progress,
                               on_diverge=args.on_diverge, stack=args.stack, executor=executor,
-                              cuda_graphs=args.cuda_graphs, **overrides)
+                              cuda_graphs=args.cuda_graphs, lease=args.lease, **overrides)
             diverged = df.attrs.get("diverged", [])
             if len(df):  # the same labels as `summary`: each configuration named by what differs from the profile
                 diffs = {(b, m): config_difference(resolve_config(b, m, 0, args.profile, "cpu", **overrides).to_dict())
@@ -239,12 +267,13 @@ def main(argv: list[str] | None = None) -> int:
     except DhcError as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2
-    except KeyboardInterrupt:
+    except KeyboardInterrupt as exc:
+        what, status = ("terminated", 143) if isinstance(exc, Terminated) else ("interrupted", 130)
         out = getattr(args, "out", None)
         stored = len(list(Path(out).glob("runs/*/*/*.json"))) if out else 0
-        print(f"interrupted: {stored} run(s) are stored under {out}; run the same command again to resume (the "
-              "run in progress is lost, nothing else)" if out else "interrupted", file=sys.stderr)
-        return 130
+        print(f"{what}: {stored} run(s) are stored under {out}; run the same command again to resume (the run in "
+              "progress is lost, nothing else)" if out else what, file=sys.stderr)
+        return status
 
 
 if __name__ == "__main__":

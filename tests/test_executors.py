@@ -7,11 +7,14 @@ store train every run once (the trainings are counted); a run whose holder died 
 
 from __future__ import annotations
 
+import errno
 import json
 import multiprocessing
 import os
+import socket
 import subprocess
 import sys
+import threading
 import time
 from concurrent.futures import ProcessPoolExecutor
 from pathlib import Path
@@ -21,7 +24,8 @@ import pytest
 
 import dhclib
 from dhclib.errors import DhcError
-from dhclib.runs.claims import Claim, Heartbeat, claim, holder, release
+from dhclib.runs.claims import (Claim, Heartbeat, alive, claim, holder, pid_namespace, release,
+                                 start_token)
 from dhclib.runs.config import resolve_config
 from dhclib.runs import execute, plan
 from dhclib.runs.execute import claim_path
@@ -65,6 +69,120 @@ def test_a_heartbeat_keeps_a_claim_fresh(tmp_path):
         time.sleep(0.3)
     assert time.time() - path.stat().st_mtime < 5
     assert claim(path, stale_after=60) is None
+
+
+def _dead_pid() -> int:
+    """The PID of a process of this host that has exited."""
+    child = subprocess.run([sys.executable, "-c", "import os; print(os.getpid())"], capture_output=True, text=True)
+    pid = int(child.stdout)
+    assert not alive(pid)
+    return pid
+
+
+def _claim_of(path: Path, **who) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    here = {"host": socket.gethostname(), "pidns": pid_namespace(), "time": time.time(), "token": "theirs"}
+    path.write_text(json.dumps(dict(here, **who)))
+
+
+def test_a_claim_of_a_dead_process_on_this_host_is_taken_over_at_once(tmp_path):
+    """D1 (issue #28): a claim left by a killed process of this host is taken over at once, not after 10 minutes."""
+    path = tmp_path / "seed0-k.claim"
+    _claim_of(path, pid=_dead_pid())
+    taker = claim(path)  # the default lease: 10 minutes
+    assert taker is not None and holder(path)["token"] == taker.token
+    assert sorted(p.name for p in tmp_path.iterdir()) == [path.name]  # no guard or unique file left
+
+
+@pytest.mark.skipif(start_token(os.getpid()) is None, reason="no /proc here: a recycled PID cannot be told apart")
+def test_a_claim_whose_pid_another_process_reuses_is_taken_over_at_once(tmp_path):
+    path = tmp_path / "seed0-k.claim"
+    _claim_of(path, pid=os.getpid(), start=start_token(os.getpid()))  # this very process: held
+    assert claim(path) is None
+    _claim_of(path, pid=os.getpid(), start="another boot:1")  # a process before this one, with its PID
+    assert claim(path) is not None
+
+
+def test_a_claim_of_another_pid_namespace_on_this_host_keeps_its_lease(tmp_path):
+    """A container with the host's name (``--network host``) numbers its processes apart: its PIDs say nothing
+    here, so its claim is leased like another host's."""
+    path = tmp_path / "seed0-k.claim"
+    _claim_of(path, pid=_dead_pid(), pidns="pid:[1]")
+    assert claim(path) is None
+
+
+def test_a_claim_of_another_host_keeps_its_lease_until_it_is_stale(tmp_path):
+    path = tmp_path / "seed0-k.claim"
+    _claim_of(path, host="another-node", pid=_dead_pid())  # its PID means nothing here
+    assert claim(path, stale_after=60) is None
+    old = time.time() - 120
+    os.utime(path, (old, old))
+    assert claim(path, stale_after=60) is not None
+
+
+def test_a_release_on_a_full_disk_does_not_hide_the_error_that_ended_the_run(tmp_path, monkeypatch):
+    """Releasing writes a guard file; on a full disk that must not raise from a ``finally`` over the error that
+    stopped the run (the command line would name the guard, not the run's file). The claim stays, to be taken over
+    at once on this host once this process is gone."""
+    path = tmp_path / "seed0-k.claim"
+    c = claim(path)
+
+    def full_disk(self, *args, **kwargs):
+        raise OSError(errno.ENOSPC, "No space left on device")
+
+    monkeypatch.setattr(Path, "write_text", full_disk)
+    release(c)
+    assert [p.name for p in tmp_path.iterdir()] == [path.name]
+
+
+def _racer(path: Path, start, done, results) -> None:
+    """One taker of the race below: each round, wait for the stale claim, try to take it, say whether it won."""
+    try:
+        while True:
+            start.wait()
+            if not path.parent.exists():
+                return
+            c = claim(path, stale_after=60)
+            results.put(c.token if c is not None else None)
+            done.wait()
+    except threading.BrokenBarrierError:  # the test failed: stop
+        return
+
+
+@pytest.mark.parametrize("abandoned", ["stale, of another host", "of a dead process of this host"])
+def test_an_abandoned_claim_has_exactly_one_taker_among_racing_processes(tmp_path, abandoned):
+    """D9 (issue #28): four processes race on one abandoned claim, 1000 times; each time exactly one takes it over
+    and nothing but its claim is left (the probe saw two winners twice in 300 rounds: a second taker renamed the
+    first one's fresh claim aside)."""
+    path = tmp_path / "c" / "seed0-k.claim"
+    old = {"host": "elsewhere", "pid": 1} if abandoned.startswith("stale") else {
+        "host": socket.gethostname(), "pidns": pid_namespace(), "pid": _dead_pid()}
+    ctx = multiprocessing.get_context("fork")
+    n, start, done, results = 4, ctx.Barrier(5), ctx.Barrier(5), ctx.Queue()
+    racers = [ctx.Process(target=_racer, args=(path, start, done, results)) for _ in range(n)]
+    for r in racers:
+        r.start()
+    try:
+        for round_ in range(1000):
+            path.parent.mkdir(parents=True, exist_ok=True)
+            for p in path.parent.iterdir():
+                p.unlink()
+            path.write_text(json.dumps(dict(old, time=0, token=f"old{round_}")))
+            if abandoned.startswith("stale"):
+                os.utime(path, (0, 0))
+            start.wait()
+            won = [t for t in (results.get(timeout=30) for _ in range(n)) if t is not None]
+            assert len(won) == 1, f"round {round_}: {len(won)} winners"
+            assert holder(path)["token"] == won[0] and [p.name for p in path.parent.iterdir()] == [path.name]
+            done.wait()
+        path.parent.rename(tmp_path / "gone")
+        start.wait()
+    finally:
+        start.abort(), done.abort()  # a failed round frees the racers at once
+        for r in racers:
+            r.join(timeout=30)
+            if r.is_alive():
+                r.kill()
 
 
 # --- engines ----------------------------------------------------------------------------------------------
@@ -176,6 +294,47 @@ def test_the_command_line_runs_on_worker_processes(idx_root, tmp_path):
                 pass
     slurm_only = [*args[:-len(SMALL) - 2], "--slurm-gpus", "1"]
     assert main(slurm_only) == 2  # --slurm-* without --executor slurm: one line, nothing trained
+
+
+def test_the_lease_of_another_hosts_claim_is_set_on_the_command_line(idx_root, tmp_path, capsys):
+    """A worker killed on another node costs its run the lease, which a cluster sets shorter than the default 10
+    minutes: ``--lease 1`` trains the run here once its claim is a second old; a lease that is not a finite
+    number of seconds > 0 is one line, exit 2."""
+    from dhclib.cli import main
+
+    out = tmp_path / "store"
+    cfg = resolve_config("split_mnist", "finetune", 0, "quick", "cpu", **SMALL)
+    _claim_of(claim_path(out, cfg), host="another-node", pid=1)  # fresh, its holder killed there
+    args = ["run", "--benchmark", "split_mnist", "--method", "finetune", "--profile", "quick", "--device", "cpu",
+            "--data-dir", str(idx_root), "--out", str(out), "--no-progress",
+            *[f"--set={k}={v}" for k, v in SMALL.items()]]
+    assert main([*args, "--lease", "1"]) == 0
+    assert len(list(out.glob("runs/*/*/*.json"))) == 1 and not claim_path(out, cfg).exists()
+    for bad in ("0", "-5", "inf", "nan"):
+        capsys.readouterr()
+        assert main([*args, "--lease", bad]) == 2
+        assert capsys.readouterr().err.startswith("error: the lease must be a finite number of seconds > 0")
+
+
+@pytest.mark.parametrize("spec", ["dask:tcp://127.0.0.1", "dask:foo", "dask:tcp://127.0.0.1:0",
+                                  "dask:tcp://127.0.0.1:99999", "dask:http://127.0.0.1:8786", "dask:tcp://:8786"])
+def test_a_malformed_dask_address_is_one_line_and_exit_2(tmp_path, capsys, spec):
+    """D4 (issue #28): a scheduler address without a port, or not an address at all, is named with what is
+    accepted, before anything is reached (it was a ValueError traceback, exit 1)."""
+    from dhclib.cli import main
+
+    args = ["run", "--benchmark", "split_mnist", "--method", "finetune", "--profile", "quick", "--device", "cpu",
+            "--out", str(tmp_path), "--no-progress", "--executor", spec]
+    assert main(args) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and err[0].startswith(f"error: --executor {spec}: ") and "dask:tcp://HOST:PORT" in err[0]
+
+
+def test_a_well_formed_dask_address_passes_the_check():
+    from dhclib.runs.executors import _scheduler
+
+    for address in ("tcp://127.0.0.1:8786", "127.0.0.1:8786", "tls://node-1.cluster:8786", "tcp://[::1]:8786"):
+        assert _scheduler(address, f"dask:{address}") == address
 
 
 def _same_runs(a, b):

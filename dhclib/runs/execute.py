@@ -34,8 +34,8 @@ from dhclib.method.stacked import Trial, train_stack
 from dhclib.method.train import train_sequence
 
 __all__ = ["execute", "Executed", "run_config", "run_stack", "build_run", "stack_key", "resolve_stack", "STACK_FREE",
-           "train_and_store", "claim_path", "check_data", "build_tasks", "build_model", "build_regulariser",
-           "resolve_device", "device_description", "versions", "code_version"]
+           "train_and_store", "claim_path", "check_lease", "check_data", "build_tasks", "build_model",
+           "build_regulariser", "resolve_device", "device_description", "versions", "code_version"]
 
 
 def resolve_device(device: str | torch.device = "auto", here: bool = True) -> torch.device:
@@ -241,13 +241,15 @@ def execute(plan: list[Planned], out_dir, data_dir=None, progress: bool | str = 
     with ``submit(fn, *args)`` returning something with ``result()`` and ``done()`` — a
     ``concurrent.futures.Executor`` (a process pool, Dask's ``Client.get_executor()``) or a submitit executor.
     Every run is claimed before it is trained (:mod:`dhclib.runs.claims`), so drivers and workers sharing a store
-    train it once; a run held by another worker is waited for until it is stored or its claim is ``stale_after``
-    seconds old, then taken over. The store is the source of truth: the frame is read back from it.
+    train it once; a run held by another worker is waited for until it is stored, its holder is gone from this host,
+    or its claim is ``stale_after`` seconds old (the lease of a holder elsewhere), then taken over. The store is the
+    source of truth: the frame is read back from it.
     """
     if on_diverge not in ("raise", "record"):
         raise ConfigError(f"on_diverge must be 'raise' or 'record', got {on_diverge!r}")
     if missing not in ("train", "skip"):
         raise ConfigError(f"missing must be 'train' or 'skip', got {missing!r}")
+    check_lease(stale_after)
     size = resolve_stack(stack, plan[0].config.device if plan else "cpu")
     if missing == "train":
         check_store(out_dir)
@@ -308,7 +310,7 @@ def execute(plan: list[Planned], out_dir, data_dir=None, progress: bool | str = 
         raise DhcError(f"{len(failed)} of {len(plan)} runs failed on their workers and are not stored (first: "
                        f"{first.config.benchmark} {first.label} seed {first.config.seed}: {why}); the others are "
                        f"stored: run the same command again to train the missing ones (a claim left by a killed "
-                       f"worker is taken over once it is {stale_after:.0f} s old)")
+                       f"worker is taken over at once on its own host, elsewhere once it is {stale_after:.0f} s old)")
     frames = []
     for i in sorted(done):
         out.results.append((plan[i], done[i]))
@@ -316,6 +318,14 @@ def execute(plan: list[Planned], out_dir, data_dir=None, progress: bool | str = 
     if frames:
         out.frame = pd.concat(frames, ignore_index=True)
     return out
+
+
+def check_lease(seconds: float) -> None:
+    """A claim's lease (``stale_after``, ``--lease``) must be a finite number of seconds > 0: 0 would take every
+    live worker's claim over, infinity would wait forever for a dead one's."""
+    if isinstance(seconds, bool) or not isinstance(seconds, (int, float)) or not 0 < seconds < float("inf"):
+        raise ConfigError(f"the lease must be a finite number of seconds > 0 (default {STALE_AFTER:.0f}), got "
+                          f"{seconds!r}")
 
 
 def check_data(cfgs: list[RunConfig], data_dir=None) -> None:

@@ -13,6 +13,7 @@ train it (:mod:`dhclib.runs.claims`), write it atomically, and the driver reads 
 from __future__ import annotations
 
 import multiprocessing
+import re
 import shutil
 from concurrent.futures import ProcessPoolExecutor
 from contextlib import contextmanager
@@ -22,7 +23,7 @@ from typing import Any, Callable, Iterator, Sequence
 
 import torch
 
-from dhclib.errors import DhcError
+from dhclib.errors import ConfigError, DhcError
 
 __all__ = ["SlurmOptions", "open_executor", "submit_all", "on_worker", "one_thread", "EXECUTOR_SPECS"]
 
@@ -93,6 +94,21 @@ def _positive(text: str, spec: str) -> int:
     return int(text)
 
 
+# A Dask scheduler's address: PROTOCOL://HOST:PORT (tcp when the protocol is left out), HOST a name, an IPv4 address
+# or an IPv6 one in brackets.
+_SCHEDULER = re.compile(r"(?:(?:tcp|tls|ws|wss|ucx)://)?(?:[A-Za-z0-9._-]+|\[[0-9A-Fa-f:.]+\]):(\d{1,5})")
+
+
+def _scheduler(address: str, spec: str) -> str:
+    """``address`` if it is a Dask scheduler's address; checked here because Dask answers a malformed one with a
+    ValueError traceback (or waits for a port 0 to answer)."""
+    match = _SCHEDULER.fullmatch(address)
+    if match is None or not 1 <= int(match[1]) <= 65535:
+        raise ConfigError(f"--executor {spec}: {address!r} is not a Dask scheduler address; accepted: dask:local:N "
+                          f"or dask:tcp://HOST:PORT (or tls, ws, wss, ucx://; PORT 1 to 65535)")
+    return address
+
+
 def _cluster_extra(what: str):
     raise DhcError(f"--executor {what} needs the cluster extra: pip install -e '.[cluster]' (make install has it)")
 
@@ -130,7 +146,7 @@ def open_executor(spec: str | None, out_dir=None, slurm: SlurmOptions | None = N
         else:
             cluster = None
             try:
-                client = Client(rest, timeout=30)
+                client = Client(_scheduler(rest, spec), timeout=30)
             except OSError as exc:
                 raise DhcError(f"--executor {spec}: cannot reach the Dask scheduler at {rest}: {exc}") from None
         try:

@@ -15,6 +15,7 @@ from typing import Iterable
 import pandas as pd
 
 from dhclib.runs import execute, plan
+from dhclib.runs.claims import STALE_AFTER
 from dhclib.runs.config import check_reserved, parse_seeds, resolve_config
 from dhclib.errors import ConfigError
 from dhclib.runs.execute import build_model, build_regulariser, build_tasks, device_description, resolve_device, versions
@@ -46,15 +47,15 @@ def run(benchmark: str, method: str, seed: int = 0, profile: str = "paper", devi
 
 
 def _drive(planned: list[plan.Planned], data_dir, out_dir, progress, on_diverge: str, missing: str,
-           stack: int | str, executor, cuda_graphs: bool = False) -> pd.DataFrame:
+           stack: int | str, executor, cuda_graphs: bool = False, lease: float = STALE_AFTER) -> pd.DataFrame:
     return execute.execute(planned, out_dir, data_dir, progress, on_diverge, missing, stack, executor,
-                           cuda_graphs=cuda_graphs).tidy()
+                           stale_after=lease, cuda_graphs=cuda_graphs).tidy()
 
 
 def run_many(benchmarks: str | Iterable[str], methods: str | Iterable[str], seeds="0", profile: str = "paper",
              device: str = "auto", data_dir=None, out_dir="outputs/runs", progress: bool | str = True,
              on_diverge: str = "raise", missing: str = "train", stack: int | str = 1, executor=None,
-             cuda_graphs: bool = False, **overrides) -> pd.DataFrame:
+             cuda_graphs: bool = False, lease: float = STALE_AFTER, **overrides) -> pd.DataFrame:
     """Run every (benchmark, method, seed), storing each finished run atomically and skipping stored ones.
 
     ``benchmarks`` and ``methods`` are names, comma-separated strings or ``"all"``; ``seeds`` as :func:`parse_seeds`.
@@ -81,50 +82,52 @@ def run_many(benchmarks: str | Iterable[str], methods: str | Iterable[str], seed
     ``executor``: train on other processes or machines (a ``concurrent.futures`` process pool, Dask's
     ``Client.get_executor()``, a submitit executor: :func:`dhclib.runs.execute.execute`), into the shared store;
     each run is claimed first, so concurrent drivers and workers train it once. With an executor, ``device`` is
-    the workers' (``"cuda"`` from a CPU login node; ``"auto"`` means this machine's device).
+    the workers' (``"cuda"`` from a CPU login node; ``"auto"`` means this machine's device). ``lease``: seconds
+    without a heartbeat after which a claim of another host is taken over (that of a process gone from this host
+    is taken over at once): a worker killed on another node costs its run this long.
     """
     check_reserved(overrides)
     planned = plan.table1(benchmarks, methods, seeds, profile, _device(device, executor), **overrides)
-    return _drive(planned, data_dir, out_dir, progress, on_diverge, missing, stack, executor, cuda_graphs)
+    return _drive(planned, data_dir, out_dir, progress, on_diverge, missing, stack, executor, cuda_graphs, lease)
 
 
 def run_variants(benchmark: str, variants: Iterable[dict], seeds="0", profile: str = "paper", device: str = "auto",
                  data_dir=None, out_dir="outputs/runs", progress: bool | str = True, on_diverge: str = "record",
                  missing: str = "train", stack: int | str = 1, executor=None, cuda_graphs: bool = False,
-                 **overrides) -> pd.DataFrame:
+                 lease: float = STALE_AFTER, **overrides) -> pd.DataFrame:
     """Extra, clearly labelled rows beside Table 1's: each variant is ``{"methods": [...], "overrides": {...}}``
     and its runs are named by :func:`variant_label` in the ``method`` column (e.g. Online EWC with the mini-batch
     Fisher where the paper's lambda diverges, or a baseline with the lambda of our search). ``overrides`` apply to
     every variant (a profile-wide setting such as ``max_epochs``) and do not enter the label."""
     check_reserved(overrides)
     planned = plan.variants(benchmark, variants, seeds, profile, _device(device, executor), **overrides)
-    return _drive(planned, data_dir, out_dir, progress, on_diverge, missing, stack, executor, cuda_graphs)
+    return _drive(planned, data_dir, out_dir, progress, on_diverge, missing, stack, executor, cuda_graphs, lease)
 
 
 def run_grid(benchmark: str, method: str, param: str, values: Iterable, seeds="0", profile: str = "paper",
              device: str = "auto", data_dir=None, out_dir="outputs/runs", progress: bool | str = True,
              on_diverge: str = "record", missing: str = "train", stack: int | str = 1, executor=None,
-             cuda_graphs: bool = False, **overrides) -> pd.DataFrame:
+             cuda_graphs: bool = False, lease: float = STALE_AFTER, **overrides) -> pd.DataFrame:
     """:func:`run_many` for each value of one config field (``eta_init`` for Table 4, ``lam`` or ``si_xi`` for the
     search of Appendix A); the tidy frame gains a column named ``param``. Diverged runs are recorded (by default)
     and listed in ``attrs["diverged"]`` with their value; with ``missing="skip"``, runs not stored are listed in
     ``attrs["missing"]``."""
     check_reserved(overrides)
     planned = plan.grid(benchmark, method, param, values, seeds, profile, _device(device, executor), **overrides)
-    return _drive(planned, data_dir, out_dir, progress, on_diverge, missing, stack, executor, cuda_graphs)
+    return _drive(planned, data_dir, out_dir, progress, on_diverge, missing, stack, executor, cuda_graphs, lease)
 
 
 def run_search(benchmark: str, grids: dict[str, Iterable] | Iterable[str] = ("ewc", "si", "mas"), seed: int = 0,
                profile: str = "paper", device: str = "auto", data_dir=None, out_dir="outputs/runs",
                progress: bool | str = True, missing: str = "train", stack: int | str = 1, executor=None,
-               cuda_graphs: bool = False, **overrides) -> pd.DataFrame:
+               cuda_graphs: bool = False, lease: float = STALE_AFTER, **overrides) -> pd.DataFrame:
     """The consolidation-strength search of Appendix A: :func:`run_grid` over ``lam`` for each regulariser, on one
     seed as the paper did. ``grids``: regulariser names (each gets the paper's grid, :func:`dhclib.paper.search_grid`)
     or a dict ``{regulariser: values}``. One tidy frame with a ``lam`` column; ``attrs["diverged"]`` and
     ``attrs["missing"]`` gather those of every grid."""
     check_reserved(overrides)
     planned = plan.search(benchmark, grids, seed, profile, _device(device, executor), **overrides)
-    return _drive(planned, data_dir, out_dir, progress, "record", missing, stack, executor, cuda_graphs)
+    return _drive(planned, data_dir, out_dir, progress, "record", missing, stack, executor, cuda_graphs, lease)
 
 
 def concat_runs(frames: list[pd.DataFrame]) -> pd.DataFrame:

@@ -4,14 +4,16 @@ A run lives at ``<out_dir>/runs/<benchmark>/<method>/seed<seed>-<config key>.jso
 ``diverged/``). Stored with it: the full resolved config, R and the traces, the versions and numeric environment,
 and its purpose (:attr:`RunResult.purpose`: the plan that asked for it and its variant, the settings that differ
 from the paper's configuration). Runs stored before the purpose was recorded get their variant derived once, by
-comparing their config with the profile's default (:func:`config_difference`). A file that cannot be read is
-named, moved aside to ``<out_dir>/damaged/`` (``*.corrupt``) and skipped, never a crash.
+comparing their config with the profile's default (:func:`config_difference`). A file that cannot be read, or
+holds something other than a record of its path's key, is named, moved aside to ``<out_dir>/damaged/``
+(``*.corrupt``, ``*.foreign``) and skipped, never a crash.
 """
 
 from __future__ import annotations
 
 import json
 import os
+import socket
 import warnings
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -20,6 +22,7 @@ import numpy as np
 import pandas as pd
 
 from dhclib.errors import DhcError
+from dhclib.runs.claims import alive
 from dhclib.runs.config import RunConfig, resolve_config
 from dhclib.method.metrics import average_accuracy, average_accuracy_curve, bwt
 
@@ -119,7 +122,7 @@ def write_atomic(path: Path, payload: dict) -> None:
     """Write JSON so that a reader never sees half a file: a temporary file, synced, then renamed over ``path``.
     A failed write (a full disk, a folder that cannot be written) raises one :class:`~dhclib.errors.DhcError`
     naming the path and the OS error, and leaves no temporary file behind."""
-    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
+    tmp = path.with_name(f".{path.name}.{socket.gethostname()}.{os.getpid()}.tmp")  # host: see check_store
     try:
         path.parent.mkdir(parents=True, exist_ok=True)
         with open(tmp, "w") as f:
@@ -135,7 +138,8 @@ def write_atomic(path: Path, payload: dict) -> None:
 def check_store(out_dir) -> None:
     """Before anything trains: the store's folder exists or can be made, and can be written (one
     :class:`~dhclib.errors.DhcError` naming it otherwise); temporary files that dead processes of this host left
-    behind are removed."""
+    behind are removed (on a store several hosts share, a PID says nothing about another host's processes: their
+    files, and those named without a host by earlier versions, are left alone)."""
     root = Path(out_dir)
     if root.exists() and not root.is_dir():
         raise DhcError(f"the result store {root} is a file, not a folder: give --out / out_dir a folder")
@@ -146,40 +150,76 @@ def check_store(out_dir) -> None:
         probe.unlink()
     except OSError as exc:
         raise DhcError(f"the result store {root} cannot be written: {exc.strerror or exc}") from None
+    here = socket.gethostname()
     for tmp in root.glob("*/*/*/.seed*.json.*.tmp"):
-        pid = tmp.name.rsplit(".", 2)[-2]
-        if pid.isdigit() and not _alive(int(pid)):
+        host, _, pid = tmp.name.partition(".json.")[2].removesuffix(".tmp").rpartition(".")
+        if host == here and pid.isdigit() and not alive(int(pid)):
             tmp.unlink(missing_ok=True)
 
 
-def _alive(pid: int) -> bool:
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:
-        return True
-    return True
-
-
 def read_record(path: Path, out_dir=None) -> dict | None:
-    """The JSON at ``path``; a file that does not parse is moved to ``<out_dir>/damaged/`` as ``<its path>.corrupt``
-    (``.corrupt.1``, ... if that run was damaged before: no evidence is overwritten) with a warning naming it, and
-    None is returned: the run counts as not stored and is trained again."""
+    """The record at ``path``, a run under ``runs/`` or a divergence record under ``diverged/``. A file that does not
+    parse, or whose content is not a record of its path's key (a foreign file: another shape, another seed's or
+    another key's run), is moved to ``<out_dir>/damaged/`` as ``<its path>.corrupt`` or ``.foreign`` (``.1``, ...
+    if that run's was before: no evidence is overwritten) with a warning naming it, and None is returned: the run
+    counts as not stored and is trained again."""
+    path = Path(path)
+    root = Path(out_dir) if out_dir is not None else path.parents[3]
     try:
-        return json.loads(Path(path).read_text())
+        record = json.loads(path.read_text())
     except (OSError, UnicodeDecodeError, json.JSONDecodeError) as exc:
-        root = Path(out_dir) if out_dir is not None else Path(path).parents[3]
-        aside = root / "damaged" / Path(path).relative_to(root)
-        aside = aside.with_name(aside.name + ".corrupt")
-        n = 0
-        while aside.exists():
-            n += 1
-            aside = aside.with_name(f"{Path(path).name}.corrupt.{n}")
-        aside.parent.mkdir(parents=True, exist_ok=True)
-        os.replace(path, aside)
+        aside = _set_aside(path, root, "corrupt")
         warnings.warn(f"damaged result file {path} ({type(exc).__name__}: {exc}); moved to {aside}", stacklevel=2)
         return None
+    why = _foreign(record, path.relative_to(root).parts)
+    if why is not None:
+        aside = _set_aside(path, root, "foreign")
+        warnings.warn(f"result file {path} is not a {why}; moved to {aside}", stacklevel=2)
+        return None
+    return record
+
+
+# What every stored run has (RunResult.from_json reads them), and what every divergence record has (the command
+# line and the report print them).
+_RUN_FIELDS = {"config": dict, "R": list, "traces": dict, "epochs": dict, "tasks": dict, "wall_time": (int, float),
+               "versions": dict, "device_name": str}
+_DIVERGED_FIELDS = {"benchmark": str, "method": str, "seed": int, "config_key": str, "message": str}
+
+
+def _foreign(record, parts: tuple[str, ...]) -> str | None:
+    """Why ``record``, read at the store path of ``parts`` (``kind, benchmark, method, file``), is not a record of
+    that path's key, e.g. ``"run of its key (it holds split_mnist finetune seed 0, key ...)"``; None when it is
+    (and for a path outside that layout, which names no key)."""
+    if len(parts) != 4 or parts[0] not in ("runs", "diverged"):
+        return None
+    what = "run" if parts[0] == "runs" else "divergence record"
+    fields = _RUN_FIELDS if parts[0] == "runs" else _DIVERGED_FIELDS
+    if not isinstance(record, dict):
+        return f"{what} (a JSON {type(record).__name__}, not an object)"
+    wrong = [k for k, kind in fields.items() if not isinstance(record.get(k), kind)]
+    ident = record.get("config") if parts[0] == "runs" else dict(record, key=record.get("config_key"))
+    if not wrong and parts[0] == "runs":
+        wrong = [f"config.{k}" for k in ("benchmark", "method", "seed", "key") if k not in ident]
+    if wrong:
+        return f"{what} (missing or mistyped: {', '.join(wrong)})"
+    held = (ident["benchmark"], str(ident["method"]).replace("+", "_"), f"seed{ident['seed']}-{ident['key']}.json")
+    if held != parts[1:]:
+        return (f"{what} of its key (it holds {ident['benchmark']} {ident['method']} seed {ident['seed']}, key "
+                f"{ident['key']})")
+    return None
+
+
+def _set_aside(path: Path, root: Path, why: str) -> Path:
+    """Move a store file to ``<root>/damaged/<its path>.<why>`` (numbered when taken) and say where."""
+    aside = root / "damaged" / path.relative_to(root)
+    aside = aside.with_name(f"{aside.name}.{why}")
+    n = 0
+    while aside.exists():
+        n += 1
+        aside = aside.with_name(f"{path.name}.{why}.{n}")
+    aside.parent.mkdir(parents=True, exist_ok=True)
+    os.replace(path, aside)
+    return aside
 
 
 def load_diverged(out_dir) -> list[dict]:
