@@ -463,3 +463,19 @@ def test_dhp_mas_by_seed_block():
                     "| Permuted MNIST | 1 | 89.26 | 85.14 | −4.12 | none | 0 |",
                     "| Imbalanced Permuted MNIST | 3 | 85.64 | — | — | — | — |"]
     assert _by_seed_table({"seeds": pd.DataFrame(), "collapsed": pd.DataFrame()}) == ""
+
+
+def test_each_labelled_setting_is_paired_with_its_method_in_the_papers_configuration(tmp_path):
+    """REPORT.md's and the README's settings table: ``mas [mas_mode=batch]`` against ``mas`` over the seeds both
+    have (the DHP-against-baseline table never compares these two), a setting whose method has no plain run left
+    out."""
+    from dhclib.paper.report_md import _settings_table, report_tables
+
+    for seed, (plain, batch) in enumerate(((R_LOW, R_HIGH), (R_LOW, R_HIGH), (R_HIGH, None))):
+        _store_run(tmp_path, "permuted_mnist", "mas", seed, plain)
+        if batch is not None:
+            _store_run(tmp_path, "permuted_mnist", "mas", seed, batch, mas_mode="batch")
+    _store_run(tmp_path, "permuted_mnist", "dhp", 0, R_HIGH, eta_clamp=True)  # no plain dhp run: no pair
+    text = _settings_table(report_tables(tmp_path))
+    assert "| Permuted MNIST | mas [mas_mode=batch] | mas | 2 | +15.00 | 2 of 2 |" in text
+    assert "eta_clamp" not in text

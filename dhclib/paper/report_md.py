@@ -70,7 +70,9 @@ def report_tables(store_dir) -> dict[str, pd.DataFrame]:
     """The report's tables from the runs stored under ``store_dir``: ``table1`` (per benchmark, ours beside the
     paper), ``paired`` (each DHP variant against its baseline, paired by seed), ``search`` (:func:`dhclib.paper.report.grid_best` of the lambda searches), ``eta`` (Table 4),
     ``variants``, ``diverged``, ``hardware`` (device, runs, summed and median wall time per benchmark), ``runaway``
-    and ``collapsed`` (the plastic instability per DHP run and per forgotten task), ``mechanism`` (per row, what
+    and ``collapsed`` (the plastic instability per DHP run and per forgotten task), ``settings`` (each labelled
+    variant against its method in the paper's configuration, paired by seed: :func:`_setting_effects`),
+    ``mechanism`` (per row, what
     happens to its tasks: :func:`_mechanism`) and ``seeds`` (every Table 1 and labelled run's average accuracy and
     BWT after the last task, one row per benchmark, row label and seed)."""
     results = load_results(store_dir)
@@ -80,7 +82,7 @@ def report_tables(store_dir) -> dict[str, pd.DataFrame]:
     lost = [{"benchmark": d["benchmark"], "method": _diverged_label(d)} for d in diverged]
     kinds = classify_runs(results)
     benches = [b for b in BENCHMARK_NAMES if any(len(f) and b in set(f["benchmark"]) for f in kinds.values())]
-    t1, paired, variants = [], [], []
+    t1, paired, variants, settings = [], [], [], []
     for b in benches:
         main = kinds["table1"][kinds["table1"]["benchmark"] == b] if len(kinds["table1"]) else pd.DataFrame()
         var = kinds["variants"][kinds["variants"]["benchmark"] == b] if len(kinds["variants"]) else pd.DataFrame()
@@ -96,6 +98,7 @@ def report_tables(store_dir) -> dict[str, pd.DataFrame]:
             extra = [p for p in pairs_present(both["method"].unique(), parts=label_parts(both))
                      if p not in registry.pairs()]
             paired.append(paired_tests(both, extra).assign(benchmark=b))
+            settings.append(_setting_effects(both, main).assign(benchmark=b))
     search = pd.DataFrame()
     if len(kinds["search"]):
         search = grid_best(grid_table(kinds["search"], "lam"), "lam")
@@ -116,7 +119,20 @@ def report_tables(store_dir) -> dict[str, pd.DataFrame]:
     seeds = per_run(pd.concat(scored, ignore_index=True)) if scored else pd.DataFrame()
     return {"table1": cat(t1), "paired": cat(paired), "search": search, "eta": eta, "variants": cat(variants),
             "diverged": div, "hardware": hardware, "runaway": runaway, "collapsed": collapsed,
-            "mechanism": _mechanism(results), "seeds": seeds}
+            "mechanism": _mechanism(results), "settings": cat(settings), "seeds": seeds}
+
+
+def _setting_effects(both: pd.DataFrame, main: pd.DataFrame) -> pd.DataFrame:
+    """What each labelled setting does to the method it changes: every labelled variant of one benchmark against
+    the same method in the paper's configuration, paired by seed (:func:`dhclib.paper.report.paired_tests`), e.g.
+    ``mas [mas_mode=batch]`` against ``mas``: the intervention's effect, where the DHP-against-baseline table
+    compares two methods under one setting."""
+    present = set(main["method"]) if len(main) else set()
+    pairs = [(method, label) for label, (method, variant) in label_parts(both).items()
+             if variant and method in present]
+    if not pairs:
+        return pd.DataFrame()
+    return paired_tests(both, pairs).rename(columns={"baseline": "method", "dhp_variant": "variant"})
 
 
 def _diverged_label(record: dict) -> str:
@@ -362,6 +378,12 @@ def _render_instability(tables: dict[str, pd.DataFrame]) -> list[str]:
     by_seed = _by_seed_table(tables)
     if by_seed:
         out += ["", f"DHP + MAS against MAS, seed by seed ({_BY_SEED_NOTE}):", "", by_seed]
+    settings = _settings_table(tables)
+    if settings:
+        out += ["", "## What each labelled setting does, paired by seed", "",
+                "Each labelled row against the same method in the paper's configuration, over the seeds both have "
+                "(average accuracy after the last task; paired t-test and Wilcoxon signed-rank p, two-sided):", "",
+                settings]
     mechanism = _mechanism_table(tables)
     if mechanism:
         out += ["", "## What happens to each task: the mechanism, per row", "", _MECHANISM_NOTE + ":", "",
@@ -372,7 +394,8 @@ def _render_instability(tables: dict[str, pd.DataFrame]) -> list[str]:
 # ---------------------------------------------------------------------------------------------------------------
 # The README's results tables: generated from the same tables, written between markers, checked by a test
 # ---------------------------------------------------------------------------------------------------------------
-README_TABLES = ("split_mnist", "permuted_and_imbalanced", "paired", "instability", "dhp_mas_by_seed", "mechanism")
+README_TABLES = ("split_mnist", "permuted_and_imbalanced", "paired", "instability", "dhp_mas_by_seed", "mechanism",
+                 "settings")
 
 
 def _signed(value: float, digits: int, plus: bool = False) -> str:
@@ -503,6 +526,23 @@ def _mechanism_table(tables: dict[str, pd.DataFrame]) -> str:
         "‖α‖_F after the last task", "‖α⊙Hebb‖_F / ‖θ‖_F at restore (median; max)", "largest lr·2λΩ"]))
 
 
+def _settings_table(tables: dict[str, pd.DataFrame]) -> str:
+    """Each labelled setting against the paper's configuration of its method, paired by seed ("" without any)."""
+    s = tables.get("settings", pd.DataFrame())
+    if not len(s):
+        return ""
+    rows = []
+    for r in sorted(s.itertuples(index=False), key=lambda r: _row_order(tables, r.benchmark, r.variant)):
+        none = not r.pairs
+        rows.append([registry.benchmark(r.benchmark).title, r.variant, r.method, int(r.pairs),
+                     "—" if none else _signed(100 * r.avg_acc_gain, 2, plus=True),
+                     "—" if none else f"{int(r.avg_acc_better)} of {int(r.pairs)}",
+                     _p(r.avg_acc_p), _p(r.avg_acc_wilcoxon_p)])
+    return _md(pd.DataFrame(rows, columns=["benchmark", "labelled row", "against", "pairs",
+                                           "labelled − paper's configuration (points)", "labelled higher",
+                                           "paired t p", "Wilcoxon p"]))
+
+
 _MECHANISM_NOTE = (
     "Per row, over tasks 1 to T−1 of every run (T the last task): the accuracy right after learning a task; for DHP "
     "rows, the tasks whose restored epoch had a runaway trace (largest ‖Hebb‖_F above "
@@ -555,11 +595,13 @@ def readme_tables(tables: dict[str, pd.DataFrame]) -> dict[str, str]:
     none was stored; a variant's paper column is its method's value, in parentheses), ``paired`` (every DHP variant
     against its baseline, paired by seed), ``instability`` (runaway traces and collapsed tasks per DHP row),
     ``dhp_mas_by_seed`` (DHP + MAS against MAS seed by seed, with its collapsed tasks: :func:`_by_seed_table`) and
-    ``mechanism`` (what happens to each row's tasks: :func:`_mechanism_table`)."""
+    ``mechanism`` (what happens to each row's tasks: :func:`_mechanism_table`) and ``settings`` (each labelled
+    setting against its method's paper configuration: :func:`_settings_table`)."""
     return {"split_mnist": _split_table(tables["table1"]),
             "permuted_and_imbalanced": _permuted_and_imbalanced_table(tables),
             "paired": _paired_table(tables), "instability": _instability_table(tables),
-            "dhp_mas_by_seed": _by_seed_table(tables), "mechanism": _mechanism_table(tables)}
+            "dhp_mas_by_seed": _by_seed_table(tables), "mechanism": _mechanism_table(tables),
+            "settings": _settings_table(tables)}
 
 
 def _marks(name: str) -> tuple[str, str]:
