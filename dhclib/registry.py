@@ -96,11 +96,13 @@ def is_int(v: Any) -> bool:
 @dataclass(frozen=True)
 class OutputLayer:
     """An output layer: ``name`` as in method names (``"dhp"``; ``"matched"`` is the baseline and is left out of
-    them), the label methods carry, and its settings (None: it has none)."""
+    them), the label methods carry, its settings (None: it has none) and its module class, built as
+    ``module(width, out_features, **settings.layer_kwargs())`` on top of a network's body."""
 
     name: str
     label: str
     settings: type[Settings] | None = None
+    module: Any = None
 
 
 @dataclass(frozen=True)

@@ -229,5 +229,5 @@ class DHPSettings(Settings):
 
 
 # The capacity-matched baseline comes first: a method's baseline is listed before its DHP variant (Table 1).
-register_layer(OutputLayer("matched", "", None))
-register_layer(OutputLayer("dhp", "DHP Softmax", DHPSettings))
+register_layer(OutputLayer("matched", "", None, MatchedSoftmax))
+register_layer(OutputLayer("dhp", "DHP Softmax", DHPSettings, DHPSoftmax))

@@ -1,8 +1,7 @@
 """Networks: a body (the MLPs and CNNs of SPEC §4) and an output layer (DHP Softmax or the matched baseline).
 
-A model knows nothing about tasks except which output units are active: ``model(x, y)`` returns the logits of
-every output unit (all heads), and :func:`head_logits` slices the active head for the loss and the prediction
-(multi-head, SPEC §4). Labels ``y`` are always global output-unit indices, so the Hebbian trace keeps one
+A model knows nothing about tasks: ``model(x, y)`` returns the logits of every output unit (all heads); the
+trainer slices the active head for the loss and the prediction (multi-head, SPEC §4). Labels ``y`` are always global output-unit indices, so the Hebbian trace keeps one
 column per unit.
 """
 
@@ -15,29 +14,30 @@ from dataclasses import dataclass
 import torch
 from torch import Tensor, nn
 
-from dhclib.method.layers import DHPSoftmax, MatchedSoftmax
+from dhclib import registry
+from dhclib.method.layers import DHPSoftmax
 from dhclib.registry import Settings, is_int, need
 
-__all__ = ["Classifier", "MLP", "TableCNN", "ZenkeCNN", "NETWORKS", "NETWORK_INPUTS", "NetworkSettings",
-           "head_logits", "OUTPUT_LAYERS", "slow_logits"]
-
-OUTPUT_LAYERS = ("dhp", "matched")
+__all__ = ["Classifier", "MLP", "TableCNN", "ZenkeCNN", "NETWORKS", "NetworkSettings", "slow_logits",
+           "plastic_layer", "reset_hebb"]
 
 
-def output_layer(width: int, out_features: int, output: str, **dhp_kwargs) -> nn.Module:
-    """DHP Softmax (SPEC §1) or the capacity-matched baseline (SPEC §2) on top of a body of width ``width``."""
-    if output not in OUTPUT_LAYERS:
-        raise ValueError(f"unknown output layer {output!r}; accepted: {', '.join(OUTPUT_LAYERS)}")
-    if output == "dhp":
-        return DHPSoftmax(width, out_features, **dhp_kwargs)
-    if dhp_kwargs:
-        raise ValueError(f"DHP options {sorted(dhp_kwargs)} given for a matched (non-DHP) output layer")
-    return MatchedSoftmax(width, out_features)
+def output_layer(width: int, out_features: int, output: str, **layer_kwargs) -> nn.Module:
+    """The registered output layer ``output`` (``registry.LAYERS``: DHP Softmax, SPEC §1, or the capacity-matched
+    baseline, SPEC §2) on top of a body of width ``width``, with its settings' keyword arguments."""
+    if output not in registry.LAYERS:
+        raise ValueError(f"unknown output layer {output!r}; accepted: {', '.join(registry.LAYERS)}")
+    spec = registry.LAYERS[output]
+    if layer_kwargs and spec.settings is None:
+        raise ValueError(f"options {sorted(layer_kwargs)} given for the {output!r} output layer, which takes none "
+                         "(DHP options need the dhp layer)")
+    return spec.module(width, out_features, **layer_kwargs)
 
 
 class Classifier(nn.Module):
     """A body (any stack of layers ending in a flat hidden vector h) and an output layer, ``out(body(x), y)``."""
 
+    inputs: str  # what the network takes: "vector" (flat 784) or "image" (3x32x32)
     body: nn.Sequential
     out: nn.Module
 
@@ -67,6 +67,8 @@ class MLP(Classifier):
         output: ``"dhp"`` (DHPSoftmax) or ``"matched"`` (MatchedSoftmax).
         **dhp_kwargs: passed to :class:`DHPSoftmax` (``eta_init``, ``eta_per_connection``, ...).
     """
+
+    inputs = "vector"
 
     def __init__(
         self,
@@ -104,6 +106,8 @@ class TableCNN(Classifier):
     (SPEC §4) and keep both as arguments. On 3x32x32 inputs the feature map before the FC layer is 50x2x2.
     """
 
+    inputs = "image"
+
     def __init__(self, out_features: int, output: str = "dhp", hidden: Sequence[int] = (500,),
                  channels: Sequence[int] = (20, 50, 50), slope: float = 0.2, in_shape=(3, 32, 32),
                  **dhp_kwargs) -> None:
@@ -132,6 +136,8 @@ class ZenkeCNN(Classifier):
     matched baseline, like every other network here.
     """
 
+    inputs = "image"
+
     def __init__(self, out_features: int, output: str = "dhp", hidden: Sequence[int] = (512,),
                  dropout: tuple[float, float] = (0.25, 0.5), in_shape=(3, 32, 32), **dhp_kwargs) -> None:
         super().__init__()
@@ -150,10 +156,9 @@ class ZenkeCNN(Classifier):
         self.out = output_layer(width, out_features, output, **dhp_kwargs)
 
 
-# Config name -> network (RunConfig.network; None means the MLP), and the inputs each takes: "vector" (MNIST's
-# 784 pixels, flat) or "image" (3x32x32); a benchmark declares which of the two its tasks give.
+# Config name -> network (RunConfig.network; None means the MLP). Each network class says which inputs it takes
+# (``inputs``): "vector" (MNIST's 784 pixels, flat) or "image" (3x32x32); a benchmark declares which its tasks give.
 NETWORKS = {"mlp": MLP, "table3_cnn": TableCNN, "zenke_cnn": ZenkeCNN}
-NETWORK_INPUTS = {"mlp": "vector", "table3_cnn": "image", "zenke_cnn": "image"}
 
 
 @dataclass(frozen=True)
@@ -172,17 +177,12 @@ class NetworkSettings(Settings):
 
     @property
     def inputs(self) -> str:
-        return NETWORK_INPUTS[self.network or "mlp"]
+        return NETWORKS[self.network or "mlp"].inputs
 
     def build(self, in_features: int, out_features: int, output: str, **layer_kwargs) -> Classifier:
         if self.network in (None, "mlp"):
             return MLP(in_features, self.hidden, out_features, output=output, **layer_kwargs)
         return NETWORKS[self.network](out_features, output, hidden=self.hidden, **layer_kwargs)
-
-
-def head_logits(logits: Tensor, head: slice) -> Tensor:
-    """Logits of the active head only (multi-head, SPEC §4); a single-head task uses ``slice(0, d)``."""
-    return logits[:, head]
 
 
 def plastic_layer(model: nn.Module) -> DHPSoftmax | None:

@@ -23,7 +23,7 @@ from dhclib.benchmarks import PAPER_VISION_TASKS
 from dhclib.method.consolidation import Consolidation  # noqa: F401  (registers the built-in regularisers)
 from dhclib.errors import ConfigError
 from dhclib.method.layers import DHPSettings  # noqa: F401  (registers the output layers)
-from dhclib.method.models import NETWORK_INPUTS, NetworkSettings
+from dhclib.method.models import NETWORKS, NetworkSettings
 from dhclib.registry import Method, Settings
 from dhclib.method.train import Protocol
 
@@ -275,7 +275,7 @@ def _check_across_parts(c: RunConfig, bench: registry.Benchmark) -> None:
     registry.need(c.importance_logits != "slow" or c.method_spec.plastic,
                   f"importance_logits='slow' leaves DHP Softmax's plastic term out of the logits, and {c.method!r} "
                   f"has none; accepted for {', '.join(plastic)}")
-    fit = [n for n, kind in NETWORK_INPUTS.items() if kind == bench.inputs]
+    fit = [n for n, cls in NETWORKS.items() if cls.inputs == bench.inputs]
     registry.need(c.network_settings.inputs == bench.inputs,
                   f"network {c.network or 'mlp'!r} does not fit {c.benchmark}'s inputs; accepted: "
                   + ", ".join("mlp (None)" if n == "mlp" else n for n in fit))
