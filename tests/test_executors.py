@@ -471,3 +471,43 @@ def test_a_killed_local_driver_leaves_no_worker_behind(idx_root, tmp_path, sig):
             if _running(pid):
                 os.kill(pid, signal.SIGKILL)
         driver.wait(timeout=60)
+
+
+# --- one key, one numeric path ----------------------------------------------------------------------------
+@pytest.mark.slow
+def test_every_engine_gives_bitwise_the_same_numbers_with_torchs_default_threads(mnist_root, tmp_path):
+    """D8 (issue #28): the command line trained in its own process with torch's default thread count (the cores),
+    its workers with one thread, so one key got two sets of numbers (finetune seed 1: R[4][2] 0.982 vs 0.983) and
+    a store filled partly each way mixed them silently. Every engine now trains with one torch thread: with
+    OMP_NUM_THREADS and MKL_NUM_THREADS unset, this process, local:2 and dask:local:2 store the same R, each
+    trained with one thread. (On the 2-core machine it was written on, 1 and 2 threads happen to give the same R,
+    so the recorded thread count is what fails without the fix: the command line's own runs recorded 2.)"""
+    env = {k: v for k, v in os.environ.items() if k not in ("OMP_NUM_THREADS", "MKL_NUM_THREADS")}
+    env["PYTHONPATH"] = str(ROOT)
+    stored = {}
+    for engine in ("in-process", "local:2", "dask:local:2"):
+        out = tmp_path / engine.replace(":", "-")
+        args = [sys.executable, "-m", "dhclib", "run", "--benchmark", "split_mnist", "--method", "finetune,dhp",
+                "--seeds", "0-1", "--profile", "quick", "--device", "cpu", "--data-dir", str(mnist_root), "--out",
+                str(out), "--no-progress", *([] if engine == "in-process" else ["--executor", engine])]
+        done = subprocess.run(args, env=env, capture_output=True, text=True, timeout=900)
+        assert done.returncode == 0, done.stderr
+        runs = {p.relative_to(out): json.loads(p.read_text()) for p in out.glob("runs/*/*/*.json")}
+        stored[engine] = {p: (r["R"], r["numeric_env"]["threads"], r["device_name"]) for p, r in runs.items()}
+    assert len(stored["in-process"]) == 4
+    assert {threads for runs in stored.values() for _, threads, _ in runs.values()} == {1}
+    assert stored["in-process"] == stored["local:2"] == stored["dask:local:2"]
+
+
+def test_a_run_in_this_process_trains_with_one_thread_and_gives_the_session_its_count_back(idx_root):
+    """D8: a Python user's run trains as the workers do, and their session keeps the thread count it had."""
+    import torch
+
+    before = torch.get_num_threads()
+    torch.set_num_threads(2)
+    try:
+        result = dhclib.run("split_mnist", "finetune", 0, "quick", "cpu", idx_root, **SMALL)
+        assert result.numeric_env["threads"] == 1 and result.device_name.endswith(", 1 threads")
+        assert torch.get_num_threads() == 2
+    finally:
+        torch.set_num_threads(before)

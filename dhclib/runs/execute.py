@@ -27,7 +27,7 @@ from dhclib.method.consolidation import Consolidation
 from dhclib.errors import ConfigError, DhcError, PlasticInstabilityError
 from dhclib.numerics import cpu_model, numeric_environment
 from dhclib.runs.claims import STALE_AFTER, Claim, Heartbeat, claim, holder, release
-from dhclib.runs.executors import submit_all
+from dhclib.runs.executors import one_torch_thread, submit_all
 from dhclib.runs.plan import Planned
 from dhclib.runs.store import TIDY_COLUMNS, RunResult, check_store, read_record, result_path, write_atomic
 from dhclib.method.stacked import Trial, train_stack
@@ -138,7 +138,13 @@ def build_run(cfg: RunConfig, data_dir=None, init_key: object = 0):
 
 
 def run_config(cfg: RunConfig, data_dir=None, progress: bool = False) -> RunResult:
-    """Train one resolved config (SPEC §4) and return its result (not stored: :func:`execute` stores)."""
+    """Train one resolved config (SPEC §4) and return its result (not stored: :func:`execute` stores), with one
+    torch thread like every engine (:func:`~dhclib.runs.executors.one_torch_thread`)."""
+    with one_torch_thread():
+        return _run_config(cfg, data_dir, progress)
+
+
+def _run_config(cfg: RunConfig, data_dir, progress: bool) -> RunResult:
     t0 = time.perf_counter()
     tasks, model, reg = build_run(cfg, data_dir)
 
@@ -180,7 +186,13 @@ def run_stack(cfgs: list[RunConfig], data_dir=None, progress: bool = False,
     """Train the configs of one stack in lockstep (:mod:`dhclib.method.stacked`); per config its result, or the
     error that ended it. Each result records the engine and the stack size (never in the key); its wall time is
     its share of the stack's. ``cuda_graphs``: see :func:`~dhclib.method.stacked.train_stack` (recorded in the
-    engine when asked for)."""
+    engine when asked for). One torch thread, as :func:`run_config`."""
+    with one_torch_thread():
+        return _run_stack(cfgs, data_dir, progress, cuda_graphs)
+
+
+def _run_stack(cfgs: list[RunConfig], data_dir, progress: bool,
+               cuda_graphs: bool) -> list[RunResult | PlasticInstabilityError]:
     if len(cfgs) == 1:
         try:
             return [run_config(cfgs[0], data_dir, progress)]

@@ -5,8 +5,9 @@
 submitit executor as one Slurm job array. Every future-like it returns has ``done()`` and ``result()``.
 :func:`open_executor` turns the CLI's ``--executor`` spec into one of these and shuts it down afterwards.
 
-Every worker trains with one torch thread (:func:`on_worker`): the numbers of the one-at-a-time engine, on any
-core count. Workers share the result store (a shared filesystem on a cluster): they claim each run before they
+Every engine trains with one torch thread, this process included (:func:`one_torch_thread`; a worker keeps it,
+:func:`on_worker`): a key has one set of numbers whichever engine trained it and whatever the core count (torch's
+default, one thread per core, gave the command line's own runs other numbers than its workers' on some CPUs). Workers share the result store (a shared filesystem on a cluster): they claim each run before they
 train it (:mod:`dhclib.runs.claims`), write it atomically, and the driver reads its frame back from the store.
 """
 
@@ -28,8 +29,8 @@ import torch
 
 from dhclib.errors import ConfigError, DhcError
 
-__all__ = ["SlurmOptions", "open_executor", "submit_all", "on_worker", "one_thread", "watch_parent",
-           "EXECUTOR_SPECS"]
+__all__ = ["SlurmOptions", "open_executor", "submit_all", "on_worker", "one_thread", "one_torch_thread",
+           "watch_parent", "EXECUTOR_SPECS"]
 
 EXECUTOR_SPECS = "local:N, dask:local:N, dask:tcp://HOST:PORT or slurm"
 
@@ -37,6 +38,18 @@ EXECUTOR_SPECS = "local:N, dask:local:N, dask:tcp://HOST:PORT or slurm"
 def one_thread() -> None:
     """A worker process's initializer: one torch thread, as the notebooks' lanes and the tests run."""
     torch.set_num_threads(1)
+
+
+@contextmanager
+def one_torch_thread() -> Iterator[None]:
+    """Train with one torch thread, then give the caller its own count back: a run's numbers must not depend on
+    the engine or the core count, and a Python session that trains a run keeps its thread count."""
+    before = torch.get_num_threads()
+    torch.set_num_threads(1)
+    try:
+        yield
+    finally:
+        torch.set_num_threads(before)
 
 
 def watch_parent(parent: int, every: float = 0.5) -> None:
