@@ -263,8 +263,6 @@ def execute(plan: list[Planned], out_dir, data_dir=None, progress: bool | str = 
         raise ConfigError(f"missing must be 'train' or 'skip', got {missing!r}")
     check_lease(stale_after)
     size = resolve_stack(stack, plan[0].config.device if plan else "cpu")
-    if missing == "train":
-        check_store(out_dir)
     out = Executed(frame=pd.DataFrame(columns=TIDY_COLUMNS))
     done: dict[int, RunResult] = {}
     todo: list[int] = []
@@ -283,6 +281,8 @@ def execute(plan: list[Planned], out_dir, data_dir=None, progress: bool | str = 
             todo.append(i)
     if todo and executor is None:  # workers on other machines read their own data root, at their job's start
         check_data([plan[i].config for i in todo], data_dir)
+    if missing == "train":  # after the data: a batch that cannot train leaves no empty store folder behind
+        check_store(out_dir)
     bar = tqdm(total=len(plan), initial=len(plan) - len(todo), desc="runs", disable=not progress)
     poll = min(5.0, stale_after / 4)
     failed: list[tuple[Planned, str]] = []
