@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import dataclasses
 import math
+import numbers
 from dataclasses import dataclass, field
 from typing import Any, Callable, Mapping
 
@@ -46,8 +47,8 @@ class Settings:
             value = getattr(self, f.name)
             if kinds == ["bool"] or (set(kinds) == {"bool", "None"} and value is not None):
                 need(isinstance(value, bool), f"{f.name} must be true or false, got {value!r}")
-            if "float" in kinds and isinstance(value, float):
-                need(math.isfinite(value), f"{f.name} must be a finite number, got {value!r}")
+            if "float" in kinds and value is not None:  # before validate: 'inf' (--set lr=inf) is no "lr <= 0"
+                need(_is_finite_number(value), f"{f.name} must be a finite number, got {value!r}")
         self.validate()
 
     def validate(self) -> None:
@@ -81,6 +82,11 @@ def _kinds(annotation: Any) -> list[str]:
     """``"float | None"`` (or the type itself, where a module does not postpone annotations) -> its parts."""
     text = annotation if isinstance(annotation, str) else getattr(annotation, "__name__", str(annotation))
     return text.replace(" ", "").split("|")
+
+
+def _is_finite_number(value: Any) -> bool:
+    """A real number (a NumPy one too: grids may come as arrays), not a bool, neither infinite nor NaN."""
+    return isinstance(value, numbers.Real) and not isinstance(value, bool) and math.isfinite(value)
 
 
 def need(ok: bool, message: str) -> None:

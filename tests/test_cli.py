@@ -239,7 +239,8 @@ def _expect_cli_error(argv, capsys, *fragments):
     (("--seeds", "1-"), ("'0-9'",)),
     (("--seeds", "-1"), ("seeds",)),
     (("--set", "lr=-1"), ("lr must be > 0",)),
-    (("--set", "lr=abc"), ("lr must be > 0",)),
+    (("--set", "lr=abc"), ("lr must be a finite number, got 'abc'",)),
+    (("--set", "lr=inf"), ("lr must be a finite number, got 'inf'",)),  # issue #28: was "must be > 0"
     (("--set", "min_epochs=0"), ("min_epochs must be an integer >= 1",)),
     (("--set", "max_epochs=1"), ("max_epochs must be an integer >= min_epochs",)),
     (("--set", "learning_rate=0.1"), ("unknown override 'learning_rate'", "accepted")),

@@ -169,7 +169,8 @@ def test_imbalance_on_another_benchmark():
 @pytest.mark.parametrize("method, overrides, expect", [
     ("finetune", dict(lr=0), "lr must be > 0"),
     ("finetune", dict(lr=-1), "lr must be > 0"),
-    ("finetune", dict(lr="fast"), "lr must be > 0"),
+    ("finetune", dict(lr="fast"), "lr must be a finite number, got 'fast'"),
+    ("finetune", dict(lr=True), "lr must be a finite number, got True"),
     ("finetune", dict(min_epochs=0), "min_epochs must be an integer >= 1"),
     ("finetune", dict(min_epochs=0, max_epochs=0), "min_epochs must be an integer >= 1"),
     ("finetune", dict(min_epochs=5, max_epochs=3), "max_epochs must be an integer >= min_epochs (5)"),
@@ -301,6 +302,14 @@ def test_a_boolean_takes_only_true_or_false(field, value):
 def test_an_infinite_or_nan_value_is_rejected(field, method, value):
     with pytest.raises(ConfigError, match=f"{field} must be a finite number"):
         resolve_config("split_mnist", method, 0, "quick", "cpu", **{field: value})
+
+
+@pytest.mark.parametrize("value", ["inf", "-inf", "nan", "Infinity"])
+def test_an_infinite_number_spelled_as_text_is_refused_as_not_finite(value):
+    """``--set lr=inf`` reaches the settings as the text 'inf' (JSON spells it Infinity): it was refused as
+    "lr must be > 0", which says nothing of what was wrong with it."""
+    with pytest.raises(ConfigError, match=f"^lr must be a finite number, got {value!r}$"):
+        resolve_config("split_mnist", "dhp", 0, "quick", "cpu", lr=value)
 
 
 def test_equivalent_spellings_give_one_key():

@@ -11,6 +11,7 @@ import errno
 import json
 import multiprocessing
 import os
+import signal
 import socket
 import subprocess
 import sys
@@ -413,3 +414,100 @@ def test_with_an_executor_the_device_is_the_workers(idx_root, tmp_path):
             _device("cuda", executor=None)
     with pytest.raises(DhcError, match="unknown device"):
         _device("gpu", executor=object())
+
+
+# --- a killed local:N driver ------------------------------------------------------------------------------
+def _children(pid: int) -> set[int]:
+    """The processes ``pid`` started (Linux's /proc; the test is skipped elsewhere)."""
+    return {int(c) for task in Path(f"/proc/{pid}/task").glob("*")
+            for c in (task / "children").read_text().split()}
+
+
+def _running(pid: int) -> bool:
+    """``pid`` exists and is not a zombie (an orphan that died waits for PID 1 to reap it, which may never come)."""
+    try:
+        state = Path(f"/proc/{pid}/stat").read_text().rpartition(")")[2].split()[0]
+    except (FileNotFoundError, ProcessLookupError, IndexError):
+        return False
+    return state not in ("Z", "X")
+
+
+@pytest.mark.slow
+@pytest.mark.skipif(not Path("/proc/self/task").is_dir(), reason="reads a process's children from Linux's /proc")
+@pytest.mark.parametrize("sig", [signal.SIGTERM, signal.SIGKILL], ids=["TERM", "KILL"])
+def test_a_killed_local_driver_leaves_no_worker_behind(idx_root, tmp_path, sig):
+    """D6 (issue #28): a ``local:2`` driver killed while its workers train (``timeout``, Slurm's time limit, the
+    OOM killer) left the pool's processes running under PID 1, a gigabyte each. Now every process it started is
+    gone within seconds: on TERM the driver terminates them instead of waiting for their runs (exit 143, its one
+    line); on KILL they notice their parent is gone. Their claims are taken over at once on this host."""
+    out = tmp_path / "store"
+    args = [sys.executable, "-m", "dhclib", "run", "--benchmark", "split_mnist", "--method", "finetune,dhp",
+            "--seeds", "0-3", "--profile", "quick", "--device", "cpu", "--data-dir", str(idx_root), "--out",
+            str(out), "--no-progress", "--executor", "local:2", "--set=n_tasks=2", "--set=max_epochs=2000",
+            "--set=min_epochs=2000"]  # runs of minutes: the workers are caught training
+    env = dict(os.environ, PYTHONPATH=str(ROOT), OMP_NUM_THREADS="1")
+    driver = subprocess.Popen(args, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
+    workers: set[int] = set()
+    try:
+        deadline = time.monotonic() + 300
+        while len(list(out.glob("claims/*/*/*.claim"))) < 2 and driver.poll() is None and time.monotonic() < deadline:
+            time.sleep(0.1)
+        assert driver.poll() is None, driver.stderr.read()
+        workers = _children(driver.pid)
+        assert len(workers) >= 2  # the two workers (and multiprocessing's resource tracker)
+        driver.send_signal(sig)
+        deadline = time.monotonic() + 15
+        while any(map(_running, workers)) and time.monotonic() < deadline:
+            time.sleep(0.2)
+        assert not [w for w in workers if _running(w)]
+        _, err = driver.communicate(timeout=60)
+        if sig == signal.SIGTERM:  # one line, no warning of semaphores the terminated workers left
+            assert driver.returncode == 143 and err.strip().splitlines()[0].startswith("terminated: "), err
+            assert len(err.strip().splitlines()) == 1, err
+        else:
+            assert driver.returncode == -signal.SIGKILL, err
+    finally:
+        for pid in [driver.pid, *workers]:  # never leave them to the next test
+            if _running(pid):
+                os.kill(pid, signal.SIGKILL)
+        driver.wait(timeout=60)
+
+
+# --- one key, one numeric path ----------------------------------------------------------------------------
+@pytest.mark.slow
+def test_every_engine_gives_bitwise_the_same_numbers_with_torchs_default_threads(mnist_root, tmp_path):
+    """D8 (issue #28): the command line trained in its own process with torch's default thread count (the cores),
+    its workers with one thread, so one key got two sets of numbers (finetune seed 1: R[4][2] 0.982 vs 0.983) and
+    a store filled partly each way mixed them silently. Every engine now trains with one torch thread: with
+    OMP_NUM_THREADS and MKL_NUM_THREADS unset, this process, local:2 and dask:local:2 store the same R, each
+    trained with one thread. (On the 2-core machine it was written on, 1 and 2 threads happen to give the same R,
+    so the recorded thread count is what fails without the fix: the command line's own runs recorded 2.)"""
+    env = {k: v for k, v in os.environ.items() if k not in ("OMP_NUM_THREADS", "MKL_NUM_THREADS")}
+    env["PYTHONPATH"] = str(ROOT)
+    stored = {}
+    for engine in ("in-process", "local:2", "dask:local:2"):
+        out = tmp_path / engine.replace(":", "-")
+        args = [sys.executable, "-m", "dhclib", "run", "--benchmark", "split_mnist", "--method", "finetune,dhp",
+                "--seeds", "0-1", "--profile", "quick", "--device", "cpu", "--data-dir", str(mnist_root), "--out",
+                str(out), "--no-progress", *([] if engine == "in-process" else ["--executor", engine])]
+        done = subprocess.run(args, env=env, capture_output=True, text=True, timeout=900)
+        assert done.returncode == 0, done.stderr
+        runs = {p.relative_to(out): json.loads(p.read_text()) for p in out.glob("runs/*/*/*.json")}
+        stored[engine] = {p: (r["R"], r["numeric_env"]["threads"], r["device_name"]) for p, r in runs.items()}
+    assert len(stored["in-process"]) == 4
+    assert {threads for runs in stored.values() for _, threads, _ in runs.values()} == {1}
+    assert stored["in-process"] == stored["local:2"] == stored["dask:local:2"]
+
+
+def test_a_run_in_this_process_trains_with_one_thread_and_gives_the_session_its_count_back(idx_root):
+    """D8: a Python user's run trains as the workers do, and their session keeps the thread count it had."""
+    import torch
+
+    before = torch.get_num_threads()
+    torch.set_num_threads(2)
+    try:
+        result = dhclib.run("split_mnist", "finetune", 0, "quick", "cpu", idx_root, **SMALL)
+        assert result.numeric_env["threads"] == 1 and result.device_name.endswith(", 1 threads")
+        assert torch.get_num_threads() == 2
+    finally:
+        torch.set_num_threads(before)

@@ -56,6 +56,16 @@ def test_a_store_that_cannot_be_written_fails_before_anything_trains(idx_root, t
         out.chmod(0o700)
 
 
+def test_a_data_error_leaves_no_store_folder_behind(tmp_path, capsys):
+    """Issue #28: a data root without the data (an empty DHC_DATA_DIR) was one line, exit 2, but left the store's
+    empty folder behind, made before the data was read. Nothing can train, so nothing is made."""
+    empty, out = tmp_path / "empty", tmp_path / "store"
+    empty.mkdir()
+    assert main([*_cli_run(empty, out), "--set=download=false"]) == 2
+    assert "train-images-idx3-ubyte" in capsys.readouterr().err
+    assert not out.exists()
+
+
 def test_a_failed_write_is_one_line_and_leaves_no_temporary_file(tmp_path, monkeypatch):
     path = tmp_path / "runs" / "b" / "m" / "seed0-k.json"
 

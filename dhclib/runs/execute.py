@@ -27,7 +27,7 @@ from dhclib.method.consolidation import Consolidation
 from dhclib.errors import ConfigError, DhcError, PlasticInstabilityError
 from dhclib.numerics import cpu_model, numeric_environment
 from dhclib.runs.claims import STALE_AFTER, Claim, Heartbeat, claim, holder, release
-from dhclib.runs.executors import submit_all
+from dhclib.runs.executors import one_torch_thread, submit_all
 from dhclib.runs.plan import Planned
 from dhclib.runs.store import TIDY_COLUMNS, RunResult, check_store, read_record, result_path, write_atomic
 from dhclib.method.stacked import Trial, train_stack
@@ -138,7 +138,13 @@ def build_run(cfg: RunConfig, data_dir=None, init_key: object = 0):
 
 
 def run_config(cfg: RunConfig, data_dir=None, progress: bool = False) -> RunResult:
-    """Train one resolved config (SPEC §4) and return its result (not stored: :func:`execute` stores)."""
+    """Train one resolved config (SPEC §4) and return its result (not stored: :func:`execute` stores), with one
+    torch thread like every engine (:func:`~dhclib.runs.executors.one_torch_thread`)."""
+    with one_torch_thread():
+        return _run_config(cfg, data_dir, progress)
+
+
+def _run_config(cfg: RunConfig, data_dir, progress: bool) -> RunResult:
     t0 = time.perf_counter()
     tasks, model, reg = build_run(cfg, data_dir)
 
@@ -180,7 +186,13 @@ def run_stack(cfgs: list[RunConfig], data_dir=None, progress: bool = False,
     """Train the configs of one stack in lockstep (:mod:`dhclib.method.stacked`); per config its result, or the
     error that ended it. Each result records the engine and the stack size (never in the key); its wall time is
     its share of the stack's. ``cuda_graphs``: see :func:`~dhclib.method.stacked.train_stack` (recorded in the
-    engine when asked for)."""
+    engine when asked for). One torch thread, as :func:`run_config`."""
+    with one_torch_thread():
+        return _run_stack(cfgs, data_dir, progress, cuda_graphs)
+
+
+def _run_stack(cfgs: list[RunConfig], data_dir, progress: bool,
+               cuda_graphs: bool) -> list[RunResult | PlasticInstabilityError]:
     if len(cfgs) == 1:
         try:
             return [run_config(cfgs[0], data_dir, progress)]
@@ -251,8 +263,6 @@ def execute(plan: list[Planned], out_dir, data_dir=None, progress: bool | str = 
         raise ConfigError(f"missing must be 'train' or 'skip', got {missing!r}")
     check_lease(stale_after)
     size = resolve_stack(stack, plan[0].config.device if plan else "cpu")
-    if missing == "train":
-        check_store(out_dir)
     out = Executed(frame=pd.DataFrame(columns=TIDY_COLUMNS))
     done: dict[int, RunResult] = {}
     todo: list[int] = []
@@ -271,6 +281,8 @@ def execute(plan: list[Planned], out_dir, data_dir=None, progress: bool | str = 
             todo.append(i)
     if todo and executor is None:  # workers on other machines read their own data root, at their job's start
         check_data([plan[i].config for i in todo], data_dir)
+    if missing == "train":  # after the data: a batch that cannot train leaves no empty store folder behind
+        check_store(out_dir)
     bar = tqdm(total=len(plan), initial=len(plan) - len(todo), desc="runs", disable=not progress)
     poll = min(5.0, stale_after / 4)
     failed: list[tuple[Planned, str]] = []

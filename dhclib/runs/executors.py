@@ -5,16 +5,20 @@
 submitit executor as one Slurm job array. Every future-like it returns has ``done()`` and ``result()``.
 :func:`open_executor` turns the CLI's ``--executor`` spec into one of these and shuts it down afterwards.
 
-Every worker trains with one torch thread (:func:`on_worker`): the numbers of the one-at-a-time engine, on any
-core count. Workers share the result store (a shared filesystem on a cluster): they claim each run before they
+Every engine trains with one torch thread, this process included (:func:`one_torch_thread`; a worker keeps it,
+:func:`on_worker`): a key has one set of numbers whichever engine trained it and whatever the core count (torch's
+default, one thread per core, gave the command line's own runs other numbers than its workers' on some CPUs). Workers share the result store (a shared filesystem on a cluster): they claim each run before they
 train it (:mod:`dhclib.runs.claims`), write it atomically, and the driver reads its frame back from the store.
 """
 
 from __future__ import annotations
 
 import multiprocessing
+import os
 import re
 import shutil
+import threading
+import time
 from concurrent.futures import ProcessPoolExecutor
 from contextlib import contextmanager
 from dataclasses import dataclass, fields
@@ -25,7 +29,8 @@ import torch
 
 from dhclib.errors import ConfigError, DhcError
 
-__all__ = ["SlurmOptions", "open_executor", "submit_all", "on_worker", "one_thread", "EXECUTOR_SPECS"]
+__all__ = ["SlurmOptions", "open_executor", "submit_all", "on_worker", "one_thread", "one_torch_thread",
+           "watch_parent", "EXECUTOR_SPECS"]
 
 EXECUTOR_SPECS = "local:N, dask:local:N, dask:tcp://HOST:PORT or slurm"
 
@@ -33,6 +38,63 @@ EXECUTOR_SPECS = "local:N, dask:local:N, dask:tcp://HOST:PORT or slurm"
 def one_thread() -> None:
     """A worker process's initializer: one torch thread, as the notebooks' lanes and the tests run."""
     torch.set_num_threads(1)
+
+
+@contextmanager
+def one_torch_thread() -> Iterator[None]:
+    """Train with one torch thread, then give the caller its own count back: a run's numbers must not depend on
+    the engine or the core count, and a Python session that trains a run keeps its thread count."""
+    before = torch.get_num_threads()
+    torch.set_num_threads(1)
+    try:
+        yield
+    finally:
+        torch.set_num_threads(before)
+
+
+def watch_parent(parent: int, every: float = 0.5) -> None:
+    """A ``local:N`` worker's initializer: one torch thread, and exit as soon as the driver ``parent`` is gone.
+
+    A driver killed with SIGKILL (the OOM killer, ``kill -9``) cannot stop its pool, whose workers would live on
+    under PID 1, a gigabyte each, holding their claims. Each worker polls its parent instead: re-parented, it
+    exits at once. Linux's PR_SET_PDEATHSIG is not used: it follows the thread that started the worker, not the
+    process, and the pool may start a worker from a thread that ends (a replacement, a caller's thread) long before
+    the driver does, which would kill a live run."""
+    one_thread()
+    _thread_lock_for_tqdm()
+    if os.getppid() != parent:  # the driver died while this worker was starting
+        os._exit(1)
+
+    def poll() -> None:
+        while os.getppid() == parent:
+            time.sleep(every)
+        os._exit(1)  # its claims are taken over at once on this host: their holder is gone
+
+    threading.Thread(target=poll, name="dhc-watch-parent", daemon=True).start()
+
+
+def _thread_lock_for_tqdm() -> None:
+    """tqdm guards its bars with a multiprocessing lock, a named semaphore: a worker terminated by :func:`_stop_workers`
+    never frees it, and multiprocessing's resource tracker then warns of leaked semaphores under the driver's one
+    line. A worker draws no bars (the driver does), so a thread lock is all it needs."""
+    from dhclib._progress import tqdm
+
+    tqdm.set_lock(threading.RLock())
+
+
+def _stop_workers(pool: ProcessPoolExecutor) -> None:
+    """Shut the pool down without waiting for the runs in progress: a driver stopped by Ctrl-C or SIGTERM should
+    exit in seconds, not when its workers' current runs end (minutes), nor leave them behind. The workers are
+    terminated; their claims are taken over at once on this host, so a resume loses only the runs in progress."""
+    processes = list((pool._processes or {}).values())  # no public way before Python 3.14's terminate_workers
+    for process in processes:
+        process.terminate()
+    for process in processes:
+        process.join(timeout=10)
+        if process.is_alive():
+            process.kill()
+            process.join()
+    pool.shutdown(cancel_futures=True)  # prompt now (the pool is broken): its queues' semaphores freed, not leaked
 
 
 def on_worker(fn: Callable, *args: Any) -> Any:
@@ -128,11 +190,14 @@ def open_executor(spec: str | None, out_dir=None, slurm: SlurmOptions | None = N
         return
     kind, _, rest = spec.partition(":")
     if kind == "local":
-        pool = ProcessPoolExecutor(_positive(rest, spec), mp_context=multiprocessing.get_context("spawn"))
+        pool = ProcessPoolExecutor(_positive(rest, spec), mp_context=multiprocessing.get_context("spawn"),
+                                   initializer=watch_parent, initargs=(os.getpid(),))
         try:
             yield pool
-        finally:
-            pool.shutdown(cancel_futures=True)
+        except BaseException:
+            _stop_workers(pool)
+            raise
+        pool.shutdown(cancel_futures=True)
         return
     if kind == "dask" and rest:
         try:
