@@ -23,7 +23,7 @@ ROOT = Path(__file__).resolve().parent.parent
 DASK = Path(sys.executable).with_name("dask")
 
 pytestmark = [pytest.mark.skipif(not DASK.exists(), reason="the cluster extra (dask) is not installed"),
-              pytest.mark.usefixtures("mnist_root")]
+              pytest.mark.usefixtures("mnist_root"), pytest.mark.slow]
 
 
 @pytest.fixture

@@ -226,9 +226,10 @@ TINY = {"train_size": 40, "test_size": 30, "min_epochs": 1, "max_epochs": 1}
     ("06_split_cifar", {"executor": "local:2"}),
 ], ids=["04", "06", "06-executor"])
 @pytest.mark.slow
-def test_pipeline_check_cnn_notebook_runs_on_generated_data(name, params, tmp_path):
+def test_pipeline_check_cnn_notebook_runs_on_generated_data(name, params, tmp_path, capfd):
     """A pipeline check, not a result: the notebook runs top to bottom on generated files in each dataset's real
-    format, with a tiny protocol, and writes its tables and figures."""
+    format, with a tiny protocol, and writes its tables and figures; with a process pool, the kernel's exit leaves
+    no worker's traceback in the log."""
     papermill = pytest.importorskip("papermill")
     from dhclib.data.fake import write_fake_data_root
 
@@ -247,6 +248,7 @@ def test_pipeline_check_cnn_notebook_runs_on_generated_data(name, params, tmp_pa
     assert len(runs) == (8 if name.startswith("04") else 5) * 2
     if "executor" in params:  # trained by the pool's workers, one torch thread each (dhclib.runs.executors)
         assert all(json.loads(p.read_text())["device_name"].endswith(", 1 threads") for p in runs)
+        assert "Traceback" not in capfd.readouterr().err  # the workers' KeyboardInterrupt at the kernel's exit
     # as after `make notebooks`: executed and normalised, the notebook is still paired with its unchanged script
     executed = _normalizer().normalize(nbformat.read(out / f"{name}.ipynb", as_version=4))
     assert executed.metadata["jupytext"] == _read(name).metadata["jupytext"]

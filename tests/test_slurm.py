@@ -41,7 +41,8 @@ def _no_slurm() -> str | None:
 REASON = _no_slurm()
 if REASON and os.environ.get("DHC_REQUIRE_SLURM") == "1":
     raise RuntimeError(f"DHC_REQUIRE_SLURM=1 but {REASON}")
-pytestmark = [pytest.mark.skipif(REASON is not None, reason=REASON or ""), pytest.mark.usefixtures("mnist_root")]
+pytestmark = [pytest.mark.skipif(REASON is not None, reason=REASON or ""), pytest.mark.usefixtures("mnist_root"),
+              pytest.mark.slow]
 
 
 def _cli(*args: str, timeout: float = 600) -> subprocess.CompletedProcess:

@@ -17,6 +17,7 @@ import multiprocessing
 import os
 import re
 import shutil
+import signal
 import threading
 import time
 from concurrent.futures import ProcessPoolExecutor
@@ -53,7 +54,8 @@ def one_torch_thread() -> Iterator[None]:
 
 
 def watch_parent(parent: int, every: float = 0.5) -> None:
-    """A ``local:N`` worker's initializer: one torch thread, and exit as soon as the driver ``parent`` is gone.
+    """A ``local:N`` worker's initializer: one torch thread, Ctrl-C left to the driver, and exit as soon as the
+    driver ``parent`` is gone.
 
     A driver killed with SIGKILL (the OOM killer, ``kill -9``) cannot stop its pool, whose workers would live on
     under PID 1, a gigabyte each, holding their claims. Each worker polls its parent instead: re-parented, it
@@ -62,6 +64,10 @@ def watch_parent(parent: int, every: float = 0.5) -> None:
     the driver does, which would kill a live run."""
     one_thread()
     _thread_lock_for_tqdm()
+    # Interrupting is the driver's: Ctrl-C reaches a terminal's whole process group, and a Jupyter kernel's
+    # shutdown interrupts the kernel's, workers included; the driver then stops its workers itself, so a worker's
+    # own KeyboardInterrupt would only print a traceback (two at every notebook's end, before this).
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
     if os.getppid() != parent:  # the driver died while this worker was starting
         os._exit(1)
 
