@@ -5,7 +5,7 @@
 # two lanes, walking the seeds from opposite ends, never train one run twice). Run it detached, logs outside the
 # repository:
 #   nohup bash scripts/collapse_runs.sh /abs/path/to/outputs/paper [PYTHON] > /tmp/collapse_runs.log 2>&1 &
-# After killing the lanes, restart at once with `rm -rf OUT_DIR/claims` first.
+# A killed lane's claims are taken over at once by a restarted one (their holder is gone from this host).
 # In the order, seeds paired with the stored Table 1 runs:
 #   E1       Permuted and Imbalanced, seeds 0-4: dhp+mas with MAS's importance on the slow-only logits;
 #            mas and dhp+mas with the mini-batch MAS estimator (30 runs)

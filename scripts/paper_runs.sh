@@ -6,9 +6,8 @@
 # Both lanes work through the same list, from its two ends: each run is claimed before it trains
 # (dhclib/runs/claims.py), so no run is trained twice and each lane skips what the other has stored or recorded as
 # diverged. Going through Table 1's seeds in opposite orders, the lanes meet once, in the middle; walking one order
-# together, one lane idled at the end of every command, waiting for the run the other was finishing. After killing
-# the lanes, restart at once with `rm -rf OUT_DIR/claims` first: a killed lane's claim otherwise holds its run for
-# 10 minutes.
+# together, one lane idled at the end of every command, waiting for the run the other was finishing. A killed lane's
+# claims are taken over at once by a restarted one (their holder is gone from this host).
 # The numeric path is pinned as in the test lanes (scripts/lanes_common.sh).
 set -u
 out=${1:?usage: paper_runs.sh OUT_DIR [PYTHON]}

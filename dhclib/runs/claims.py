@@ -34,7 +34,7 @@ __all__ = ["Claim", "claim", "release", "refresh", "holder", "Heartbeat", "STALE
 
 # Seconds without a refresh after which a claim of another host is taken over; a holder refreshes every
 # STALE_AFTER / 4. A claim of a dead process on this host is taken over at once.
-STALE_AFTER = 600.0
+STALE_AFTER = 60.0  # a dead worker elsewhere costs a minute, not ten; its clock must agree with ours to seconds
 
 
 @dataclass(frozen=True)
