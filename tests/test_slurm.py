@@ -99,7 +99,7 @@ def test_a_cancelled_job_is_reclaimed_by_the_next_submission(tmp_path):
     the dead jobs' claims at once (their holders are gone on this host) and stores each run once."""
     out = tmp_path / "store"
     args = ("--benchmark", "split_mnist", "--method", "finetune", "--seeds", "0-1", "--executor", "slurm",
-            "--set", "max_epochs=40", "--set", "min_epochs=40", "--out", str(out))
+            "--set", "max_epochs=20", "--set", "min_epochs=20", "--out", str(out))
     driver = subprocess.Popen([sys.executable, "-m", "dhclib", "run", "--profile", "quick", "--no-progress", *args],
                               stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, cwd=ROOT)
     try:
