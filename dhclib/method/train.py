@@ -32,7 +32,7 @@ from dhclib.seeds import rng
 
 __all__ = ["Protocol", "evaluate", "make_optimizer", "train_epoch", "train_task", "train_sequence", "SequenceLog",
            "Tracer", "record_traces", "tick_traces", "TaskState", "train_step", "apply_step", "epoch_order",
-           "evaluate_loss", "mechanism", "SELECT_METRICS"]
+           "evaluate_with_loss", "mechanism", "SELECT_METRICS"]
 
 # What early stopping compares between epochs (Appendix A.1's "validation error"): the accuracy (ours, the
 # default) or the cross-entropy (lower is better).
@@ -87,37 +87,33 @@ class Protocol(Settings):
 @torch.no_grad()
 def evaluate(model: nn.Module, task: Task, split: str = "test", batch_size: int = 10000) -> float:
     """Accuracy of the model on a task's split, predicting within the task's head; the trace is not updated."""
-    x, y, rows = task.split(split)
-    if rows.numel() == 0:
-        return float("nan")
-    was_training = model.training
-    model.eval()
-    correct = torch.zeros((), dtype=torch.long, device=rows.device)
-    for start in range(0, rows.numel(), batch_size):
-        r = rows[start : start + batch_size]
-        logits = model(task.inputs(x, r))[:, task.head]
-        correct += (logits.argmax(1) == task.local(y.index_select(0, r))).sum()
-    model.train(was_training)
-    return correct.item() / rows.numel()
+    return _evaluate(model, task, split, batch_size, with_loss=False)[0]
 
 
 @torch.no_grad()
-def evaluate_loss(model: nn.Module, task: Task, split: str = "val", batch_size: int = 10000) -> float:
-    """Mean cross-entropy of the model on a task's split over the units its training loss uses
-    (``task.loss_units``); the trace is not updated."""
+def evaluate_with_loss(model: nn.Module, task: Task, split: str = "val", batch_size: int = 10000) -> tuple[float, float]:
+    """``(accuracy, mean cross-entropy)`` of the model on a task's split in one pass: the accuracy as
+    :func:`evaluate`, the loss over the units its training loss uses (``task.loss_units``)."""
+    return _evaluate(model, task, split, batch_size, with_loss=True)
+
+
+def _evaluate(model: nn.Module, task: Task, split: str, batch_size: int, with_loss: bool) -> tuple[float, float]:
     x, y, rows = task.split(split)
     if rows.numel() == 0:
-        return float("nan")
+        return float("nan"), float("nan")
     was_training = model.training
     model.eval()
-    units = task.loss_units
+    head, units = task.head, task.loss_units
+    correct = torch.zeros((), dtype=torch.long, device=rows.device)
     total = torch.zeros((), dtype=torch.float64, device=rows.device)
     for start in range(0, rows.numel(), batch_size):
         r = rows[start : start + batch_size]
-        logits = model(task.inputs(x, r))[:, units]
-        total += F.cross_entropy(logits, y.index_select(0, r) - units.start, reduction="sum").double()
+        logits, yb = model(task.inputs(x, r)), y.index_select(0, r)
+        correct += (logits[:, head].argmax(1) == task.local(yb)).sum()
+        if with_loss:
+            total += F.cross_entropy(logits[:, units], yb - units.start, reduction="sum").double()
     model.train(was_training)
-    return total.item() / rows.numel()
+    return correct.item() / rows.numel(), (total.item() / rows.numel() if with_loss else float("nan"))
 
 
 @torch.no_grad()
@@ -320,9 +316,11 @@ class TaskState:
                                                               self.task_start, self.epoch_start))
         row = {"task": task.index, "epoch": epoch, "train_loss": train_loss}
         if task.val_idx.numel() > 0:
-            row["val_acc"] = evaluate(model, task, "val", protocol.eval_batch_size) if val_acc is None else val_acc
-        if protocol.select_metric == "loss" and task.val_idx.numel() > 0:
-            row["val_loss"] = evaluate_loss(model, task, "val", protocol.eval_batch_size)
+            if protocol.select_metric == "loss":  # one pass for both (the stacked engine measured the accuracy)
+                acc, row["val_loss"] = evaluate_with_loss(model, task, "val", protocol.eval_batch_size)
+                row["val_acc"] = acc if val_acc is None else val_acc
+            else:
+                row["val_acc"] = evaluate(model, task, "val", protocol.eval_batch_size) if val_acc is None else val_acc
         if protocol.early_stopping:
             score = self._score(row)
             row["select_score"] = score
@@ -343,7 +341,7 @@ class TaskState:
         if p.select_metric == "loss":
             if p.select_on == "val":
                 return -row["val_loss"]
-            return -evaluate_loss(self.model, task, "test", p.eval_batch_size)
+            return -evaluate_with_loss(self.model, task, "test", p.eval_batch_size)[1]
         return row["val_acc"] if p.select_on == "val" else evaluate(self.model, task, "test", p.eval_batch_size)
 
     def finish(self) -> TaskLog:
