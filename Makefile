@@ -50,7 +50,7 @@ lockcheck: $(VENV)/.installed
 	$(PY) scripts/check_lock.py requirements-lock.txt
 
 lock:
-	uv pip compile pyproject.toml --extra cluster --universal --python-version 3.11 --generate-hashes \
+	uv pip compile pyproject.toml --extra cluster --extra docs --universal --python-version 3.11 --generate-hashes \
 	  -c requirements-pins.txt -o requirements-lock.txt
 
 test: lockcheck unit nbval
