@@ -8,6 +8,8 @@
 #                   (PROFILE=paper: also the README's results tables, between their generated-table markers)
 # make notebooks  : re-execute the committed notebooks in place (quick profile) so that nbval checks fresh outputs
 #                   (their sources do not change, so the paired notebooks/*.py stay in sync)
+# make lab        : JupyterLab on this repository, notebooks paired with their .py, saves normalised
+# make site       : the static site of docs/, the paper report and the executed paper notebooks (build/site)
 # make bench      : the throughput benchmark (benchmarks/throughput.py)
 # make reference  : copy the checked tables of the quick notebooks (outputs/quick) to tests/reference/quick, the
 #                   references nbval compares with (after `make notebooks` on the reference numeric path)
@@ -34,7 +36,7 @@ PAPER_ARGS := $(if $(filter paper,$(PROFILE)),-p vision_tasks paper -p notmnist_
                 -p permuted_profile paper $(if $(TRIALS),,-p trials 10))
 PAPER_NEEDS := $(if $(filter paper,$(PROFILE)),04_vision_mixture:vision_mixture)
 
-.PHONY: install lockcheck lock reference test unit nbval reproduce notebooks report bench clean
+.PHONY: install lockcheck lock reference test unit nbval reproduce notebooks report lab site bench clean
 
 # The lock pins every dependency with its hashes; dhclib itself goes in without touching them (--no-deps), built
 # with the lock's setuptools (--no-build-isolation: nothing unpinned is fetched).
@@ -91,6 +93,16 @@ report: $(VENV)/.installed
 
 notebooks: $(VENV)/.installed
 	bash notebooks/lanes.sh execute $(PY) $(LANES)
+
+# JupyterLab with this repository's settings (.jupyter/): notebooks/ paired with their .py (jupytext), and every save
+# normalised as the notebook lanes write it (scripts/normalize_notebook.py).
+lab: $(VENV)/.installed
+	JUPYTER_CONFIG_PATH=$(CURDIR)/.jupyter $(VENV)/bin/jupyter lab --ServerApp.root_dir=$(CURDIR)
+
+# The static site (mkdocs.yml): docs/, outputs/paper/REPORT.md and the committed executed paper notebooks, never
+# re-executed; built strictly (a broken link fails) into build/site; the tree stays unchanged.
+site: $(VENV)/.installed
+	$(PY) scripts/site.py --out build/site
 
 bench: $(VENV)/.installed
 	$(PY) benchmarks/throughput.py
