@@ -18,14 +18,13 @@ from __future__ import annotations
 
 import importlib
 
-__version__ = "0.1.0"
-
-from dhclib import registry  # noqa: E402
-from dhclib.errors import ConfigError, DataNotFoundError, DhcError, PlasticInstabilityError  # noqa: E402
-from dhclib.method.layers import DHPSoftmax, MatchedSoftmax  # noqa: E402
-from dhclib.method.metrics import average_accuracy, average_accuracy_curve, bwt, mean_sem, summarize  # noqa: E402
-from dhclib.runs.config import METHODS, PROFILES, RunConfig, resolve_config  # noqa: E402
-from dhclib.runs.runner import (RunResult, concat_runs, load_diverged, load_results, load_runs, run,  # noqa: E402
+from dhclib import registry
+from dhclib._version import __version__
+from dhclib.errors import ConfigError, DataNotFoundError, DhcError, PlasticInstabilityError
+from dhclib.method.layers import DHPSoftmax, MatchedSoftmax
+from dhclib.method.metrics import average_accuracy, average_accuracy_curve, bwt, mean_sem, summarize
+from dhclib.runs.config import METHODS, PROFILES, RunConfig, resolve_config
+from dhclib.runs.runner import (RunResult, concat_runs, load_diverged, load_results, load_runs, run,
                                 run_grid, run_many, run_search, run_variants, variant_label)
 
 __all__ = [

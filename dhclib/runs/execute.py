@@ -19,7 +19,8 @@ import numpy as np
 import pandas as pd
 import torch
 
-from dhclib import __version__, registry
+from dhclib import registry
+from dhclib._version import __version__
 from dhclib._progress import tqdm
 from dhclib.seeds import rng
 from dhclib.runs.config import RunConfig
