@@ -113,14 +113,16 @@ class OutputLayer:
 
 @dataclass(frozen=True)
 class Benchmark:
-    """A continual-learning benchmark, declared in its own module of ``dhclib/benchmarks/``.
+    """A continual-learning benchmark, declared in its own module of ``dhclib/benchmarks/`` (or a plugin's).
 
-    ``build(seed, data_dir=..., device=..., download=..., **settings)`` returns the task list; ``settings`` is a
-    :class:`Settings` dataclass whose fields are the builder's options (n_tasks, val_fraction, ...); ``profiles``
-    maps ``"paper"`` / ``"quick"`` to config values (any field: protocol, network, settings, eta...);
-    ``inputs`` is ``"vector"`` (flat 784) or ``"image"`` (3x32x32): the networks that fit; ``paper_table`` names
-    the paper's result table its rows sit beside (``dhclib.paper``), None for none; ``methods`` the paper's methods
-    on it (None: every registered composition).
+    ``build(seed, settings, data_dir=..., device=..., download=...)`` returns the task list; ``settings`` is a
+    :class:`Settings` dataclass (a :class:`~dhclib.benchmarks.TaskSettings`) whose fields are the builder's options
+    (n_tasks, val_fraction, ...) with their defaults, and whose ``max_tasks`` bounds ``n_tasks``; ``profiles`` maps
+    ``"paper"`` (the drivers' default; required) / ``"quick"`` / ... to the config values that differ from the
+    defaults (any field: protocol, network, settings, eta...); ``inputs`` is ``"vector"`` (flat) or ``"image"``
+    (3x32x32): the networks that fit; ``paper_table`` names the paper's result table its rows sit beside
+    (``dhclib.paper``), None for none; ``methods`` the methods ``"all"`` means on it: the paper's (a regulariser a
+    plugin adds does not join them), or None, every registered composition that can run there.
     """
 
     name: str
@@ -128,7 +130,6 @@ class Benchmark:
     build: Callable[..., list]
     settings: type[Settings]
     profiles: Mapping[str, Mapping[str, Any]]
-    max_tasks: int
     datasets: tuple[str, ...]
     inputs: str
     paper_table: str | None = "table1"
@@ -169,6 +170,10 @@ def register_regulariser(cls: type) -> type:
 
 
 def register_benchmark(spec: Benchmark) -> Benchmark:
+    """Make ``spec`` a benchmark of dhclib; it must declare the ``paper`` profile, which the drivers default to."""
+    if "paper" not in spec.profiles:
+        raise ConfigError(f"benchmark {spec.name!r} declares the profiles {', '.join(spec.profiles) or 'none'}; it "
+                          "must declare 'paper' (the drivers' default profile), and may declare others")
     BENCHMARKS[spec.name] = spec
     return spec
 
