@@ -182,7 +182,10 @@ def _lookup(table: Mapping[str, Any], name: str, what: str):
     try:
         return table[name]
     except (KeyError, TypeError):
-        raise ConfigError(f"unknown {what} {name!r}; accepted: {', '.join(table)}") from None
+        from dhclib.plugins import failure  # a plugin that did not load may be why the name is unknown
+
+        why = f" ({failure()})" if failure() is not None else ""
+        raise ConfigError(f"unknown {what} {name!r}; accepted: {', '.join(table)}{why}") from None
 
 
 def layer(name: str) -> OutputLayer:
