@@ -151,3 +151,15 @@ def test_a_worker_loads_the_plugins_of_the_driver_that_submitted_its_work(user_f
                           capture_output=True, timeout=120)
     assert done.returncode == 0, done.stderr.decode()[-2000:]
     assert done.stdout.decode().strip() == "Toy blobs"
+
+
+def test_an_installed_package_s_entry_point_is_loaded_by_every_process(user_folder):
+    """A package that declares ``[project.entry-points."dhclib.plugins"] toy = "toyplugin"`` (as the README shows):
+    its metadata on the path is enough, with neither --plugin nor DHC_PLUGINS."""
+    info = user_folder / "toyplugin-0.1.dist-info"
+    info.mkdir()
+    (info / "METADATA").write_text("Metadata-Version: 2.1\nName: toyplugin\nVersion: 0.1\n")
+    (info / "entry_points.txt").write_text("[dhclib.plugins]\ntoy = toyplugin\n")
+    done = _run("python -m dhclib list", user_folder)
+    assert done.returncode == 0, done.stderr[-2000:]
+    assert "toy_blobs" in done.stdout and "dhp+l2" in done.stdout
