@@ -25,7 +25,7 @@ from dhclib.errors import ConfigError
 
 __all__ = ["Settings", "added", "key_omits", "OutputLayer", "Benchmark", "Method", "LAYERS", "REGULARISERS", "BENCHMARKS",
            "register_layer", "register_regulariser", "register_benchmark", "layer", "regulariser", "benchmark",
-           "method", "methods", "table1_methods", "pairs", "SCRATCH", "search_grids", "search_grid", "paper_lambdas"]
+           "method", "methods", "compositions", "pairs", "SCRATCH", "search_grids", "search_grid", "paper_lambdas"]
 
 
 class Settings:
@@ -243,14 +243,15 @@ class Method:
 SCRATCH = Method(fresh_per_task=True)
 
 
-def table1_methods() -> list[Method]:
-    """Every composition, in Table 1's order: per regulariser (registration order), baseline then each layer."""
+def compositions() -> list[Method]:
+    """Every composition of a registered layer and regulariser, a plugin's too, in Table 1's order: per regulariser
+    (registration order), baseline then each layer. (What "all" runs on a benchmark is its declared ``methods``.)"""
     return [Method(lay, reg) for reg in REGULARISERS for lay in ["matched", *(n for n in LAYERS if n != "matched")]]
 
 
 def methods() -> dict[str, Method]:
-    """Every method by name: the compositions of :func:`table1_methods`, then ``scratch``."""
-    return {m.name: m for m in [*table1_methods(), SCRATCH]}
+    """Every method by name: :func:`compositions`, then ``scratch``."""
+    return {m.name: m for m in [*compositions(), SCRATCH]}
 
 
 def method(name: str) -> Method:
@@ -259,7 +260,7 @@ def method(name: str) -> Method:
 
 def pairs() -> list[tuple[str, str]]:
     """Each DHP variant and the baseline it is compared with: (baseline, variant) names, Table 1's order."""
-    return [(m.baseline.name, m.name) for m in table1_methods() if m.plastic]
+    return [(m.baseline.name, m.name) for m in compositions() if m.plastic]
 
 
 # The paper's facts that the regularisers declare (SPEC §5, Appendix A), gathered over every registered one.
