@@ -3,7 +3,8 @@
 The public API: :func:`run`, :func:`run_many` and the other drivers (see the README). The package is layered, each
 layer importing only those below it (README, "How dhclib is organised"):
 
-- ``errors``, ``registry``, ``seeds``, ``numerics`` — the base: what dhclib knows and how it draws random numbers;
+- ``errors``, ``registry``, ``plugins``, ``seeds``, ``numerics``, ``_version`` — the base: what dhclib knows, the user's
+  modules that add to it, and how it draws random numbers;
 - ``dhclib.method`` — DHP Softmax, networks, regularisers, importance, the training protocol, metrics;
 - ``dhclib.data`` and ``dhclib.benchmarks`` — the datasets and the five continual-learning benchmarks;
 - ``dhclib.runs`` — configs, plans, execution, the result store, the drivers;
@@ -18,22 +19,26 @@ from __future__ import annotations
 
 import importlib
 
-__version__ = "0.1.0"
-
-from dhclib import registry  # noqa: E402
-from dhclib.errors import ConfigError, DataNotFoundError, DhcError, PlasticInstabilityError  # noqa: E402
-from dhclib.method.layers import DHPSoftmax, MatchedSoftmax  # noqa: E402
-from dhclib.method.metrics import average_accuracy, average_accuracy_curve, bwt, mean_sem, summarize  # noqa: E402
-from dhclib.runs.config import METHODS, PROFILES, RunConfig, resolve_config  # noqa: E402
-from dhclib.runs.runner import (RunResult, concat_runs, load_diverged, load_results, load_runs, run,  # noqa: E402
+from dhclib import registry
+from dhclib._version import __version__
+from dhclib.errors import ConfigError, DataNotFoundError, DhcError, PlasticInstabilityError
+from dhclib.method.layers import DHPSoftmax, MatchedSoftmax
+from dhclib.method.metrics import average_accuracy, average_accuracy_curve, bwt, mean_sem, summarize
+from dhclib.runs.config import METHODS, PROFILES, RunConfig, resolve_config
+from dhclib.runs.runner import (RunResult, concat_runs, load_diverged, load_results, load_runs, run,
                                 run_grid, run_many, run_search, run_variants, variant_label)
 
 __all__ = [
     "run", "run_many", "run_grid", "run_search", "concat_runs", "run_variants", "variant_label", "load_runs",
     "load_results", "load_diverged", "RunResult", "RunConfig", "resolve_config", "METHODS", "PROFILES",
     "DHPSoftmax", "MatchedSoftmax", "average_accuracy", "average_accuracy_curve", "bwt", "mean_sem", "summarize",
-    "DhcError", "ConfigError", "DataNotFoundError", "PlasticInstabilityError", "registry",
+    "DhcError", "ConfigError", "DataNotFoundError", "PlasticInstabilityError", "registry", "plugins",
 ]
+
+# Last, once the package is whole: a plugin imports dhclib's parts to register its own (dhclib.plugins).
+from dhclib import plugins  # noqa: E402
+
+plugins.load_environment()
 
 _PAPER_MODULES = ("report", "plots", "regression", "report_md")
 

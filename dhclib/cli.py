@@ -9,7 +9,7 @@ import sys
 import threading
 from pathlib import Path
 
-from dhclib import registry
+from dhclib import plugins, registry
 from dhclib.runs.config import ALL_METHODS, BENCHMARK_NAMES, PROFILES, check_reserved
 from dhclib.errors import DhcError
 from dhclib.runs.claims import STALE_AFTER
@@ -109,6 +109,11 @@ def grid_values(benchmark: str, method: str, param: str, values: str) -> list:
     return out
 
 
+_PLUGIN = dict(action="append", default=[], metavar="MODULE",
+               help="import this module first: it registers its regularisers and benchmarks (repeatable or "
+                    "comma-separated; also $DHC_PLUGINS and the dhclib.plugins entry points)")
+
+
 def _parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog="python -m dhclib", description=__doc__)
     sub = p.add_subparsers(dest="command", required=True)
@@ -140,7 +145,9 @@ def _parser() -> argparse.ArgumentParser:
                                     "--check BENCHMARK, exit 3 (and say why) if that benchmark's data is missing")
     d.add_argument("--data-dir", default=None, help="data root (default: $DHC_DATA_DIR)")
     d.add_argument("--check", default=None, metavar="BENCHMARK", help=f"one of: {', '.join(BENCHMARK_NAMES)}")
-    sub.add_parser("list", help="benchmarks, methods and profiles")
+    lst = sub.add_parser("list", help="benchmarks, methods and profiles")
+    for parser in (r, g, s, rep, d, lst):
+        parser.add_argument("--plugin", **_PLUGIN)
     return p
 
 
@@ -195,6 +202,7 @@ def _command(args: argparse.Namespace) -> int:
     """Run the parsed command: its exit status (2: bad input or a failed run, one line on stderr; 130 after Ctrl-C,
     143 after SIGTERM, with what is stored)."""
     try:
+        plugins.load_plugins(args.plugin)  # before any name is looked up; workers get them with their work
         if args.command == "list":
             print("benchmarks:", ", ".join(BENCHMARK_NAMES))
             print("methods:   ", ", ".join(ALL_METHODS))

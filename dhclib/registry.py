@@ -25,7 +25,7 @@ from dhclib.errors import ConfigError
 
 __all__ = ["Settings", "added", "key_omits", "OutputLayer", "Benchmark", "Method", "LAYERS", "REGULARISERS", "BENCHMARKS",
            "register_layer", "register_regulariser", "register_benchmark", "layer", "regulariser", "benchmark",
-           "method", "methods", "table1_methods", "pairs", "SCRATCH", "search_grids", "search_grid", "paper_lambdas"]
+           "method", "methods", "compositions", "pairs", "SCRATCH", "search_grids", "search_grid", "paper_lambdas"]
 
 
 class Settings:
@@ -113,14 +113,16 @@ class OutputLayer:
 
 @dataclass(frozen=True)
 class Benchmark:
-    """A continual-learning benchmark, declared in its own module of ``dhclib/benchmarks/``.
+    """A continual-learning benchmark, declared in its own module of ``dhclib/benchmarks/`` (or a plugin's).
 
-    ``build(seed, data_dir=..., device=..., download=..., **settings)`` returns the task list; ``settings`` is a
-    :class:`Settings` dataclass whose fields are the builder's options (n_tasks, val_fraction, ...); ``profiles``
-    maps ``"paper"`` / ``"quick"`` to config values (any field: protocol, network, settings, eta...);
-    ``inputs`` is ``"vector"`` (flat 784) or ``"image"`` (3x32x32): the networks that fit; ``paper_table`` names
-    the paper's result table its rows sit beside (``dhclib.paper``), None for none; ``methods`` the paper's methods
-    on it (None: every registered composition).
+    ``build(seed, settings, data_dir=..., device=..., download=...)`` returns the task list; ``settings`` is a
+    :class:`Settings` dataclass (a :class:`~dhclib.benchmarks.TaskSettings`) whose fields are the builder's options
+    (n_tasks, val_fraction, ...) with their defaults, and whose ``max_tasks`` bounds ``n_tasks``; ``profiles`` maps
+    ``"paper"`` (the drivers' default; required) / ``"quick"`` / ... to the config values that differ from the
+    defaults (any field: protocol, network, settings, eta...); ``inputs`` is ``"vector"`` (flat) or ``"image"``
+    (3x32x32): the networks that fit; ``paper_table`` names the paper's result table its rows sit beside
+    (``dhclib.paper``), None for none; ``methods`` the methods ``"all"`` means on it: the paper's (a regulariser a
+    plugin adds does not join them), or None, every registered composition that can run there.
     """
 
     name: str
@@ -128,7 +130,6 @@ class Benchmark:
     build: Callable[..., list]
     settings: type[Settings]
     profiles: Mapping[str, Mapping[str, Any]]
-    max_tasks: int
     datasets: tuple[str, ...]
     inputs: str
     paper_table: str | None = "table1"
@@ -169,6 +170,10 @@ def register_regulariser(cls: type) -> type:
 
 
 def register_benchmark(spec: Benchmark) -> Benchmark:
+    """Make ``spec`` a benchmark of dhclib; it must declare the ``paper`` profile, which the drivers default to."""
+    if "paper" not in spec.profiles:
+        raise ConfigError(f"benchmark {spec.name!r} declares the profiles {', '.join(spec.profiles) or 'none'}; it "
+                          "must declare 'paper' (the drivers' default profile), and may declare others")
     BENCHMARKS[spec.name] = spec
     return spec
 
@@ -177,7 +182,10 @@ def _lookup(table: Mapping[str, Any], name: str, what: str):
     try:
         return table[name]
     except (KeyError, TypeError):
-        raise ConfigError(f"unknown {what} {name!r}; accepted: {', '.join(table)}") from None
+        from dhclib.plugins import failure  # a plugin that did not load may be why the name is unknown
+
+        why = f" ({failure()})" if failure() is not None else ""
+        raise ConfigError(f"unknown {what} {name!r}; accepted: {', '.join(table)}{why}") from None
 
 
 def layer(name: str) -> OutputLayer:
@@ -235,14 +243,15 @@ class Method:
 SCRATCH = Method(fresh_per_task=True)
 
 
-def table1_methods() -> list[Method]:
-    """Every composition, in Table 1's order: per regulariser (registration order), baseline then each layer."""
+def compositions() -> list[Method]:
+    """Every composition of a registered layer and regulariser, a plugin's too, in Table 1's order: per regulariser
+    (registration order), baseline then each layer. (What "all" runs on a benchmark is its declared ``methods``.)"""
     return [Method(lay, reg) for reg in REGULARISERS for lay in ["matched", *(n for n in LAYERS if n != "matched")]]
 
 
 def methods() -> dict[str, Method]:
-    """Every method by name: the compositions of :func:`table1_methods`, then ``scratch``."""
-    return {m.name: m for m in [*table1_methods(), SCRATCH]}
+    """Every method by name: :func:`compositions`, then ``scratch``."""
+    return {m.name: m for m in [*compositions(), SCRATCH]}
 
 
 def method(name: str) -> Method:
@@ -251,7 +260,7 @@ def method(name: str) -> Method:
 
 def pairs() -> list[tuple[str, str]]:
     """Each DHP variant and the baseline it is compared with: (baseline, variant) names, Table 1's order."""
-    return [(m.baseline.name, m.name) for m in table1_methods() if m.plastic]
+    return [(m.baseline.name, m.name) for m in compositions() if m.plastic]
 
 
 # The paper's facts that the regularisers declare (SPEC §5, Appendix A), gathered over every registered one.

@@ -189,7 +189,7 @@ def test_imbalance_on_another_benchmark():
     ("si", dict(si_xi=0), "si_xi must be > 0"),
     ("ewc", dict(lam=-1), "lam must be >= 0"),
     ("ewc", dict(ewc_gamma=1.5), "ewc_gamma must be in [0, 1]"),
-    ("ewc", dict(fisher_mode="empirical"), "fisher_mode must be 'exact', 'sample', 'true' or 'batch'"),
+    ("ewc", dict(fisher_mode="empirical"), "unknown fisher_mode 'empirical'; accepted: exact, sample, true, batch"),
     ("mas", dict(importance_samples=0), "importance_samples must be a positive integer or 'all'"),
     ("finetune", dict(trace_every=0), "trace_every must be an integer >= 1"),
 ])

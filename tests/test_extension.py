@@ -4,6 +4,7 @@ of its own. The README's "Adding a regulariser" and "Adding a benchmark" section
 
 from __future__ import annotations
 
+import dataclasses
 from dataclasses import dataclass
 
 import numpy as np
@@ -12,7 +13,9 @@ import torch
 
 import dhclib
 from dhclib import plots, registry, report
+import dhclib.runs.config
 from dhclib.benchmarks import Task, TaskSettings, rng
+from dhclib.benchmarks.tasks import TABLE1_METHODS
 from dhclib.cli import main
 from dhclib.method.consolidation import Consolidation
 from dhclib.paper.report_md import report_tables, write_report
@@ -48,30 +51,31 @@ class L2(Consolidation):
 # --- a benchmark: three two-class tasks of Gaussian blobs in 20 dimensions, one 2-unit head each -------------
 @dataclass(frozen=True)
 class BlobSettings(TaskSettings):
+    n_tasks: int = 3
     separation: float = 4.0  # distance of the two class means, in standard deviations
+
+    max_tasks = 3
 
     def validate(self) -> None:
         super().validate()
         need(self.separation > 0, f"separation must be > 0, got {self.separation!r}")
 
 
-def blobs(seed: int, n_tasks: int = 3, val_fraction: float = 0.0, train_size: int | None = None,
-          test_size: int | None = None, separation: float = 4.0, data_dir=None, device="cpu",
-          download: bool = True) -> list[Task]:
+def blobs(seed: int, s: BlobSettings, data_dir=None, device="cpu", download: bool = True) -> list[Task]:
     g = rng(seed, "blobs")
-    n_train, n_test = train_size or 200, test_size or 100
+    n_train, n_test = s.train_size or 200, s.test_size or 100
     tasks = []
-    for t in range(n_tasks):
+    for t in range(s.n_tasks):
         direction = torch.randn(20, generator=g)
         direction = direction / direction.norm()
 
         def draw(n: int):
             y = torch.randint(0, 2, (n,), generator=g)
-            x = torch.randn(n, 20, generator=g) + (y[:, None] - 0.5) * separation * direction
+            x = torch.randn(n, 20, generator=g) + (y[:, None] - 0.5) * s.separation * direction
             return x.to(device), (y + 2 * t).to(device)
 
         (x_tr, y_tr), (x_te, y_te) = draw(n_train), draw(n_test)
-        n_val = int(round(val_fraction * n_train))
+        n_val = int(round(s.val_fraction * n_train))
         rows = torch.arange(n_train, device=device)
         tasks.append(Task(name=f"blobs-{t + 1}", index=t, classes=(2 * t, 2 * t + 1), head=slice(2 * t, 2 * t + 2),
                           x_train=x_tr, y_train=y_tr, train_idx=rows[n_val:], val_idx=rows[:n_val], x_test=x_te,
@@ -79,10 +83,10 @@ def blobs(seed: int, n_tasks: int = 3, val_fraction: float = 0.0, train_size: in
     return tasks
 
 
-_QUICK = dict(n_tasks=3, hidden=(16,), val_fraction=0.0, min_epochs=5, max_epochs=5, early_stopping=False,
+_QUICK = dict(hidden=(16,), min_epochs=5, max_epochs=5, early_stopping=False,
               importance_samples=50, batch_size=32, lr=0.1)
 BLOBS = Benchmark(name="toy_blobs", title="Toy blobs", build=blobs, settings=BlobSettings,
-                  profiles={"quick": _QUICK, "paper": dict(_QUICK, max_epochs=10, min_epochs=10)}, max_tasks=3,
+                  profiles={"quick": _QUICK, "paper": dict(_QUICK, max_epochs=10, min_epochs=10)},
                   datasets=(), inputs="vector", paper_table=None)
 
 
@@ -106,8 +110,24 @@ def test_the_new_parts_compose_with_the_old(extended):
         dhclib.resolve_config("split_mnist", "l2", 0, "quick", "cpu", separation=1.0)
     with pytest.raises(dhclib.ConfigError, match="separation must be > 0"):
         dhclib.resolve_config("toy_blobs", "l2", 0, "quick", "cpu", separation=0.0)
-    with pytest.raises(dhclib.ConfigError, match="n_tasks must be an integer from 1 to 3 for toy_blobs"):
+    with pytest.raises(dhclib.ConfigError, match="n_tasks must be an integer from 1 to 3, got 4"):
         dhclib.resolve_config("toy_blobs", "l2", 0, "quick", "cpu", n_tasks=4)
+
+
+def test_all_stays_the_papers_methods_on_its_benchmarks(extended):
+    """A regulariser with a default lam runs on every benchmark when named, but "all" on a benchmark of the paper
+    stays its declared methods (notebooks 01-04 compare "all" with Table 1); on the toy, every composition."""
+    for name in ("permuted_mnist", "imbalanced_permuted_mnist", "split_mnist", "vision_mixture"):
+        assert dhclib.runs.config.benchmark_methods(name) == TABLE1_METHODS
+    assert dhclib.resolve_config("split_mnist", "dhp+l2", 0, "quick", "cpu").lam == 1.0
+    assert dhclib.runs.config.benchmark_methods("toy_blobs") == ("finetune", "dhp", "l2", "dhp+l2")
+
+
+def test_a_benchmark_must_declare_the_paper_profile():
+    """The drivers default to profile "paper": a benchmark without it is refused when it is registered."""
+    with pytest.raises(dhclib.ConfigError, match="declares the profiles quick; it must declare 'paper'"):
+        registry.register_benchmark(dataclasses.replace(BLOBS, name="toy_no_paper", profiles={"quick": _QUICK}))
+    assert "toy_no_paper" not in registry.BENCHMARKS
 
 
 def test_run_many_report_and_plot(extended, tmp_path):

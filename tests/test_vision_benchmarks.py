@@ -155,7 +155,7 @@ def test_vision_mixture_paper_profile_follows_spec():
     assert (c.network, c.batch_size, c.lr, c.optimizer, c.min_epochs, c.max_epochs, c.early_stopping) == (
         "table3_cnn", 32, 0.01, None, 50, 50, False)
     assert (c.eta_init, c.eta_per_connection, c.lam, c.si_xi) == (1e-4, True, 0.1, 0.1)
-    assert c.vision_tasks == config.PAPER_VISION_TASKS and c.notmnist_split == "official"
+    assert c.vision_tasks == benchmarks.PAPER_VISION_TASKS and c.notmnist_split == "official"
     assert resolve_config("vision_mixture", "ewc", 0, "paper").lam == 100.0
     assert resolve_config("vision_mixture", "mas", 0, "paper").lam == 1.0
 

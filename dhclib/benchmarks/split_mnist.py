@@ -14,7 +14,7 @@ import torch
 from dhclib.data.idx import load_mnist
 from dhclib.method.task import Task
 from dhclib.registry import Benchmark, added, need, register_benchmark
-from .tasks import TaskSettings, _check_tasks, _holdout, _task, _test_rows, rng
+from .tasks import TABLE1_METHODS, TaskSettings, _holdout, _task, _test_rows, rng, settings_of
 
 __all__ = ["split_mnist", "SPLIT_MNIST", "SplitMNISTSettings", "LOSS_UNITS"]
 
@@ -24,50 +24,46 @@ LOSS_UNITS = ("head", "all")
 
 @dataclass(frozen=True)
 class SplitMNISTSettings(TaskSettings):
-    """Split MNIST's options: :class:`TaskSettings` and ``loss_units`` (the module docstring)."""
+    """Split MNIST's options and defaults (SPEC §4: five tasks, no validation split) and ``loss_units`` (the
+    module docstring)."""
 
+    n_tasks: int = 5
     loss_units: str = added("head")
+
+    max_tasks = 5
 
     def validate(self) -> None:
         super().validate()
         need(self.loss_units in LOSS_UNITS, f"loss_units must be 'head' or 'all', got {self.loss_units!r}")
 
 
-def split_mnist(
-    seed: int,
-    n_tasks: int = 5,
-    data_dir=None,
-    device="cpu",
-    val_fraction: float = 0.0,
-    train_size: int | None = None,
-    test_size: int | None = None,
-    download: bool = True,
-    loss_units: str = "head",
-) -> list[Task]:
+def split_mnist(seed: int, settings: SplitMNISTSettings | None = None, data_dir=None, device="cpu",
+                download: bool = True, **options) -> list[Task]:
     """Split MNIST (SPEC §4): tasks 0/1, 2/3, 4/5, 6/7, 8/9, one 2-unit head each (task-incremental); with
-    ``loss_units="all"`` each task's training loss spans all ten output units."""
-    _check_tasks(n_tasks, 5, "split_mnist")
+    ``loss_units="all"`` each task's training loss spans all ten output units. ``settings``, or its fields as
+    keyword ``options`` (:func:`~dhclib.benchmarks.tasks.settings_of`)."""
+    s = settings_of(SplitMNISTSettings, settings, options, "split_mnist")
     data = load_mnist(data_dir, device, download)
     y_train, y_test = data["y_train"].cpu(), data["y_test"].cpu()
     tasks = []
-    for t in range(n_tasks):
+    for t in range(s.n_tasks):
         classes = (2 * t, 2 * t + 1)
         pool = torch.nonzero((y_train == classes[0]) | (y_train == classes[1])).squeeze(1)
-        train, val = _holdout(pool, val_fraction, train_size, rng(seed, "split", t))
+        train, val = _holdout(pool, s.val_fraction, s.train_size, rng(seed, "split", t))
         test_pool = torch.nonzero((y_test == classes[0]) | (y_test == classes[1])).squeeze(1)
-        test = test_pool[_test_rows(test_pool.numel(), test_size, rng(seed, "test", t))]
+        test = test_pool[_test_rows(test_pool.numel(), s.test_size, rng(seed, "test", t))]
         name = f"split-{classes[0]}/{classes[1]}"
         task = _task(name, t, classes, slice(2 * t, 2 * t + 2), data, train, val, test, None, device)
-        tasks.append(dataclasses.replace(task, loss_head=slice(0, 10)) if loss_units == "all" else task)
+        tasks.append(dataclasses.replace(task, loss_head=slice(0, 10)) if s.loss_units == "all" else task)
     return tasks
 
 
-# SPEC §4: MLP 256-256, exactly 10 epochs per task, no validation split and no early stopping.
-_PAPER = dict(n_tasks=5, hidden=(256, 256), val_fraction=0.0, min_epochs=10, max_epochs=10, patience=5,
+# SPEC §4 (the tasks: SplitMNISTSettings): MLP 256-256, exactly 10 epochs per task, no early stopping.
+_PAPER = dict(hidden=(256, 256), min_epochs=10, max_epochs=10, patience=5,
               early_stopping=False)
 
 SPLIT_MNIST = register_benchmark(Benchmark(
     name="split_mnist", title="Split MNIST", build=split_mnist, settings=SplitMNISTSettings,
     profiles={"paper": _PAPER, "quick": dict(_PAPER, train_size=2000, test_size=1000, min_epochs=3, max_epochs=3,
                                              importance_samples=1000)},
-    max_tasks=5, datasets=("mnist",), inputs="vector"))
+    datasets=("mnist",), inputs="vector", methods=TABLE1_METHODS))

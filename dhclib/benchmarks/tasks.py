@@ -7,16 +7,16 @@ seed (:func:`dhclib.seeds.rng`), so a task sequence is fully determined by its s
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import Any, ClassVar, TypeVar
 
 import torch
 from torch import Tensor
 
-from dhclib.errors import ConfigError
 from dhclib.method.task import Task  # re-exported: dhclib.benchmarks.Task
 from dhclib.registry import Settings, is_int, need
 from dhclib.seeds import rng  # re-exported: dhclib.benchmarks.rng
 
-__all__ = ["Task", "TaskSettings", "rng"]
+__all__ = ["Task", "TaskSettings", "TABLE1_METHODS", "settings_of", "rng"]
 
 
 def _holdout(rows: Tensor, val_fraction: float, train_size: int | None, g: torch.Generator) -> tuple[Tensor, Tensor]:
@@ -36,28 +36,51 @@ def _test_rows(n_test: int, test_size: int | None, g: torch.Generator) -> Tensor
     return rows
 
 
-def _check_tasks(n_tasks: int, most: int, name: str) -> None:
-    if not isinstance(n_tasks, int) or not 1 <= n_tasks <= most:
-        raise ConfigError(f"{name}: n_tasks must be an integer in 1..{most}, got {n_tasks!r}")
+# The methods of the paper's Table 1, in its order: what "all" means on a benchmark of the paper, whatever
+# regularisers a plugin adds (a benchmark of a user's, declaring none, runs every composition that can run there).
+TABLE1_METHODS = ("finetune", "dhp", "si", "dhp+si", "ewc", "dhp+ewc", "mas", "dhp+mas")
 
 
 @dataclass(frozen=True)
 class TaskSettings(Settings):
     """The options every benchmark builder takes: how many tasks, the validation fraction held out of each task's
-    training data, and optional sizes of the training and test sets per task (the quick profile's)."""
+    training data, and optional sizes of the training and test sets per task (the quick profile's).
+
+    A benchmark's subclass declares its defaults here, the one place they live (its profiles give only what differs
+    from them, its builder none), and ``max_tasks``, the most tasks it has."""
 
     n_tasks: int
-    val_fraction: float
+    val_fraction: float = 0.0
     train_size: int | None = None
     test_size: int | None = None
 
+    max_tasks: ClassVar[int | None] = None  # the most tasks the benchmark has (None: no bound)
+
     def validate(self) -> None:
-        need(is_int(self.n_tasks), f"n_tasks must be an integer, got {self.n_tasks!r}")
+        top = self.max_tasks
+        need(is_int(self.n_tasks) and self.n_tasks >= 1 and (top is None or self.n_tasks <= top),
+             f"n_tasks must be an integer from 1 to {top}, got {self.n_tasks!r}" if top is not None else
+             f"n_tasks must be an integer >= 1, got {self.n_tasks!r}")
         need(isinstance(self.val_fraction, (int, float)) and 0 <= self.val_fraction < 1,
              f"val_fraction must be in [0, 1), got {self.val_fraction!r}")
         for name in ("train_size", "test_size"):
             v = getattr(self, name)
             need(v is None or (is_int(v) and v >= 1), f"{name} must be a positive integer or None, got {v!r}")
+
+
+S = TypeVar("S", bound=TaskSettings)
+
+
+def settings_of(cls: type[S], settings: S | None, options: dict[str, Any], builder: str) -> S:
+    """A builder's settings: ``settings`` as given (how the runner calls it), or ``cls`` built from the keyword
+    ``options`` of a direct call (``permuted_mnist(0, n_tasks=2)``), each default the settings class's own."""
+    if settings is not None:
+        need(not options, f"{builder}: give its settings or keyword options, not both (got {sorted(options)})")
+        need(isinstance(settings, cls), f"{builder}: settings must be a {cls.__name__}, got {type(settings).__name__}")
+        return settings
+    unknown = sorted(set(options) - set(cls.field_names()))
+    need(not unknown, f"{builder}: unknown option(s) {', '.join(unknown)}; accepted: {', '.join(cls.field_names())}")
+    return cls(**options)
 
 
 def _dataset_task(name: str, index: int, arrays: dict[str, Tensor], classes, head: slice, seed: int,

@@ -7,10 +7,9 @@ from dataclasses import dataclass
 
 from torch import Tensor
 
-from dhclib.errors import ConfigError
 from dhclib.method.task import Task
 from dhclib.registry import Benchmark, need, register_benchmark
-from .tasks import TaskSettings, _check_tasks, _dataset_task, rng
+from .tasks import TABLE1_METHODS, TaskSettings, _dataset_task, rng, settings_of
 
 __all__ = ["vision_mixture", "VISION_TASKS", "PAPER_VISION_TASKS", "NOTMNIST_SPLITS", "VisionMixtureSettings",
            "VISION_MIXTURE"]
@@ -48,49 +47,17 @@ def _vision_arrays(name: str, seed: int, data_dir, download: bool, notmnist_spli
     return arrays
 
 
-def vision_mixture(
-    seed: int,
-    n_tasks: int | None = None,
-    data_dir=None,
-    device="cpu",
-    val_fraction: float = 0.0,
-    train_size: int | None = None,
-    test_size: int | None = None,
-    vision_tasks: tuple[str, ...] = PAPER_VISION_TASKS,
-    notmnist_split: str = "official",
-    download: bool = True,
-) -> list[Task]:
-    """The Vision Datasets Mixture (Sec. 4.4, A.4; SPEC §4): one dataset per task, one 10-way head each.
-
-    The paper's order is MNIST, notMNIST, FashionMNIST, SVHN, CIFAR-10 (``vision_tasks``, a parameter: e.g. the
-    tasks whose data exist on a machine). Images are 3x32x32 (the grayscale sets zero-padded and replicated),
-    stored once as uint8 on the device and scaled to [0, 1] per batch. ``notmnist_split="test_resplit"`` builds
-    notMNIST's task from its official test split alone (a stratified re-split seeded by the trial), for when the
-    training images are absent; it is never chosen silently.
-    """
-    vision_tasks = tuple(vision_tasks)
-    unknown = [t for t in vision_tasks if t not in VISION_TASKS]
-    if unknown or not vision_tasks:
-        raise ConfigError(f"vision_tasks must be a non-empty list of {', '.join(VISION_TASKS)}; got {list(vision_tasks)!r}")
-    if notmnist_split not in NOTMNIST_SPLITS:
-        raise ConfigError(f"notmnist_split must be one of {', '.join(NOTMNIST_SPLITS)}, got {notmnist_split!r}")
-    n_tasks = len(vision_tasks) if n_tasks is None else n_tasks
-    _check_tasks(n_tasks, len(vision_tasks), "vision_mixture")
-    tasks = []
-    for t, name in enumerate(vision_tasks[:n_tasks]):
-        arrays = _vision_arrays(name, seed, data_dir, download, notmnist_split)
-        head = slice(10 * t, 10 * t + 10)
-        tasks.append(_dataset_task(VISION_TASKS[name], t, arrays, None, head, seed, val_fraction, train_size,
-                                   test_size, device))
-    return tasks
-
-
 @dataclass(frozen=True)
 class VisionMixtureSettings(TaskSettings):
-    """The datasets learned, in order (``vision_tasks``; ``"paper"`` is the paper's five), and notMNIST's split."""
+    """The Vision Mixture's options and defaults: the datasets learned, in order (``vision_tasks``; ``"paper"`` is
+    the paper's five), one task each (``n_tasks``: the length of ``vision_tasks`` unless given), and notMNIST's
+    split."""
 
+    n_tasks: int = len(PAPER_VISION_TASKS)
     vision_tasks: tuple[str, ...] = PAPER_VISION_TASKS
     notmnist_split: str = "official"
+
+    max_tasks = len(VISION_TASKS)
 
     @classmethod
     def prepare(cls, values: dict, overridden: set[str]) -> dict:
@@ -102,21 +69,43 @@ class VisionMixtureSettings(TaskSettings):
         return values
 
     def validate(self) -> None:
-        super().validate()
         need(isinstance(self.vision_tasks, tuple) and len(self.vision_tasks) >= 1
              and all(t in VISION_TASKS for t in self.vision_tasks),
              f"vision_tasks must be a non-empty list of {', '.join(VISION_TASKS)}, got {self.vision_tasks!r}")
+        super().validate()
         need(self.n_tasks <= len(self.vision_tasks),
              f"n_tasks ({self.n_tasks}) is larger than the task list vision_tasks ({len(self.vision_tasks)} datasets)")
         need(self.notmnist_split in NOTMNIST_SPLITS,
-             f"notmnist_split must be 'official' or 'test_resplit', got {self.notmnist_split!r}")
+             f"notmnist_split must be one of {', '.join(NOTMNIST_SPLITS)}, got {self.notmnist_split!r}")
+
+
+def vision_mixture(seed: int, settings: VisionMixtureSettings | None = None, data_dir=None, device="cpu",
+                   download: bool = True, **options) -> list[Task]:
+    """The Vision Datasets Mixture (Sec. 4.4, A.4; SPEC §4): one dataset per task, one 10-way head each.
+
+    The paper's order is MNIST, notMNIST, FashionMNIST, SVHN, CIFAR-10 (``vision_tasks``, a parameter: e.g. the
+    tasks whose data exist on a machine). Images are 3x32x32 (the grayscale sets zero-padded and replicated),
+    stored once as uint8 on the device and scaled to [0, 1] per batch. ``notmnist_split="test_resplit"`` builds
+    notMNIST's task from its official test split alone (a stratified re-split seeded by the trial), for when the
+    training images are absent; it is never chosen silently. ``settings``, or its fields as keyword ``options``
+    (resolved as a config resolves them: a shorter ``vision_tasks`` is a shorter sequence).
+    """
+    if settings is None:
+        options = VisionMixtureSettings.prepare(options, set(options))
+    s = settings_of(VisionMixtureSettings, settings, options, "vision_mixture")
+    tasks = []
+    for t, name in enumerate(s.vision_tasks[:s.n_tasks]):
+        arrays = _vision_arrays(name, seed, data_dir, download, s.notmnist_split)
+        head = slice(10 * t, 10 * t + 10)
+        tasks.append(_dataset_task(VISION_TASKS[name], t, arrays, None, head, seed, s.val_fraction, s.train_size,
+                                   s.test_size, device))
+    return tasks
 
 
 # A.4 / Sec. 4.4: Table 3's CNN, batch 32, plain SGD 0.01, 50 epochs per task (no early stopping is mentioned
 # for this benchmark), a per-connection eta initialised to 1e-4.
-_PAPER = dict(n_tasks=5, network="table3_cnn", hidden=(500,), val_fraction=0.0, batch_size=32, lr=0.01, min_epochs=50,
-              max_epochs=50, patience=5, early_stopping=False, vision_tasks=PAPER_VISION_TASKS,
-              notmnist_split="official", eta_init=1e-4, eta_per_connection=True)
+_PAPER = dict(network="table3_cnn", hidden=(500,), batch_size=32, lr=0.01, min_epochs=50, max_epochs=50, patience=5,
+              early_stopping=False, eta_init=1e-4, eta_per_connection=True)
 
 def _read_data(settings: VisionMixtureSettings, data_dir, download: bool) -> None:
     """Read the datasets of the tasks these settings learn, with notMNIST's split, as :func:`vision_mixture` does."""
@@ -129,4 +118,4 @@ VISION_MIXTURE = register_benchmark(Benchmark(
     settings=VisionMixtureSettings,
     profiles={"paper": _PAPER, "quick": dict(_PAPER, train_size=2000, test_size=1000, min_epochs=3, max_epochs=3,
                                              importance_samples=500)},
-    max_tasks=5, datasets=PAPER_VISION_TASKS, inputs="image", read_data=_read_data))
+    datasets=PAPER_VISION_TASKS, inputs="image", methods=TABLE1_METHODS, read_data=_read_data))

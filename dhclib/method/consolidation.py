@@ -23,7 +23,7 @@ from torch import Tensor, nn
 
 from contextlib import nullcontext
 
-from dhclib.method.importance import (EWC_FISHER_MODES, IMPORTANCE_LOGITS, MAS_MODES, batch_grad_stats,
+from dhclib.method.importance import (EWC_FISHER_MODES, check_mode, IMPORTANCE_LOGITS, MAS_MODES, batch_grad_stats,
                                       sample_grad_stats)
 from dhclib.method.models import slow_logits
 from dhclib.registry import REGULARISERS, Settings, added, is_int, need, register_regulariser
@@ -331,8 +331,7 @@ class EWCSettings(Settings):
         need(isinstance(self.ewc_gamma, (int, float)) and 0 <= self.ewc_gamma <= 1,
              f"ewc_gamma must be in [0, 1], got {self.ewc_gamma!r}")
         _check_samples(self.importance_samples)
-        need(self.fisher_mode in EWC_FISHER_MODES,
-             f"fisher_mode must be 'exact', 'sample', 'true' or 'batch', got {self.fisher_mode!r}")
+        check_mode("fisher_mode", self.fisher_mode, EWC_FISHER_MODES)
         _check_logits(self.importance_logits)
 
 
@@ -375,8 +374,7 @@ class OnlineEWC(_SampledImportance):
 
     def __init__(self, model, lam: float, gamma: float = 1.0, samples: int | None = 2000, fisher_mode: str = "exact",
                  batch_size: int = 64, logits: str = "full"):
-        if fisher_mode not in EWC_FISHER_MODES:
-            raise ValueError(f"unknown fisher_mode {fisher_mode!r}; accepted: {', '.join(EWC_FISHER_MODES)}")
+        check_mode("fisher_mode", fisher_mode, EWC_FISHER_MODES)
         super().__init__(model, lam, samples, fisher_mode, batch_size, batch=fisher_mode == "batch", logits=logits)
         self.gamma = float(gamma)
 

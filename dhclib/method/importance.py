@@ -51,12 +51,22 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
+from dhclib.errors import ConfigError
+
 __all__ = ["sample_grad_stats", "batch_fisher", "batch_grad_stats", "FISHER_MODES", "EWC_FISHER_MODES", "MAS_MODES",
+           "check_mode",
            "IMPORTANCE_LOGITS", "supported_modules"]
 
 FISHER_MODES = ("exact", "sample", "true")  # per-sample estimators (sample_grad_stats)
 EWC_FISHER_MODES = FISHER_MODES + ("batch",)  # plus the mini-batch shortcut (batch_fisher)
 MAS_MODES = ("per_sample", "batch")  # MAS: per-sample |g| (sample_grad_stats), or |g| of mini-batch gradients
+
+
+def check_mode(name: str, value: object, accepted: tuple[str, ...]) -> None:
+    """The one rule for an estimator's mode (``fisher_mode``), wherever it is checked: early in a config's settings,
+    or in a constructor or estimator called directly. A ConfigError (a ValueError) naming what is accepted."""
+    if value not in accepted:
+        raise ConfigError(f"unknown {name} {value!r}; accepted: {', '.join(accepted)}")
 # The logits importance is estimated on: the layer's output as trained ("full": theta + alpha * hebb for DHP
 # Softmax), or the slow weights' alone ("slow"; dhclib.method.models.slow_logits).
 IMPORTANCE_LOGITS = ("full", "slow")
@@ -212,7 +222,7 @@ def _output_grads(kind: str, logits: Tensor, y: Tensor | None, fisher_mode: str,
             raise ValueError("fisher_mode='true' (empirical Fisher) needs the labels")
         labels = y
     else:
-        raise ValueError(f"unknown fisher_mode {fisher_mode!r}; accepted: {', '.join(FISHER_MODES)}")
+        check_mode("fisher_mode", fisher_mode, FISHER_MODES)
     onehot = torch.nn.functional.one_hot(labels, c).to(logits.dtype)
     return (onehot - p).unsqueeze(0), logits.new_ones(1, n)
 

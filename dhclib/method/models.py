@@ -25,9 +25,7 @@ __all__ = ["Classifier", "MLP", "TableCNN", "ZenkeCNN", "NETWORKS", "NetworkSett
 def output_layer(width: int, out_features: int, output: str, **layer_kwargs) -> nn.Module:
     """The registered output layer ``output`` (``registry.LAYERS``: DHP Softmax, SPEC §1, or the capacity-matched
     baseline, SPEC §2) on top of a body of width ``width``, with its settings' keyword arguments."""
-    if output not in registry.LAYERS:
-        raise ValueError(f"unknown output layer {output!r}; accepted: {', '.join(registry.LAYERS)}")
-    spec = registry.LAYERS[output]
+    spec = registry.layer(output)  # an unknown name: ConfigError (a ValueError) naming the registered ones
     if layer_kwargs and spec.settings is None:
         raise ValueError(f"options {sorted(layer_kwargs)} given for the {output!r} output layer, which takes none "
                          "(DHP options need the dhp layer)")

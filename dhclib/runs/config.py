@@ -19,7 +19,7 @@ from dataclasses import dataclass, field
 from typing import Any, Iterator
 
 from dhclib import registry
-from dhclib.benchmarks import PAPER_VISION_TASKS
+import dhclib.benchmarks  # noqa: F401  (registers the built-in benchmarks)
 from dhclib.method.consolidation import Consolidation  # noqa: F401  (registers the built-in regularisers)
 from dhclib.errors import ConfigError
 from dhclib.method.layers import DHPSettings  # noqa: F401  (registers the output layers)
@@ -28,7 +28,7 @@ from dhclib.registry import Method, Settings
 from dhclib.method.train import Protocol
 
 __all__ = ["RunConfig", "METHODS", "ALL_METHODS", "benchmark_methods", "PROFILES", "BENCHMARK_NAMES",
-           "resolve_config", "parse_seeds", "check_reserved", "PAPER_VISION_TASKS", "RESERVED"]
+           "resolve_config", "parse_seeds", "check_reserved", "RESERVED"]
 
 # The typed parts of a run config, in the order its flat form lists them.
 PARTS = ("task_settings", "network_settings", "protocol", "layer_settings", "regulariser_settings")
@@ -88,9 +88,9 @@ PROFILES: Mapping[str, dict] = _ProfilesView()
 
 
 def benchmark_methods(benchmark: str) -> tuple[str, ...]:
-    """The methods the paper runs on a benchmark ("all" in run_many and the CLI): its declared list (Split
-    CIFAR-10/100: Figure 8's finetune, dhp, si, dhp+si and scratch), else every Table 1 composition whose
-    regulariser has the values it needs there (from the paper, or its own defaults)."""
+    """The methods ``"all"`` means on a benchmark (run_many, the CLI): its declared list (the paper's: Table 1's
+    eight; Split CIFAR-10/100: Figure 8's finetune, dhp, si, dhp+si and scratch), else (a benchmark of a user's)
+    every composition whose regulariser has the values it needs there (from the paper, or its own defaults)."""
     spec = registry.benchmark(benchmark)
     if spec.methods is not None:
         return tuple(spec.methods)
@@ -264,10 +264,9 @@ def resolve_config(
 
 
 def _check_across_parts(c: RunConfig, bench: registry.Benchmark) -> None:
-    """The rules that involve two parts: the task count, the validation split early stopping needs, whether the
-    network takes the benchmark's inputs, and that importance on slow-only logits has a plastic term to leave out."""
-    top = bench.max_tasks
-    registry.need(1 <= c.n_tasks <= top, f"n_tasks must be an integer from 1 to {top} for {c.benchmark}, got {c.n_tasks!r}")
+    """The rules that involve two parts: the validation split early stopping needs, whether the network takes the
+    benchmark's inputs, and that importance on slow-only logits has a plastic term to leave out (the task count is
+    the benchmark's settings' own rule)."""
     registry.need(not (c.early_stopping and c.select_on == "val" and c.val_fraction == 0),
                   "early stopping on the validation set needs val_fraction > 0 (or select_on='test')")
     plastic = [m.name for m in registry.methods().values() if m.plastic and c.importance_logits is not None

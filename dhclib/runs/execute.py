@@ -19,7 +19,8 @@ import numpy as np
 import pandas as pd
 import torch
 
-from dhclib import __version__, registry
+from dhclib import registry
+from dhclib._version import __version__
 from dhclib._progress import tqdm
 from dhclib.seeds import rng
 from dhclib.runs.config import RunConfig
@@ -57,9 +58,8 @@ def resolve_device(device: str | torch.device = "auto", here: bool = True) -> to
 
 def build_tasks(cfg: RunConfig, data_dir=None):
     """The task sequence of the config: its benchmark's builder with the benchmark's settings (SPEC §4)."""
-    settings = {k: getattr(cfg.task_settings, k) for k in cfg.task_settings.field_names()}
-    return registry.benchmark(cfg.benchmark).build(cfg.seed, data_dir=data_dir, device=cfg.device,
-                                                   download=cfg.download, **settings)
+    return registry.benchmark(cfg.benchmark).build(cfg.seed, cfg.task_settings, data_dir=data_dir, device=cfg.device,
+                                                   download=cfg.download)
 
 
 def build_model(cfg: RunConfig, in_features: int = 784, out_features: int = 10, init_key: object = 0) -> torch.nn.Module:

@@ -28,6 +28,7 @@ from typing import Any, Callable, Iterator, Sequence
 
 import torch
 
+from dhclib import plugins
 from dhclib.errors import ConfigError, DhcError
 
 __all__ = ["SlurmOptions", "open_executor", "submit_all", "on_worker", "one_thread", "one_torch_thread",
@@ -114,6 +115,7 @@ def submit_all(executor, fn: Callable, calls: Sequence[tuple]) -> list:
     one job array (one ``sbatch``, not thousands), any other executor one ``submit`` each."""
     if not calls:
         return []
+    fn = plugins.carrying(fn)  # a worker loads the driver's plugins before it runs the work
     if hasattr(executor, "map_array"):  # submitit: Slurm, its local and debug executors
         return executor.map_array(on_worker, *zip(*[(fn, *call) for call in calls]))
     return [executor.submit(on_worker, fn, *call) for call in calls]
