@@ -206,10 +206,9 @@ def _command(args: argparse.Namespace) -> int:
             raise DhcError("--cuda-graphs applies to stacked runs: give --stack N (N > 1) or --stack auto")
         import pandas as pd
 
-        from dhclib.runs.config import resolve_config
         from dhclib.method.metrics import summarize
         from dhclib.runs.runner import load_diverged, load_results, run_grid, run_many
-        from dhclib.runs.store import config_difference, render_variant, variant_label, variant_of
+        from dhclib.runs.store import label_as_stored, variant_of
 
         if args.command == "report":
             from dhclib.paper.report_md import write_report
@@ -241,12 +240,8 @@ def _command(args: argparse.Namespace) -> int:
                               on_diverge=args.on_diverge, stack=args.stack, executor=executor,
                               cuda_graphs=args.cuda_graphs, lease=args.lease, **overrides)
             diverged = df.attrs.get("diverged", [])
-            if len(df):  # the same labels as `summary`: each configuration named by what differs from the profile
-                diffs = {(b, m): config_difference(resolve_config(b, m, 0, args.profile, "cpu", **overrides).to_dict())
-                         for b, m in df[["benchmark", "base_method"]].drop_duplicates().itertuples(index=False)}
-                own = [diffs[bm] for bm in zip(df["benchmark"], df["base_method"])]
-                df["method"] = [variant_label(m, d) for m, d in zip(df["base_method"], own)]
-                df["variant"] = [render_variant(d) for d in own]
+            if len(df):  # the same labels as `summary`: each run named as its stored record describes it
+                df = label_as_stored(df, args.out)
         else:
             results = load_results(args.out)
             diverged = load_diverged(args.out)

@@ -17,10 +17,12 @@ import dhclib  # noqa: E402
 import dhclib.runs.execute  # noqa: E402
 import dhclib.runs.runner  # noqa: E402
 from dhclib import paper, plots, report  # noqa: E402
-from dhclib.runs.store import TIDY_COLUMNS, with_variant  # noqa: E402
+from dhclib.runs.labels import label_of  # noqa: E402
+from dhclib.runs.store import TIDY_COLUMNS  # noqa: E402
 from dhclib.cli import main  # noqa: E402
 from dhclib.paper.report_md import classify_runs, report_tables, write_report  # noqa: E402
-from dhclib.runs.store import RunResult, config_difference, result_path, write_atomic as _write_atomic  # noqa: E402
+from dhclib.runs.difference import config_difference  # noqa: E402
+from dhclib.runs.store import RunResult, result_path, write_atomic as _write_atomic  # noqa: E402
 
 SMALL = dict(n_tasks=2, train_size=100)
 
@@ -147,7 +149,7 @@ def _tidy(R_by_run: dict[tuple, np.ndarray], benchmark: str = "imbalanced_permut
     rows = []
     for (method, seed, *variant), R in R_by_run.items():
         variant = variant[0] if variant else ""
-        label = with_variant(method, variant)
+        label = label_of(method, variant)
         for t in range(R.shape[0]):
             for i in range(t + 1):
                 rows.append((benchmark, label, method, variant, seed, "quick", f"k{label}{seed}", t, i, R[t, i]))

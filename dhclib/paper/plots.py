@@ -17,7 +17,7 @@ import seaborn as sns
 
 from dhclib import registry
 from dhclib.paper.report import method_order, traces_by_progress
-from dhclib.runs.store import label_parts
+from dhclib.runs.labels import label_of, label_parts
 
 __all__ = ["method_color", "method_label", "accuracy_curves", "first_and_latest", "r_heatmaps", "traces", "eta_sweep",
            "lambda_search", "class_counts", "final_task_bars", "save"]
@@ -39,7 +39,7 @@ def method_color(method: str) -> tuple[float, float, float]:
 def method_label(method: str, variant: str = "") -> str:
     """The paper's name of a method (rendered from its parts); a labelled variant keeps its setting:
     ``method_label("si", "lam=50.0")`` is "SI [lam=50.0]"."""
-    return registry.method(method).label + (f" [{variant}]" if variant else "")
+    return label_of(registry.method(method).label, variant)
 
 
 def _name(label: str, parts: Mapping[str, tuple[str, str]] | None = None) -> str:

@@ -16,7 +16,7 @@ from scipy import stats
 from dhclib import registry
 from dhclib.method.metrics import R_from_tidy, average_accuracy_curve, per_run, summarize
 from dhclib.paper import paper_lambdas, paper_results, table4
-from dhclib.runs.store import label_parts, with_variant
+from dhclib.runs.labels import label_of, label_parts
 
 __all__ = ["trials_phrase", "rests_on", "task_states", "MECHANISM", "eta_trajectory", "table1_comparison", "welch_tests", "paired_tests", "pairs_present", "curves", "first_and_latest", "method_order",
            "run_matrix", "traces_by_progress", "percent", "trace_summary", "eta_runs", "eta_table", "grid_table",
@@ -27,7 +27,7 @@ __all__ = ["trials_phrase", "rests_on", "task_states", "MECHANISM", "eta_traject
 def method_order(methods: Sequence[str], parts: Mapping[str, tuple[str, str]] | None = None) -> list[str]:
     """``methods`` in Table 1's order; a labelled variant (``"ewc [fisher_mode=batch]"``) right after Table 1's
     rows, by its overrides and then in the order of its method; unknown names last, as given. ``parts``: each
-    label's (method, variant) (:func:`dhclib.runs.store.label_parts`); without it every name is a plain method."""
+    label's (method, variant) (:func:`dhclib.runs.labels.label_parts`); without it every name is a plain method."""
     methods = list(dict.fromkeys(methods))
     parts = dict(parts or {})
     table = list(registry.methods())  # Table 1's compositions, then scratch (Figure 8)
@@ -51,7 +51,7 @@ def pairs_present(methods: Sequence[str], pairs: Sequence[tuple[str, str]] | Non
     out = list(pairs)
     for variant in sorted({v for m, (_, v) in (parts or {}).items() if v and m in present}):
         for b, d in pairs:
-            vb, vd = with_variant(b, variant), with_variant(d, variant)
+            vb, vd = label_of(b, variant), label_of(d, variant)
             if vb in present:
                 out.append((vb, vd))
             elif vd in present:
@@ -387,7 +387,7 @@ def dhp_verdicts(df: pd.DataFrame, benchmark: str, alpha: float = 0.05) -> pd.Da
     paper = paper_results(benchmark).set_index("method")["avg_acc"]
     parts = label_parts(df)
     for variant in {v for _, v in parts.values() if v}:  # a pair's side with no runs is still its method's
-        parts.update({with_variant(m, variant): (m, variant) for pair in registry.pairs() for m in pair})
+        parts.update({label_of(m, variant): (m, variant) for pair in registry.pairs() for m in pair})
     rows = []
     for t in tests.itertuples(index=False):
         paper_gain = (paper.get(_method_of(parts, t.dhp_variant), np.nan)

@@ -19,14 +19,14 @@ import pandas as pd
 from dhclib import registry
 from dhclib.paper import paper_results
 from dhclib.method.metrics import per_run
-from dhclib.runs.config import BENCHMARK_NAMES, resolve_config
+from dhclib.runs.config import BENCHMARK_NAMES
 from dhclib.errors import DhcError
 from dhclib.runs.outputs import save_table
 from dhclib.paper.report import (COLLAPSE_DROP, RUNAWAY_FACTOR, collapsed_tasks, eta_table, eta_trajectory, grid_best,
                                  grid_table, paired_tests, pairs_present, percent, table1_comparison, task_states,
                                  trace_runaway)
-from dhclib.runs.store import (RunResult, label_parts, load_diverged, load_results, record_variant,
-                               variant_label, variant_of)
+from dhclib.runs.labels import label_parts, variant_label
+from dhclib.runs.store import RunResult, load_diverged, load_results, record_identity, variant_of
 
 __all__ = ["classify_runs", "report_tables", "render_report", "report_text", "write_report", "readme_tables",
            "with_readme_tables", "readme_text", "README_TABLES"]
@@ -36,12 +36,14 @@ def classify_runs(results: list[RunResult]) -> dict[str, pd.DataFrame]:
     column ``lam``), ``eta`` (only ``eta_init``; column ``eta_init``), ``variants`` (anything else; the method
     column holds :func:`dhclib.variant_label`)."""
     kinds: dict[str, list[pd.DataFrame]] = {"table1": [], "search": [], "eta": [], "variants": []}
+    eta_of: dict[tuple, float] = {}  # the eta_init each Table 1 run was trained with, from its stored config
     for r in results:
         diff = variant_of(r)
         labelled = bool(diff) and set(diff) not in ({"lam"}, {"eta_init"})
         tidy = r.tidy(diff if labelled else None).assign(device_name=r.device_name, wall_time=r.wall_time)
         if not diff:
             kinds["table1"].append(tidy.assign(lam=r.config.get("lam")))
+            eta_of[(r.config["benchmark"], r.config["method"], r.config["seed"])] = r.config.get("eta_init")
         elif set(diff) == {"lam"}:
             kinds["search"].append(tidy.assign(lam=diff["lam"]))
         elif set(diff) == {"eta_init"}:
@@ -58,8 +60,7 @@ def classify_runs(results: list[RunResult]) -> dict[str, pd.DataFrame]:
         # Likewise the default eta_init (0.001) of Table 4 is the Table 1 run of DHP Softmax alone, same seeds.
         swept = out["eta"][["benchmark", "method", "seed"]].drop_duplicates()
         same = out["table1"].merge(swept, on=["benchmark", "method", "seed"]).drop(columns="lam")
-        same["eta_init"] = [resolve_config(b, m, 0, p).eta_init
-                            for b, m, p in zip(same["benchmark"], same["method"], same["profile"])]
+        same["eta_init"] = [eta_of[k] for k in zip(same["benchmark"], same["method"], same["seed"])]
         out["eta"] = pd.concat([out["eta"], same], ignore_index=True)
     if len(out["table1"]):
         out["table1"] = out["table1"].drop(columns="lam")
@@ -136,9 +137,9 @@ def _setting_effects(both: pd.DataFrame, main: pd.DataFrame) -> pd.DataFrame:
 
 
 def _diverged_label(record: dict) -> str:
-    """The label of a diverged run (:func:`dhclib.runs.store.variant_label`): its method, with the settings in which
-    its config differs from the paper's."""
-    return variant_label(record["method"], record_variant(record.get("purpose"), record.get("config")))
+    """The label of a diverged run (:func:`dhclib.runs.store.record_identity`): its method, with the settings in
+    which its config differs from the paper's."""
+    return record_identity(record)["method"]
 
 
 _COLLAPSED = ["benchmark", "method", "seed", "task", "acc_after_learning", "acc_after_last",
