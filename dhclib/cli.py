@@ -134,8 +134,6 @@ def _parser() -> argparse.ArgumentParser:
     s.add_argument("--out", required=True, help="output directory of the result store")
     rep = sub.add_parser("report", help="write <out>/REPORT.md and its CSV tables: every stored run beside the paper")
     rep.add_argument("--out", required=True, help="output directory of the result store, e.g. outputs/paper")
-    rep.add_argument("--readme", default=None, metavar="PATH",
-                     help="also rewrite the results tables between the generated-table markers of this README")
     d = sub.add_parser("data", help="which datasets the data root has, and the files missing for each; with "
                                     "--check BENCHMARK, exit 3 (and say why) if that benchmark's data is missing")
     d.add_argument("--data-dir", default=None, help="data root (default: $DHC_DATA_DIR)")
@@ -213,9 +211,8 @@ def _command(args: argparse.Namespace) -> int:
         if args.command == "report":
             from dhclib.paper.report_md import write_report
 
-            path = write_report(args.out, readme=args.readme)
-            print(f"wrote {path} and its tables (report_*.csv) beside it"
-                  + (f"; rewrote the generated tables of {args.readme}" if args.readme else ""))
+            path = write_report(args.out)
+            print(f"wrote {path} and its tables (report_*.csv) beside it")
             return 0
         if args.command == "grid":
             overrides = parse_overrides(args.set)

@@ -18,7 +18,7 @@ from dhclib.method.metrics import R_from_tidy, average_accuracy_curve, per_run, 
 from dhclib.paper import paper_lambdas, paper_results, table4
 from dhclib.runs.labels import label_of, label_parts
 
-__all__ = ["trials_phrase", "rests_on", "task_states", "MECHANISM", "eta_trajectory", "table1_comparison", "welch_tests", "paired_tests", "pairs_present", "curves", "first_and_latest", "method_order",
+__all__ = ["trials_phrase", "rests_on", "task_states", "MECHANISM", "eta_trajectory", "table1_comparison", "paired_tests", "pairs_present", "curves", "first_and_latest", "method_order",
            "run_matrix", "traces_by_progress", "percent", "trace_summary", "eta_runs", "eta_table", "grid_table",
            "grid_best", "dhp_verdicts", "not_shown", "figure3_checks", "final_task_accuracy", "figure8_comparison",
            "vision_tasks_run", "RUNAWAY_FACTOR", "COLLAPSE_DROP", "trace_runaway", "collapsed_tasks"]
@@ -116,26 +116,6 @@ def _runs_of_one_benchmark(df: pd.DataFrame, pairs, who: str):
         raise ValueError(f"{who} compares runs of one benchmark; got {', '.join(df['benchmark'].unique())}: "
                          "filter the frame first, e.g. df[df.benchmark == 'split_mnist']")
     return per_run(df, by=("method",)), pairs_present(df["method"].unique(), parts=label_parts(df)) if pairs is None else pairs
-
-
-def welch_tests(df: pd.DataFrame, pairs: Sequence[tuple[str, str]] | None = None) -> pd.DataFrame:
-    """Welch's t-test (unequal variances, two-sided) of each DHP variant against its baseline, over trials, for
-    the average accuracy and the BWT after the last task, on one benchmark's runs. Pairs with fewer than two
-    trials on a side give NaN. ``pairs``: default Table 1's four, plus those of any labelled variant present."""
-    runs, pairs = _runs_of_one_benchmark(df, pairs, "welch_tests")
-    rows = []
-    for base, dhp in pairs:
-        a, b = runs[runs["method"] == base], runs[runs["method"] == dhp]
-        row = {"baseline": base, "dhp_variant": dhp, "trials": f"{len(a)} / {len(b)}"}
-        for metric in ("avg_acc", "bwt"):
-            row[f"{metric}_gain"] = b[metric].mean() - a[metric].mean() if len(a) and len(b) else np.nan
-            if len(a) >= 2 and len(b) >= 2 and (a[metric].std() > 0 or b[metric].std() > 0):
-                t, p = stats.ttest_ind(b[metric], a[metric], equal_var=False)
-            else:
-                t, p = np.nan, np.nan
-            row[f"{metric}_t"], row[f"{metric}_p"] = float(t), float(p)
-        rows.append(row)
-    return pd.DataFrame(rows)
 
 
 def paired_tests(df: pd.DataFrame, pairs: Sequence[tuple[str, str]] | None = None) -> pd.DataFrame:
