@@ -100,9 +100,9 @@ def check(table: pd.DataFrame, reference: Path, keys: Sequence[str], values: Seq
 # ---------------------------------------------------------------------------------------------------------------
 def paper_claim(benchmark: str) -> None:
     """Print the numbers the paper's claim for ``benchmark`` rests on, read from its table
-    (``dhclib/paper_data/table1.csv``, :func:`dhclib.paper.paper_results`): each baseline beside its DHP Softmax
-    variant (Table 1's pairs, :func:`dhclib.registry.pairs`) and the best method, average accuracy after the last
-    task in %, so that no notebook retypes them."""
+    (``dhclib/paper_data/table1.csv`` or Figure 8's, :func:`dhclib.paper.paper_results`): each baseline beside its
+    DHP Softmax variant (Table 1's pairs, :func:`dhclib.registry.pairs`), the methods outside a pair, and the best
+    method, average accuracy after the last task in %, so that no notebook retypes them."""
     paper = 100 * paper_results(benchmark).set_index("method")["avg_acc"].dropna()
     if not len(paper):
         print(f"the paper reports no result for {registry.benchmark(benchmark).title}")
@@ -113,6 +113,9 @@ def paper_claim(benchmark: str) -> None:
         if baseline in paper and dhp in paper:
             gain = paper[dhp] - paper[baseline]
             print(f"  {named[baseline]} {paper[baseline]:.2f} → {named[dhp]} {paper[dhp]:.2f} ({gain:+.2f} points)")
+    paired_up = {m for pair in registry.pairs() for m in pair if set(pair) <= set(paper.index)}
+    for m in (m for m in paper.index if m not in paired_up):  # e.g. Figure 8's scratch, or SI without its pair
+        print(f"  {named[m]} {paper[m]:.2f}")
     best = paper.idxmax()
     print(f"  best: {named[best]}, {paper[best]:.2f}")
 
