@@ -218,11 +218,11 @@ def test_a_dhp_only_setting_is_paired_with_the_plain_runs_it_changes():
     with plain ``dhp``; a setting both sides ran with pairs its own two rows; no empty pair is made up."""
     from dhclib.paper.report import pairs_present
 
-    parts = {"finetune": ("finetune", ""), "dhp": ("dhp", ""),
-             "dhp [eta_clamp=True]": ("dhp", "eta_clamp=True"),
-             "finetune [optimizer=adam]": ("finetune", "optimizer=adam"),
-             "dhp [optimizer=adam]": ("dhp", "optimizer=adam")}
-    got = pairs_present(list(parts), pairs=[("finetune", "dhp"), ("si", "dhp+si")], parts=parts)
+    rows = pd.DataFrame([("finetune", "finetune", ""), ("dhp", "dhp", ""),
+                         ("dhp [eta_clamp=True]", "dhp", "eta_clamp=True"),
+                         ("finetune [optimizer=adam]", "finetune", "optimizer=adam"),
+                         ("dhp [optimizer=adam]", "dhp", "optimizer=adam")], columns=["method", "base_method", "variant"])
+    got = pairs_present(list(rows["method"]), pairs=[("finetune", "dhp"), ("si", "dhp+si")], rows=rows)
     assert got == [("finetune", "dhp"), ("si", "dhp+si"),
                    ("finetune", "dhp [eta_clamp=True]"), ("dhp", "dhp [eta_clamp=True]"),
                    ("finetune [optimizer=adam]", "dhp [optimizer=adam]")]

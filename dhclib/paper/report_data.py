@@ -19,7 +19,7 @@ from dhclib.runs.config import BENCHMARK_NAMES
 from dhclib.errors import DhcError
 from dhclib.paper.report import (collapsed_tasks, eta_table, eta_trajectory, grid_best, grid_table, paired_tests,
                                  pairs_present, table1_comparison, task_states, trace_runaway)
-from dhclib.runs.labels import label_parts, variant_label
+from dhclib.runs.labels import label_rows, variant_label
 from dhclib.runs.store import RunResult, load_diverged, load_results, record_identity, variant_of
 
 __all__ = ["classify_runs", "report_tables", "instability_by_row", "COLLAPSED_COLUMNS"]
@@ -85,12 +85,12 @@ def report_tables(store_dir) -> dict[str, pd.DataFrame]:
             t1.append(table1_comparison(main, b, lost).assign(benchmark=b))
             paired.append(paired_tests(main).assign(benchmark=b))
         if len(var):
-            base = {label: method for label, (method, _) in label_parts(var).items()}
+            base = label_rows(var).set_index("method")["base_method"]
             comparison = table1_comparison(var, b, lost).query("trials > 0")
             variants.append(comparison.assign(benchmark=b, base_method=comparison["method"].map(base)))
             # e.g. finetune [optimizer=adam] vs dhp [...], and a DHP-only remedy against the plain runs it changes
             both = pd.concat([main, var], ignore_index=True) if len(main) else var
-            extra = [p for p in pairs_present(both["method"].unique(), parts=label_parts(both))
+            extra = [p for p in pairs_present(both["method"].unique(), rows=both)
                      if p not in registry.pairs()]
             paired.append(paired_tests(both, extra).assign(benchmark=b))
             settings.append(_setting_effects(both, main).assign(benchmark=b))
@@ -123,8 +123,8 @@ def _setting_effects(both: pd.DataFrame, main: pd.DataFrame) -> pd.DataFrame:
     ``mas [mas_mode=batch]`` against ``mas``: the intervention's effect, where the DHP-against-baseline table
     compares two methods under one setting."""
     present = set(main["method"]) if len(main) else set()
-    pairs = [(method, label) for label, (method, variant) in label_parts(both).items()
-             if variant and method in present]
+    pairs = [(r.base_method, r.method) for r in label_rows(both).itertuples(index=False)
+             if r.variant and r.base_method in present]
     if not pairs:
         return pd.DataFrame()
     return paired_tests(both, pairs).rename(columns={"baseline": "method", "dhp_variant": "variant"})

@@ -12,7 +12,10 @@ from typing import Any, Mapping
 
 import pandas as pd
 
-__all__ = ["render_variant", "label_of", "variant_label", "label_parts"]
+__all__ = ["render_variant", "label_of", "variant_label", "LABEL_COLUMNS", "label_rows", "label_parts"]
+
+# A row label and its two parts, as tidy frames carry them.
+LABEL_COLUMNS = ["method", "base_method", "variant"]
 
 
 def render_variant(overrides: Mapping[str, Any]) -> str:
@@ -33,12 +36,20 @@ def variant_label(method: str, overrides: Mapping[str, Any]) -> str:
     return label_of(method, render_variant(overrides))
 
 
-def label_parts(frame: pd.DataFrame | None) -> dict[str, tuple[str, str]]:
-    """``{label: (base_method, variant)}`` read from a frame's ``method``, ``base_method`` and ``variant`` columns
-    (never from the label's text); a frame without the parts (e.g. one written by hand) names only plain methods."""
+def label_rows(frame: pd.DataFrame | None) -> pd.DataFrame:
+    """One row per label of ``frame``, in the order it first appears: ``method`` (the label), ``base_method`` and
+    ``variant``, read from the frame's columns (never from the label's text); a frame without the parts (e.g. one
+    written by hand) names only plain methods."""
     if frame is None or "method" not in frame or not len(frame):
-        return {}
+        return pd.DataFrame(columns=LABEL_COLUMNS)
     if {"base_method", "variant"} <= set(frame.columns):
-        rows = frame[["method", "base_method", "variant"]].drop_duplicates()
-        return {m: (b, "" if pd.isna(v) else str(v)) for m, b, v in rows.itertuples(index=False)}
-    return {m: (m, "") for m in frame["method"].unique()}
+        rows = frame[LABEL_COLUMNS].drop_duplicates("method")
+        return rows.assign(variant=rows["variant"].fillna("").astype(str)).reset_index(drop=True)
+    methods = list(frame["method"].unique())
+    return pd.DataFrame({"method": methods, "base_method": methods, "variant": ""})
+
+
+def label_parts(frame: pd.DataFrame | None) -> dict[str, tuple[str, str]]:
+    """``{label: (base_method, variant)}`` of :func:`label_rows`, for callers that look one label up."""
+    rows = label_rows(frame)
+    return {m: (b, v) for m, b, v in rows[LABEL_COLUMNS].itertuples(index=False)}
