@@ -76,7 +76,8 @@ def accuracy_curves(curves: pd.DataFrame, title: str = "", ax=None, paper: Mappi
         style = _style(base, variant)
         ax.plot(mean.index, 100 * mean, label=f"{method_label(base, variant)} ({100 * last[m]:.2f}%)", **style)
         ax.fill_between(mean.index, 100 * (mean - sem), 100 * (mean + sem), color=style["color"], alpha=0.2, lw=0)
-    marked = [r for r in rows.itertuples(index=False) if paper and r.method in paper and not np.isnan(paper[r.method])]
+    marked = [r for r in rows.itertuples(index=False)
+              if paper and r.method in paper and not np.isnan(paper[r.method])]
     for k, r in enumerate(marked):  # spread a little so that equal values stay visible
         ax.plot(last_x + 0.12 + 0.04 * (k % 4), 100 * paper[r.method], ls="none", marker="*", ms=9, mfc="none",
                 mec=_style(r.base_method, r.variant)["color"], label="paper, final average (Table 1)" if k == 0 else None)

@@ -36,8 +36,8 @@ __all__ = ["RunResult", "TIDY_COLUMNS", "result_path", "write_atomic", "load_res
            "variant_label", "label_parts"]
 
 # ``method`` is the label tables and figures show (:func:`dhclib.runs.labels.label_of`); ``base_method`` and
-# ``variant`` are its parts (the composed method and the rendered overrides, "" for the paper's configuration), so that no consumer
-# ever has to split a label back.
+# ``variant`` are its parts (the composed method and the rendered overrides, "" for the paper's configuration), so
+# that no consumer ever has to split a label back.
 TIDY_COLUMNS = ["benchmark", "method", "base_method", "variant", "seed", "profile", "config_key", "after_task", "task",
                 "accuracy"]
 
