@@ -5,7 +5,8 @@
 #                   STACK=N|auto: runs of one configuration trained together, default auto: 1 on a CPU, stacks on CUDA;
 #                   EXECUTOR=local:N|dask:local:N|dask:tcp://HOST:PORT|slurm: where the runs train, default here)
 # make report     : outputs/$(PROFILE)/REPORT.md and its CSV tables from the runs stored under outputs/$(PROFILE)
-#                   (PROFILE=paper: also the README's results tables, between their generated-table markers)
+#                   (PROFILE=paper: also the README's results tables, between their generated-table markers:
+#                   scripts/readme_tables.py)
 # make notebooks  : re-execute the committed notebooks in place (quick profile) so that nbval checks fresh outputs
 #                   (their sources do not change, so the paired notebooks/*.py stay in sync)
 # make lab        : JupyterLab on this repository, notebooks paired with their .py, saves normalised
@@ -89,7 +90,8 @@ reference:
 	done; echo "references copied to tests/reference/quick/"
 
 report: $(VENV)/.installed
-	$(PY) -m dhclib report --out outputs/$(PROFILE) $(if $(filter paper,$(PROFILE)),--readme README.md)
+	$(PY) -m dhclib report --out outputs/$(PROFILE)
+	$(if $(filter paper,$(PROFILE)),$(PY) scripts/readme_tables.py --store outputs/paper README.md)
 
 notebooks: $(VENV)/.installed
 	bash notebooks/lanes.sh execute $(PY) $(LANES)

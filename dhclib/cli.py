@@ -139,8 +139,6 @@ def _parser() -> argparse.ArgumentParser:
     s.add_argument("--out", required=True, help="output directory of the result store")
     rep = sub.add_parser("report", help="write <out>/REPORT.md and its CSV tables: every stored run beside the paper")
     rep.add_argument("--out", required=True, help="output directory of the result store, e.g. outputs/paper")
-    rep.add_argument("--readme", default=None, metavar="PATH",
-                     help="also rewrite the results tables between the generated-table markers of this README")
     d = sub.add_parser("data", help="which datasets the data root has, and the files missing for each; with "
                                     "--check BENCHMARK, exit 3 (and say why) if that benchmark's data is missing")
     d.add_argument("--data-dir", default=None, help="data root (default: $DHC_DATA_DIR)")
@@ -214,17 +212,15 @@ def _command(args: argparse.Namespace) -> int:
             raise DhcError("--cuda-graphs applies to stacked runs: give --stack N (N > 1) or --stack auto")
         import pandas as pd
 
-        from dhclib.runs.config import resolve_config
         from dhclib.method.metrics import summarize
         from dhclib.runs.runner import load_diverged, load_results, run_grid, run_many
-        from dhclib.runs.store import config_difference, render_variant, variant_label, variant_of
+        from dhclib.runs.store import label_as_stored, variant_of
 
         if args.command == "report":
             from dhclib.paper.report_md import write_report
 
-            path = write_report(args.out, readme=args.readme)
-            print(f"wrote {path} and its tables (report_*.csv) beside it"
-                  + (f"; rewrote the generated tables of {args.readme}" if args.readme else ""))
+            path = write_report(args.out)
+            print(f"wrote {path} and its tables (report_*.csv) beside it")
             return 0
         if args.command == "grid":
             overrides = parse_overrides(args.set)
@@ -249,12 +245,8 @@ def _command(args: argparse.Namespace) -> int:
                               on_diverge=args.on_diverge, stack=args.stack, executor=executor,
                               cuda_graphs=args.cuda_graphs, lease=args.lease, **overrides)
             diverged = df.attrs.get("diverged", [])
-            if len(df):  # the same labels as `summary`: each configuration named by what differs from the profile
-                diffs = {(b, m): config_difference(resolve_config(b, m, 0, args.profile, "cpu", **overrides).to_dict())
-                         for b, m in df[["benchmark", "base_method"]].drop_duplicates().itertuples(index=False)}
-                own = [diffs[bm] for bm in zip(df["benchmark"], df["base_method"])]
-                df["method"] = [variant_label(m, d) for m, d in zip(df["base_method"], own)]
-                df["variant"] = [render_variant(d) for d in own]
+            if len(df):  # the same labels as `summary`: each run named as its stored record describes it
+                df = label_as_stored(df, args.out)
         else:
             results = load_results(args.out)
             diverged = load_diverged(args.out)

@@ -54,7 +54,10 @@ print(tasks_run.to_string(index=False))
 # %% [markdown]
 # ## Training
 #
-# The paper's claim: On five different datasets learned in turn with Table 3's CNN, DHP Softmax alone forgets less than finetuning (62.94% vs 60.02% after five tasks), DHP Softmax + SI is best (81.75%), and DHP Softmax improves MAS by 2.14 points (80.66% vs 78.51%).
+# The paper's claim: On five different datasets learned in turn with Table 3's CNN, DHP Softmax alone forgets less than finetuning after five tasks, DHP Softmax + SI is best, and of the three regularisers DHP Softmax improves MAS the most. Its numbers, read from Table 1 (`dhclib/paper_data/table1.csv`):
+
+# %%
+notebook.paper_claim(BENCHMARK)
 
 # %%
 # NBVAL_IGNORE_OUTPUT
@@ -65,11 +68,11 @@ df, diverged = notebook.train(BENCHMARK, methods, trials, profile, device, data_
 # Runs whose loss became NaN/inf are not results: they are listed here with the reason. None is hidden or replaced: an extra row with another setting is labelled as such in the table below.
 
 # %%
-print(diverged.to_string(index=False) if len(diverged) else "no run diverged")
+notebook.list_diverged(diverged)
 
 # %%
 # NBVAL_CHECK_OUTPUT
-notebook.check(diverged[["method", "seed"]], reference("diverged"), keys=["method", "seed"])
+notebook.check_diverged(diverged, reference)
 
 # %% [markdown]
 # ## Table 1, Vision Datasets Mixture column
@@ -77,17 +80,14 @@ notebook.check(diverged[["method", "seed"]], reference("diverged"), keys=["metho
 # Ours: mean ± SEM over the trials run here; the paper's: 10 trials. Accuracy in %, BWT as a fraction; `diff` = ours − paper. A row named `method [setting=value]` is an extra row (parameter `variants`) run with a setting that differs from the paper's; its paper column is the paper's value for the method.
 
 # %%
-table = report.table1_comparison(df, BENCHMARK)
-table.insert(1, "tasks", f"{len(vision_tasks)} of 5")  # the paper's column: all five
-table = notebook.show(table, out_dir, "table1", 1)
+table = notebook.table1(df, BENCHMARK, out_dir, {"tasks": f"{len(vision_tasks)} of 5"})  # the paper's: all five
 
 # %% [markdown]
 # **Regression check.** The exact numbers above depend on the machine's numeric path (torch build, CPU kernels, BLAS: README, "Reproducibility"); the same seed on another machine gives somewhat different accuracies. The cell below is the one the tests compare: each method's mean average accuracy and BWT must lie within 2.5 and 3 points of the committed reference (`tests/reference/`), and the trial counts and verdicts must be the same. The largest change measured across numeric paths on the quick profile was 1.39 points; a method broken on purpose (MAS with its penalty switched off) falls by 6.1 points and fails it (`tests/test_regression.py`).
 
 # %%
 # NBVAL_CHECK_OUTPUT
-notebook.check(table, reference("table1"),
-               keys=["method"], values=["avg_acc_mean", "bwt_mean"], exact=[c for c in ("trials", "tasks") if c in table])
+notebook.check_table1(table, reference)
 
 # %% [markdown]
 # ### Does DHP Softmax help each baseline?
@@ -95,8 +95,7 @@ notebook.check(table, reference("table1"),
 # A DHP run and its baseline's run of the same seed share the initialisation of the slow weights, the permutations and the data order, so the two are compared pair by pair: the paired t-test and the Wilcoxon signed-rank test (two-sided) of the per-seed differences over the seeds both have, with Welch's unpaired test beside them for comparison (`welch_p`); `gain` = variant − baseline, `better` = seeds on which DHP Softmax is higher. With few trials (the quick profile) the p-values are weak evidence either way; with 5 pairs or fewer Wilcoxon's p cannot fall below 0.0625.
 
 # %%
-tests = report.paired_tests(df)
-tests = notebook.show(tests, out_dir, "paired_tests", 3)
+tests = notebook.paired(df, out_dir)
 
 # %% [markdown]
 # ### The verdict, pair by pair
@@ -104,22 +103,17 @@ tests = notebook.show(tests, out_dir, "paired_tests", 3)
 # `paper_avg_acc_gain` is the gain from adding DHP Softmax that Table 1 reports for each pair. A gain counts as reproduced here only if it is positive with the paired t-test's p < 0.05 (`avg_acc_p`; Welch's beside it); accuracy gains in points.
 
 # %%
-verdicts = report.dhp_verdicts(df, BENCHMARK)
-verdicts = notebook.show(verdicts, out_dir, "verdicts", 2)
+verdicts = notebook.verdicts(df, BENCHMARK, out_dir)
 
 # %%
 # NBVAL_CHECK_OUTPUT
-notebook.check(verdicts, reference("verdicts"), keys=["baseline"], exact=["verdict", "pairs"])
+notebook.check_verdicts(verdicts, reference)
 
 # %% [markdown]
 # ## Figure 6: average accuracy against the number of tasks learned
 
 # %%
-curves = report.curves(df)
-save_table(curves, out_dir, "curves")
-fig = plots.accuracy_curves(curves, f"{TITLE} ({profile} profile, {report.trials_phrase(df)})",
-                            paper=paper.final_averages(BENCHMARK), diverged=report.not_shown(df, diverged))
-plots.save(fig, out_dir, "average_accuracy");
+notebook.accuracy_figure(df, diverged, BENCHMARK, profile, out_dir)
 
 # %% [markdown]
 # ## Accuracy on the first task and on the task just learned
@@ -127,11 +121,8 @@ plots.save(fig, out_dir, "average_accuracy");
 # Forgetting shows on the left; the right panel shows whether consolidation costs the ability to learn the new task.
 
 # %%
-fl = report.first_and_latest(df)
-save_table(fl, out_dir, "first_and_latest")
-fig = plots.first_and_latest(fl, f"{TITLE} ({profile} profile)",
-                             task_names=[dhclib.benchmarks.VISION_TASKS[t] for t in vision_tasks])
-plots.save(fig, out_dir, "first_and_latest");
+notebook.first_and_latest_figure(df, BENCHMARK, profile, out_dir,
+                                 task_names=[dhclib.benchmarks.VISION_TASKS[t] for t in vision_tasks])
 
 # %% [markdown]
 # ## The accuracy matrix R of one trial
@@ -139,8 +130,4 @@ plots.save(fig, out_dir, "first_and_latest");
 # R[T, i] is the test accuracy on task i after learning task T (seed 0): Online EWC and its DHP variant (MAS where EWC diverged).
 
 # %%
-present = set(df["method"])
-pair = ("ewc", "dhp+ewc") if {"ewc", "dhp+ewc"} <= present else ("mas", "dhp+mas")
-pair = [m for m in pair if m in present] or sorted(present)[:2]
-fig = plots.r_heatmaps({m: report.run_matrix(df, m) for m in pair}, f"{TITLE}: R, seed 0")
-plots.save(fig, out_dir, "r_matrices");
+notebook.r_matrices_figure(df, BENCHMARK, out_dir)

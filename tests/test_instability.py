@@ -74,7 +74,8 @@ def test_task_states_cover_every_task_and_read_the_recorded_mechanism():
 def test_the_mechanism_table_counts_tasks_per_row(tmp_path):
     """REPORT.md's and the README's mechanism table from stored runs: a DHP + MAS run that forgot task 1 at a
     runaway restore, and its MAS baseline (no trace: its trace columns are dashes)."""
-    from dhclib.paper.report_md import _mechanism_table, report_tables
+    from dhclib.paper.findings import mechanism_table as _mechanism_table
+    from dhclib.paper.report_md import report_tables
     from dhclib.runs.config import resolve_config
     from dhclib.runs.store import RunResult, result_path, write_atomic
 

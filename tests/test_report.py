@@ -9,6 +9,7 @@ import matplotlib
 matplotlib.use("Agg")
 
 import numpy as np  # noqa: E402
+from scipy import stats  # noqa: E402
 import pandas as pd  # noqa: E402
 import pytest  # noqa: E402
 
@@ -63,21 +64,23 @@ def test_table1_comparison_means_sems_and_differences():
     assert list(t.index) == ["finetune", "dhp", "si", "dhp+si", "ewc", "dhp+ewc", "mas", "dhp+mas"]
 
 
-def test_welch_tests_match_the_formula():
-    """Welch's t = (mean_b − mean_a) / sqrt(var_a/n_a + var_b/n_b) (sample variances); p two-sided; NaN with
-    fewer than two trials on a side."""
+def test_paired_tests_welch_p_matches_the_formula():
+    """The unpaired comparison beside the paired test: Welch's t = (mean_b − mean_a) / sqrt(var_a/n_a + var_b/n_b)
+    (sample variances) over the seeds both sides have, p two-sided with the Welch–Satterthwaite degrees of freedom;
+    NaN with fewer than two pairs."""
     df = tidy_from({("finetune", 0): R_A, ("finetune", 1): R_B, ("finetune", 2): R_A,
                     ("dhp", 0): R_C, ("dhp", 1): R_D, ("si", 0): R_A})
-    w = report.welch_tests(df).set_index("baseline")
-    a, b = np.array([0.75, 0.85, 0.75]), np.array([0.90, 0.95])
-    t = (b.mean() - a.mean()) / math.sqrt(a.var(ddof=1) / 3 + b.var(ddof=1) / 2)
-    assert w.loc["finetune", "avg_acc_t"] == pytest.approx(t)
-    assert w.loc["finetune", "avg_acc_gain"] == pytest.approx(b.mean() - a.mean())
-    assert 0 < w.loc["finetune", "avg_acc_p"] < 0.2
-    assert math.isnan(w.loc["si", "avg_acc_p"]) and w.loc["si", "trials"] == "1 / 0"
+    w = report.paired_tests(df).set_index("baseline")
+    a, b = np.array([0.75, 0.85]), np.array([0.90, 0.95])  # seeds 0 and 1: the pairs
+    va, vb = a.var(ddof=1) / 2, b.var(ddof=1) / 2
+    t = (b.mean() - a.mean()) / math.sqrt(va + vb)
+    dof = (va + vb) ** 2 / (va ** 2 + vb ** 2)
+    assert w.loc["finetune", "avg_acc_welch_p"] == pytest.approx(2 * stats.t.sf(abs(t), dof))
+    assert w.loc["finetune", "avg_acc_gain"] == pytest.approx(b.mean() - a.mean()) and w.loc["finetune", "pairs"] == 2
+    assert math.isnan(w.loc["si", "avg_acc_welch_p"]) and w.loc["si", "pairs"] == 0
     two = pd.concat([df, tidy_from({("dhp", 0): R_C}, "permuted_mnist")])
     with pytest.raises(ValueError, match="one benchmark"):
-        report.welch_tests(two)
+        report.paired_tests(two)
 
 
 def test_curves_first_and_latest_and_run_matrix():
@@ -173,8 +176,6 @@ def test_paired_tests_pair_the_seeds_and_match_the_formulas():
     assert row["pairs"] == 5 and row["avg_acc_better"] == 1
     assert row["avg_acc_gain"] == pytest.approx(d.mean())
     t = d.mean() / (d.std(ddof=1) / math.sqrt(5))
-    from scipy import stats
-
     assert row["avg_acc_p"] == pytest.approx(2 * stats.t.sf(abs(t), df=4))
     assert row["avg_acc_p"] < 0.05 < row["avg_acc_welch_p"]
     assert row["avg_acc_wilcoxon_p"] == pytest.approx(2 * 2 / 32)
@@ -217,11 +218,11 @@ def test_a_dhp_only_setting_is_paired_with_the_plain_runs_it_changes():
     with plain ``dhp``; a setting both sides ran with pairs its own two rows; no empty pair is made up."""
     from dhclib.paper.report import pairs_present
 
-    parts = {"finetune": ("finetune", ""), "dhp": ("dhp", ""),
-             "dhp [eta_clamp=True]": ("dhp", "eta_clamp=True"),
-             "finetune [optimizer=adam]": ("finetune", "optimizer=adam"),
-             "dhp [optimizer=adam]": ("dhp", "optimizer=adam")}
-    got = pairs_present(list(parts), pairs=[("finetune", "dhp"), ("si", "dhp+si")], parts=parts)
+    rows = pd.DataFrame([("finetune", "finetune", ""), ("dhp", "dhp", ""),
+                         ("dhp [eta_clamp=True]", "dhp", "eta_clamp=True"),
+                         ("finetune [optimizer=adam]", "finetune", "optimizer=adam"),
+                         ("dhp [optimizer=adam]", "dhp", "optimizer=adam")], columns=["method", "base_method", "variant"])
+    got = pairs_present(list(rows["method"]), pairs=[("finetune", "dhp"), ("si", "dhp+si")], rows=rows)
     assert got == [("finetune", "dhp"), ("si", "dhp+si"),
                    ("finetune", "dhp [eta_clamp=True]"), ("dhp", "dhp [eta_clamp=True]"),
                    ("finetune [optimizer=adam]", "dhp [optimizer=adam]")]

@@ -3,7 +3,9 @@
 
 from __future__ import annotations
 
+import importlib.util
 import json
+from pathlib import Path
 
 import matplotlib
 
@@ -17,12 +19,15 @@ import dhclib  # noqa: E402
 import dhclib.runs.execute  # noqa: E402
 import dhclib.runs.runner  # noqa: E402
 from dhclib import paper, plots, report  # noqa: E402
-from dhclib.runs.store import TIDY_COLUMNS, with_variant  # noqa: E402
+from dhclib.runs.labels import label_of  # noqa: E402
+from dhclib.runs.store import TIDY_COLUMNS  # noqa: E402
 from dhclib.cli import main  # noqa: E402
 from dhclib.paper.report_md import classify_runs, report_tables, write_report  # noqa: E402
-from dhclib.runs.store import RunResult, config_difference, result_path, write_atomic as _write_atomic  # noqa: E402
+from dhclib.runs.difference import config_difference  # noqa: E402
+from dhclib.runs.store import RunResult, result_path, write_atomic as _write_atomic  # noqa: E402
 
 SMALL = dict(n_tasks=2, train_size=100)
+ROOT = Path(__file__).resolve().parent.parent
 
 
 def _forbid_training(monkeypatch):
@@ -147,7 +152,7 @@ def _tidy(R_by_run: dict[tuple, np.ndarray], benchmark: str = "imbalanced_permut
     rows = []
     for (method, seed, *variant), R in R_by_run.items():
         variant = variant[0] if variant else ""
-        label = with_variant(method, variant)
+        label = label_of(method, variant)
         for t in range(R.shape[0]):
             for i in range(t + 1):
                 rows.append((benchmark, label, method, variant, seed, "quick", f"k{label}{seed}", t, i, R[t, i]))
@@ -169,12 +174,12 @@ def test_variant_row_sits_beside_the_papers_value_of_its_method():
     assert order.index("ewc [fisher_mode=batch]") > order.index("dhp+mas")
 
 
-def test_welch_tests_add_the_pairs_of_labelled_variants():
+def test_paired_tests_add_the_pairs_of_labelled_variants():
     runs = {("ewc", s, "fisher_mode=batch"): R_LOW if s else R_HIGH for s in range(3)}
     runs.update({("dhp+ewc", s, "fisher_mode=batch"): R_HIGH for s in range(3)})
-    w = report.welch_tests(_tidy(runs))
+    w = report.paired_tests(_tidy(runs))
     pair = w[w["baseline"] == "ewc [fisher_mode=batch]"].iloc[0]
-    assert pair["dhp_variant"] == "dhp+ewc [fisher_mode=batch]" and pair["trials"] == "3 / 3"
+    assert pair["dhp_variant"] == "dhp+ewc [fisher_mode=batch]" and pair["pairs"] == 3
     assert pair["avg_acc_gain"] == pytest.approx(0.90 - (0.90 + 0.75 + 0.75) / 3)
     assert len(w) == 5  # Table 1's four pairs (empty here) + the variant's
 
@@ -270,7 +275,7 @@ def test_write_report_tables_and_text(tmp_path):
 
 
 def test_readme_tables_are_rendered_from_the_store_and_written_between_their_markers(tmp_path, capsys):
-    """The README's results tables (`report --readme`): each cell with its trials and diverged runs, "diverged (k)"
+    """The README's results tables (`scripts/readme_tables.py`, called by `make report PROFILE=paper`): each cell with its trials and diverged runs, "diverged (k)"
     where every run of a row diverged, "not run" where none is stored, a variant's paper value in parentheses; the
     text between the markers is replaced, the rest kept; a README without the markers is one clear error."""
     from dhclib.paper.report_md import README_TABLES, with_readme_tables
@@ -287,11 +292,15 @@ def test_readme_tables_are_rendered_from_the_store_and_written_between_their_mar
         _write_atomic(result_path(out, cfg, "diverged"),
                       dict(benchmark=cfg.benchmark, method=cfg.method, seed=cfg.seed, config_key=cfg.key(),
                            message="loss nan", config=cfg.to_dict(), purpose=purpose))
-    marks = {n: (f"<!-- generated: {n} (python -m dhclib report --out outputs/paper --readme README.md) -->",
+    spec = importlib.util.spec_from_file_location("readme_tables", ROOT / "scripts" / "readme_tables.py")
+    script = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(script)
+    marks = {n: (f"<!-- generated: {n} (make report PROFILE=paper) -->",
                  f"<!-- end generated: {n} -->") for n in README_TABLES}
     readme = tmp_path / "README.md"
     readme.write_text("intro\n" + "".join(f"{a}\nold table\n{b}\ntext\n" for a, b in marks.values()))
-    assert main(["report", "--out", str(out), "--readme", str(readme)]) == 0
+    assert main(["report", "--out", str(out)]) == 0
+    assert script.main(["--store", str(out), str(readme)]) == 0
     text = readme.read_text()
     assert text.startswith("intro\n") and text.count("text\n") == len(README_TABLES) and "old table" not in text
     assert "| finetune | 75.00 | 90.43 | −15.43 | −0.200 | −0.13 |" in text
@@ -306,10 +315,10 @@ def test_readme_tables_are_rendered_from_the_store_and_written_between_their_mar
     variants = pd.read_csv(out / "report_variants.csv").set_index("method")
     assert tuple(variants.loc["dhp+mas [eta_clamp=True]", ["trials", "diverged", "rests_on"]]) == (
         1, 1, "1 of 2; 1 diverged")
-    assert main(["report", "--out", str(out), "--readme", str(readme)]) == 0 and readme.read_text() == text
+    assert script.main(["--store", str(out), str(readme)]) == 0 and readme.read_text() == text
     with pytest.raises(dhclib.DhcError, match="no place for the generated table 'split_mnist'"):
         with_readme_tables("no markers here", {"split_mnist": "| a |"})
-    assert main(["report", "--out", str(out), "--readme", str(tmp_path / "missing.md")]) == 2
+    assert script.main(["--store", str(out), str(tmp_path / "missing.md")]) == 2
     assert "no such file" in capsys.readouterr().err
 
 
@@ -411,7 +420,7 @@ def test_readme_paired_and_instability_blocks():
     """The README's paired and instability tables: rows in REPORT.md's order (benchmarks as registered; Table 1's
     rows before the labelled ones), gains in signed points with the seeds DHP wins, no p and no gain for a pair with
     no seeds, the runaway ratio's range (one value when there is one) and the collapsed tasks counted per row."""
-    from dhclib.paper.report_md import _instability_table, _paired_table
+    from dhclib.paper.findings import _instability_table, _paired_table
 
     table1 = pd.DataFrame({"benchmark": ["split_mnist", "permuted_mnist", "permuted_mnist"],
                            "method": ["dhp", "dhp", "dhp+mas"]})
@@ -444,11 +453,12 @@ def test_readme_paired_and_instability_blocks():
                     "| Split MNIST | dhp | 1 | 0 | 4.4 | 0 | 0 |"]
 
 
-def test_dhp_mas_by_seed_block():
+def test_by_seed_block_of_a_dhp_pair():
     """The README's and REPORT.md's DHP + MAS table, seed by seed: both accuracies and their difference per seed
     either row has, the forgotten tasks with ‖Hebb‖_F at the restored epoch and the count of runaway ones; a dash
-    where a run is not stored, "none" where a stored run forgot no task, and no table without runs."""
-    from dhclib.paper.report_md import _by_seed_table
+    where a run is not stored, "none" where a stored run forgot no task, and no table without runs. Any pair of
+    registry.pairs() renders alike, under its own names."""
+    from dhclib.paper.findings import by_seed_name, by_seed_note, by_seed_table
 
     seeds = pd.DataFrame({"benchmark": ["permuted_mnist"] * 4 + ["imbalanced_permuted_mnist", "split_mnist"],
                           "method": ["mas", "dhp+mas", "mas", "dhp+mas", "mas", "dhp+mas"],
@@ -458,18 +468,24 @@ def test_dhp_mas_by_seed_block():
                               "seed": [0, 0, 1], "task": [5, 8, 2], "acc_after_learning": 0.95,
                               "acc_after_last": 0.3, "hebb_norm_at_restored_epoch": [1154.49, 27.6, 900.0],
                               "runaway_at_restore": [True, False, True], "base_method": "mas"})
-    rows = _by_seed_table({"seeds": seeds, "collapsed": collapsed}).splitlines()[2:]
+    rows = by_seed_table({"seeds": seeds, "collapsed": collapsed}, ("mas", "dhp+mas")).splitlines()[2:]
     assert rows == ["| Permuted MNIST | 0 | 87.09 | 72.53 | −14.56 | 5 (1,154), 8 (28) | 1 |",
                     "| Permuted MNIST | 1 | 89.26 | 85.14 | −4.12 | none | 0 |",
                     "| Imbalanced Permuted MNIST | 3 | 85.64 | — | — | — | — |"]
-    assert _by_seed_table({"seeds": pd.DataFrame(), "collapsed": pd.DataFrame()}) == ""
+    assert by_seed_table({"seeds": pd.DataFrame(), "collapsed": pd.DataFrame()}, ("mas", "dhp+mas")) == ""
+    ewc = seeds.assign(method=seeds["method"].str.replace("mas", "ewc"))
+    table = by_seed_table({"seeds": ewc, "collapsed": collapsed}, ("ewc", "dhp+ewc")).splitlines()
+    assert "| ewc | dhp+ewc | dhp+ewc − ewc (points) |" in table[0]
+    assert table[2] == "| Permuted MNIST | 0 | 87.09 | 72.53 | −14.56 | none | 0 |"  # dhp+mas's collapses are not its
+    assert by_seed_name(("ewc", "dhp+ewc")) == "dhp_ewc_by_seed" and "DHP + Online EWC forgot" in by_seed_note(("ewc", "dhp+ewc"))
 
 
 def test_each_labelled_setting_is_paired_with_its_method_in_the_papers_configuration(tmp_path):
     """REPORT.md's and the README's settings table: ``mas [mas_mode=batch]`` against ``mas`` over the seeds both
     have (the DHP-against-baseline table never compares these two), a setting whose method has no plain run left
     out."""
-    from dhclib.paper.report_md import _settings_table, report_tables
+    from dhclib.paper.findings import settings_table as _settings_table
+    from dhclib.paper.report_md import report_tables
 
     for seed, (plain, batch) in enumerate(((R_LOW, R_HIGH), (R_LOW, R_HIGH), (R_HIGH, None))):
         _store_run(tmp_path, "permuted_mnist", "mas", seed, plain)

@@ -11,7 +11,8 @@ import dhclib
 import dhclib.runs.execute
 from dhclib.runs import execute, plan
 from dhclib.paper.report_md import classify_runs
-from dhclib.runs.store import config_difference, load_results, variant_of
+from dhclib.runs.difference import config_difference
+from dhclib.runs.store import load_results, variant_of
 
 SMALL = dict(n_tasks=2, train_size=100)
 
@@ -81,3 +82,43 @@ def test_a_damaged_file_is_named_set_aside_and_trained_again(idx_root, tmp_path)
     with pytest.warns(UserWarning, match="damaged result file"):
         assert len(load_results(tmp_path)) == 1
     assert aside.is_file() and aside.with_name(aside.name + ".1").is_file()
+
+
+def test_a_legacy_record_is_described_without_resolving_its_config(idx_root, tmp_path, monkeypatch):
+    """The store reads its own records alone: deriving a legacy record's variant resolves nothing (a record stays
+    readable whatever today's validation says of its settings)."""
+    dhclib.run_many("split_mnist", "ewc", "0", "quick", "cpu", idx_root, tmp_path, progress=False, lam=3.0,
+                    **SMALL)
+    path = next((tmp_path / "runs").rglob("seed0-*.json"))
+    record = json.loads(path.read_text())
+    record.pop("purpose")
+    path.write_text(json.dumps(record))
+
+    def refuse(*args, **kwargs):
+        raise AssertionError("the store resolved a config to read its own record")
+
+    monkeypatch.setattr(dhclib.runs.config, "resolve_config", refuse)
+    (legacy,) = load_results(tmp_path)
+    assert variant_of(legacy) == dict(lam=3.0, **SMALL)
+
+
+def test_declared_values_are_the_resolved_paper_configuration():
+    """What the store derives a legacy record's variant against is what resolve_config builds, for every
+    registered benchmark, profile and method that can run there."""
+    from dhclib import registry
+    from dhclib.runs.config import resolve_config
+    from dhclib.runs.difference import declared_values
+
+    checked = 0
+    for b, spec in registry.BENCHMARKS.items():
+        for profile in spec.profiles:
+            for m in registry.methods():
+                try:
+                    cfg = resolve_config(b, m, 0, profile).to_dict()
+                except dhclib.ConfigError:  # a method the paper gives no lambda for there
+                    continue
+                declared = declared_values(b, m, profile)
+                assert {k: v for k, v in cfg.items() if k in declared} == {
+                    k: list(v) if isinstance(v, tuple) else v for k, v in declared.items() if k in cfg}, (b, profile, m)
+                checked += 1
+    assert checked > 20

@@ -16,8 +16,8 @@ import pandas as pd
 import seaborn as sns
 
 from dhclib import registry
-from dhclib.paper.report import method_order, traces_by_progress
-from dhclib.runs.store import label_parts
+from dhclib.paper.report import ordered_rows, traces_by_progress
+from dhclib.runs.labels import label_of
 
 __all__ = ["method_color", "method_label", "accuracy_curves", "first_and_latest", "r_heatmaps", "traces", "eta_sweep",
            "lambda_search", "class_counts", "final_task_bars", "save"]
@@ -39,14 +39,12 @@ def method_color(method: str) -> tuple[float, float, float]:
 def method_label(method: str, variant: str = "") -> str:
     """The paper's name of a method (rendered from its parts); a labelled variant keeps its setting:
     ``method_label("si", "lam=50.0")`` is "SI [lam=50.0]"."""
-    return registry.method(method).label + (f" [{variant}]" if variant else "")
+    return label_of(registry.method(method).label, variant)
 
 
-def _name(label: str, parts: Mapping[str, tuple[str, str]] | None = None) -> str:
-    """The legend name of a row label: from its parts when the frame carried them, the paper's name of a plain
-    method, else the label as given (never split)."""
-    if parts and label in parts:
-        return method_label(*parts[label])
+def _name(label: str) -> str:
+    """The legend name of a label given without its parts: the paper's name of a plain method, else the label as
+    given (never split)."""
     return method_label(label) if label in registry.methods() else label
 
 
@@ -68,21 +66,21 @@ def accuracy_curves(curves: pd.DataFrame, title: str = "", ax=None, paper: Mappi
     fig, ax = _axes(ax, (7.8, 4.4))
     if curves.empty and not diverged:
         return _nothing(fig, ax, title)
-    parts = label_parts(curves)
-    methods = method_order(list(curves["method"].unique()), parts) if len(curves) else []
+    rows = ordered_rows(curves)
     last_x = curves["tasks_learned"].max() if len(curves) else 1
     last = curves[curves["tasks_learned"] == last_x].groupby("method")["avg_acc"].mean() if len(curves) else {}
-    for m in methods:
+    for m, base, variant in rows.itertuples(index=False):
         sub = curves[curves["method"] == m]
         g = sub.groupby("tasks_learned")["avg_acc"]
         mean, sem = g.mean(), g.sem().fillna(0.0)
-        style = _style(*parts[m])
-        ax.plot(mean.index, 100 * mean, label=f"{method_label(*parts[m])} ({100 * last[m]:.2f}%)", **style)
+        style = _style(base, variant)
+        ax.plot(mean.index, 100 * mean, label=f"{method_label(base, variant)} ({100 * last[m]:.2f}%)", **style)
         ax.fill_between(mean.index, 100 * (mean - sem), 100 * (mean + sem), color=style["color"], alpha=0.2, lw=0)
-    marked = [m for m in methods if paper and m in paper and not np.isnan(paper[m])]
-    for k, m in enumerate(marked):  # spread a little so that equal values stay visible
-        ax.plot(last_x + 0.12 + 0.04 * (k % 4), 100 * paper[m], ls="none", marker="*", ms=9, mfc="none",
-                mec=_style(*parts[m])["color"], label="paper, final average (Table 1)" if k == 0 else None)
+    marked = [r for r in rows.itertuples(index=False)
+              if paper and r.method in paper and not np.isnan(paper[r.method])]
+    for k, r in enumerate(marked):  # spread a little so that equal values stay visible
+        ax.plot(last_x + 0.12 + 0.04 * (k % 4), 100 * paper[r.method], ls="none", marker="*", ms=9, mfc="none",
+                mec=_style(r.base_method, r.variant)["color"], label="paper, final average (Table 1)" if k == 0 else None)
     if diverged:
         ax.text(0.99, 0.02, "diverged, not shown: " + ", ".join(_name(m) for m in diverged),
                 transform=ax.transAxes, ha="right", va="bottom", fontsize=7, color="firebrick")
@@ -101,15 +99,14 @@ def first_and_latest(frame: pd.DataFrame, title: str = "", task_names: Sequence[
     fig, axes = plt.subplots(1, 2, figsize=(12.5, 4), sharey=True)
     if frame.empty:
         return _nothing(fig, axes[0], title)
-    parts = label_parts(frame)
-    methods = method_order(list(frame["method"].unique()), parts)
+    rows = ordered_rows(frame)
     ticks = sorted(int(t) for t in frame["tasks_learned"].unique())
     for ax, col, name in zip(axes, ("first_task", "latest_task"), ("first task", "task just learned")):
-        for m in methods:
+        for m, base, variant in rows.itertuples(index=False):
             g = frame[frame["method"] == m].groupby("tasks_learned")[col]
             mean, sem = g.mean(), g.sem().fillna(0.0)
-            style = _style(*parts[m])
-            ax.plot(mean.index, 100 * mean, label=method_label(*parts[m]), **style)
+            style = _style(base, variant)
+            ax.plot(mean.index, 100 * mean, label=method_label(base, variant), **style)
             ax.fill_between(mean.index, 100 * (mean - sem), 100 * (mean + sem), color=style["color"], alpha=0.2, lw=0)
         ax.set(xlabel="Number of tasks learned", title=f"Accuracy on the {name}")
         if task_names is not None:
@@ -197,13 +194,11 @@ def lambda_search(table: pd.DataFrame, title: str = "", param: str = "lam", grid
     of a :func:`dhclib.paper.report.grid_table`; the paper's choice is a dashed line with a ring, the best value a star,
     and values whose runs diverged are crosses on the panel's floor. ``grid_end``: per method, the largest value of
     the paper's grid, shaded beyond (values we added)."""
-    parts = label_parts(table)
-    methods = method_order(list(table["method"].unique()), parts)
-    fig, axes = plt.subplots(1, len(methods), figsize=(4.2 * len(methods), 3.6), squeeze=False)
-    for ax, m in zip(axes[0], methods):
+    rows = ordered_rows(table)
+    fig, axes = plt.subplots(1, len(rows), figsize=(4.2 * len(rows), 3.6), squeeze=False)
+    for ax, (m, method, variant) in zip(axes[0], rows.itertuples(index=False)):
         sub = table[table["method"] == m].sort_values(param)
         ok = sub[~sub["diverged"]]
-        method, variant = parts[m]
         color = method_color(method)
         ax.plot(ok[param], 100 * ok["avg_acc"], marker="o", ms=4, color=color, label="dhc, seed 0")
         ref = sub[sub["paper_choice"]]
@@ -249,18 +244,17 @@ def final_task_bars(acc: pd.DataFrame, task_names: Sequence[str], paper: pd.Data
     fig, ax = _axes(None, (8.4, 4.2))
     if acc.empty:
         return _nothing(fig, ax, title)
-    parts = label_parts(acc)
-    methods = method_order(list(acc["method"].unique()), parts)
+    rows = ordered_rows(acc)
     ref = {} if paper is None else dict(zip(paper["method"], paper["avg_acc"]))
-    width = 0.8 / max(len(methods), 1)
-    for k, m in enumerate(methods):
+    width = 0.8 / max(len(rows), 1)
+    for k, (m, base, variant) in enumerate(rows.itertuples(index=False)):
         sub = acc[acc["method"] == m].sort_values("task")
-        x = sub["task"].to_numpy() + (k - (len(methods) - 1) / 2) * width
-        label = f"{method_label(*parts[m])}: {100 * sub['acc_mean'].mean():.2f}%"
+        x = sub["task"].to_numpy() + (k - (len(rows) - 1) / 2) * width
+        label = f"{method_label(base, variant)}: {100 * sub['acc_mean'].mean():.2f}%"
         if m in ref:
             label += f" (paper {100 * ref[m]:.2f}%)"
         ax.bar(x, 100 * sub["acc_mean"], width, yerr=100 * sub["acc_sem"].fillna(0.0), label=label,
-               color=method_color(parts[m][0]), capsize=2)
+               color=method_color(base), capsize=2)
     ax.set_xticks(range(len(task_names)), [f"T{i + 1}\n{n}" for i, n in enumerate(task_names)], fontsize=8)
     ax.set(ylabel="Test accuracy after the last task (%)", title=title, ylim=(0, 100))
     ax.legend(fontsize=7, loc="lower left")

@@ -7,7 +7,7 @@ frame; accuracies stay fractions in [0, 1] (the notebooks format them as percent
 from __future__ import annotations
 
 import re
-from collections.abc import Mapping, Sequence
+from collections.abc import Sequence
 
 import numpy as np
 import pandas as pd
@@ -16,32 +16,48 @@ from scipy import stats
 from dhclib import registry
 from dhclib.method.metrics import R_from_tidy, average_accuracy_curve, per_run, summarize
 from dhclib.paper import paper_lambdas, paper_results, table4
-from dhclib.runs.store import label_parts, with_variant
+from dhclib.runs.labels import LABEL_COLUMNS, label_of, label_rows
 
-__all__ = ["trials_phrase", "rests_on", "task_states", "MECHANISM", "eta_trajectory", "table1_comparison", "welch_tests", "paired_tests", "pairs_present", "curves", "first_and_latest", "method_order",
+__all__ = ["trials_phrase", "rests_on", "task_states", "MECHANISM", "eta_trajectory", "table1_comparison", "paired_tests", "pairs_present", "curves", "first_and_latest", "method_order", "ordered_rows",
            "run_matrix", "traces_by_progress", "percent", "trace_summary", "eta_runs", "eta_table", "grid_table",
            "grid_best", "dhp_verdicts", "not_shown", "figure3_checks", "final_task_accuracy", "figure8_comparison",
            "vision_tasks_run", "RUNAWAY_FACTOR", "COLLAPSE_DROP", "trace_runaway", "collapsed_tasks"]
 
 
-def method_order(methods: Sequence[str], parts: Mapping[str, tuple[str, str]] | None = None) -> list[str]:
-    """``methods`` in Table 1's order; a labelled variant (``"ewc [fisher_mode=batch]"``) right after Table 1's
-    rows, by its overrides and then in the order of its method; unknown names last, as given. ``parts``: each
-    label's (method, variant) (:func:`dhclib.runs.store.label_parts`); without it every name is a plain method."""
-    methods = list(dict.fromkeys(methods))
-    parts = dict(parts or {})
-    table = list(registry.methods())  # Table 1's compositions, then scratch (Figure 8)
-    known = [m for m in table if m in set(methods)]
-    variants = sorted((m for m in methods if m not in table and m in parts and parts[m][1] and parts[m][0] in table),
-                      key=lambda m: (parts[m][1], table.index(parts[m][0])))
-    return known + variants + [m for m in methods if m not in known and m not in variants]
+def method_order(methods: Sequence[str], rows: pd.DataFrame | None = None) -> list[str]:
+    """``methods`` (row labels) in Table 1's order; a labelled variant (``"ewc [fisher_mode=batch]"``) right after
+    Table 1's rows, by its overrides and then in the order of its method; unknown names last, as given. ``rows``:
+    a frame whose ``base_method`` and ``variant`` columns name each label's parts (:func:`dhclib.runs.labels.
+    label_rows`, e.g. the tidy frame itself); without them every name is a plain method."""
+    return list(ordered_rows(label_rows(rows), methods)["method"])
+
+
+def ordered_rows(rows: pd.DataFrame, methods: Sequence[str] | None = None) -> pd.DataFrame:
+    """:func:`dhclib.runs.labels.label_rows` of ``rows`` (or of the labels ``methods``, with their parts from
+    ``rows`` where it names them) sorted as :func:`method_order` says: the frame a figure or a table walks."""
+    rows = label_rows(rows)
+    if methods is not None:
+        given = pd.DataFrame({"method": pd.Series(list(dict.fromkeys(methods)), dtype=object)})
+        rows = given.merge(rows, on="method", how="left")
+        rows["base_method"] = rows["base_method"].fillna(rows["method"])
+        rows["variant"] = rows["variant"].fillna("")
+    rank = {m: i for i, m in enumerate(registry.methods())}  # Table 1's compositions, then scratch (Figure 8)
+    plain = rows["method"].isin(rank)
+    labelled = ~plain & (rows["variant"] != "") & rows["base_method"].isin(rank)
+    key = pd.DataFrame({
+        "group": np.select([plain, labelled], [0, 1], 2),
+        "variant": rows["variant"].where(labelled, ""),
+        "rank": np.where(plain | labelled, rows["base_method"].map(rank).fillna(0), np.arange(len(rows))),
+    })
+    order = key.sort_values(["group", "variant", "rank"], kind="stable").index
+    return rows.loc[order, LABEL_COLUMNS].reset_index(drop=True)
 
 
 def pairs_present(methods: Sequence[str], pairs: Sequence[tuple[str, str]] | None = None,
-                  parts: Mapping[str, tuple[str, str]] | None = None) -> list[tuple[str, str]]:
+                  rows: pd.DataFrame | None = None) -> list[tuple[str, str]]:
     """Table 1's (baseline, DHP variant) pairs (default: every registered regulariser's, ``registry.pairs``),
     plus the same pairs of every labelled variant present in ``methods``
-    (``("ewc [fisher_mode=batch]", "dhp+ewc [fisher_mode=batch]")``); ``parts`` as for :func:`method_order`.
+    (``("ewc [fisher_mode=batch]", "dhp+ewc [fisher_mode=batch]")``); ``rows`` as for :func:`method_order`.
 
     A DHP variant whose baseline was not run with its setting (a setting of DHP Softmax only, such as
     ``eta_clamp``: the baseline has no η to clamp) is paired with the plain baseline and with the plain DHP method
@@ -49,9 +65,10 @@ def pairs_present(methods: Sequence[str], pairs: Sequence[tuple[str, str]] | Non
     present = set(methods)
     pairs = registry.pairs() if pairs is None else pairs
     out = list(pairs)
-    for variant in sorted({v for m, (_, v) in (parts or {}).items() if v and m in present}):
+    parts = label_rows(rows)
+    for variant in sorted(set(parts.loc[parts["method"].isin(present) & (parts["variant"] != ""), "variant"])):
         for b, d in pairs:
-            vb, vd = with_variant(b, variant), with_variant(d, variant)
+            vb, vd = label_of(b, variant), label_of(d, variant)
             if vb in present:
                 out.append((vb, vd))
             elif vd in present:
@@ -59,16 +76,20 @@ def pairs_present(methods: Sequence[str], pairs: Sequence[tuple[str, str]] | Non
     return out
 
 
-def _method_of(parts: Mapping[str, tuple[str, str]], label: str) -> str:
-    """The composed method a row's label names (the label itself when the frame carried no parts)."""
-    return parts.get(label, (label, ""))[0]
+def _base_methods(labels: pd.Series, rows: pd.DataFrame) -> pd.Series:
+    """The composed method of each label in ``labels``, from the ``base_method`` column of ``rows`` (a label it
+    does not name is a plain method)."""
+    base = label_rows(rows).set_index("method")["base_method"]
+    return labels.map(base).fillna(labels)
 
 
-def _with_parts(out: pd.DataFrame, parts: Mapping[str, tuple[str, str]]) -> pd.DataFrame:
-    """``out`` with its labels' parts (``base_method``, ``variant``) beside ``method``, for the figures."""
+def _with_parts(out: pd.DataFrame, rows: pd.DataFrame) -> pd.DataFrame:
+    """``out`` with its labels' parts (``base_method``, ``variant``, from ``rows``' columns) beside ``method``, for
+    the figures."""
+    parts = label_rows(rows).set_index("method")
     at = list(out.columns).index("method") + 1
-    out.insert(at, "base_method", [_method_of(parts, m) for m in out["method"]])
-    out.insert(at + 1, "variant", [parts.get(m, (m, ""))[1] for m in out["method"]])
+    out.insert(at, "base_method", out["method"].map(parts["base_method"]).fillna(out["method"]))
+    out.insert(at + 1, "variant", out["method"].map(parts["variant"]).fillna(""))
     return out
 
 
@@ -86,15 +107,14 @@ def table1_comparison(df: pd.DataFrame, benchmark: str, diverged=None) -> pd.Dat
     ``diverged``: the records of runs that diverged (dicts or a frame with ``benchmark`` and ``method``, the row's
     label; default ``df.attrs["diverged"]``, as the drivers return it): counted per row in ``diverged``, and
     ``rests_on`` says what a mean of fewer runs than were started rests on (:func:`rests_on`)."""
-    parts = label_parts(df)
     ours = summarize(df[df["benchmark"] == benchmark], by=("method",))
     if ours.empty:
         ours = pd.DataFrame(columns=["method", "trials", "avg_acc_mean", "avg_acc_sem", "bwt_mean", "bwt_sem"])
     paper = paper_results(benchmark).rename(columns={"avg_acc": "paper_avg_acc", "bwt": "paper_bwt"})
     out = paper.merge(ours, on="method", how="outer")
-    by_method = paper.set_index("method")
-    for col in ("paper_avg_acc", "paper_bwt"):
-        out[col] = out[col].fillna(out["method"].map(lambda m: by_method[col].get(_method_of(parts, m), np.nan)))
+    by_method, base = paper.set_index("method"), _base_methods(out["method"], df)
+    for col in ("paper_avg_acc", "paper_bwt"):  # a labelled variant's paper value is its method's
+        out[col] = out[col].fillna(base.map(by_method[col]))
     out["trials"] = out["trials"].fillna(0).astype(int)
     lost = pd.DataFrame(df.attrs.get("diverged", []) if diverged is None else diverged,
                         columns=["benchmark", "method"])
@@ -105,7 +125,7 @@ def table1_comparison(df: pd.DataFrame, benchmark: str, diverged=None) -> pd.Dat
     out["bwt_diff"] = out["bwt_mean"] - out["paper_bwt"]
     cols = ["method", "trials", "diverged", "avg_acc_mean", "avg_acc_sem", "paper_avg_acc", "avg_acc_diff",
             "bwt_mean", "bwt_sem", "paper_bwt", "bwt_diff", "rests_on"]
-    order = {m: i for i, m in enumerate(method_order(list(out["method"]), parts))}
+    order = {m: i for i, m in enumerate(method_order(list(out["method"]), df))}
     return out[cols].sort_values("method", key=lambda s: s.map(order), ignore_index=True)
 
 
@@ -115,27 +135,7 @@ def _runs_of_one_benchmark(df: pd.DataFrame, pairs, who: str):
     if df["benchmark"].nunique() > 1:
         raise ValueError(f"{who} compares runs of one benchmark; got {', '.join(df['benchmark'].unique())}: "
                          "filter the frame first, e.g. df[df.benchmark == 'split_mnist']")
-    return per_run(df, by=("method",)), pairs_present(df["method"].unique(), parts=label_parts(df)) if pairs is None else pairs
-
-
-def welch_tests(df: pd.DataFrame, pairs: Sequence[tuple[str, str]] | None = None) -> pd.DataFrame:
-    """Welch's t-test (unequal variances, two-sided) of each DHP variant against its baseline, over trials, for
-    the average accuracy and the BWT after the last task, on one benchmark's runs. Pairs with fewer than two
-    trials on a side give NaN. ``pairs``: default Table 1's four, plus those of any labelled variant present."""
-    runs, pairs = _runs_of_one_benchmark(df, pairs, "welch_tests")
-    rows = []
-    for base, dhp in pairs:
-        a, b = runs[runs["method"] == base], runs[runs["method"] == dhp]
-        row = {"baseline": base, "dhp_variant": dhp, "trials": f"{len(a)} / {len(b)}"}
-        for metric in ("avg_acc", "bwt"):
-            row[f"{metric}_gain"] = b[metric].mean() - a[metric].mean() if len(a) and len(b) else np.nan
-            if len(a) >= 2 and len(b) >= 2 and (a[metric].std() > 0 or b[metric].std() > 0):
-                t, p = stats.ttest_ind(b[metric], a[metric], equal_var=False)
-            else:
-                t, p = np.nan, np.nan
-            row[f"{metric}_t"], row[f"{metric}_p"] = float(t), float(p)
-        rows.append(row)
-    return pd.DataFrame(rows)
+    return per_run(df, by=("method",)), pairs_present(df["method"].unique(), rows=df) if pairs is None else pairs
 
 
 def paired_tests(df: pd.DataFrame, pairs: Sequence[tuple[str, str]] | None = None) -> pd.DataFrame:
@@ -195,7 +195,7 @@ def curves(df: pd.DataFrame) -> pd.DataFrame:
         for n, acc in enumerate(average_accuracy_curve(R_from_tidy(run)), start=1):
             rows.append({"benchmark": bench, "method": method, "seed": seed, "tasks_learned": n, "avg_acc": acc})
     out = pd.DataFrame(rows, columns=["benchmark", "method", "seed", "tasks_learned", "avg_acc"])
-    return _with_parts(out, label_parts(df))
+    return _with_parts(out, df)
 
 
 def first_and_latest(df: pd.DataFrame) -> pd.DataFrame:
@@ -208,7 +208,7 @@ def first_and_latest(df: pd.DataFrame) -> pd.DataFrame:
             rows.append({"benchmark": bench, "method": method, "seed": seed, "tasks_learned": T + 1,
                          "first_task": R[T, 0], "latest_task": R[T, T]})
     out = pd.DataFrame(rows, columns=["benchmark", "method", "seed", "tasks_learned", "first_task", "latest_task"])
-    return _with_parts(out, label_parts(df))
+    return _with_parts(out, df)
 
 
 def final_task_accuracy(df: pd.DataFrame) -> pd.DataFrame:
@@ -219,7 +219,7 @@ def final_task_accuracy(df: pd.DataFrame) -> pd.DataFrame:
     last = df[df["after_task"] == df.groupby(["method", "seed", "config_key"])["after_task"].transform("max")]
     g = last.groupby(["method", "task"], sort=False)["accuracy"]
     out = pd.DataFrame({"trials": g.size(), "acc_mean": g.mean(), "acc_sem": g.sem()}).reset_index()
-    order = {m: i for i, m in enumerate(method_order(list(out["method"].unique()), label_parts(df)))}
+    order = {m: i for i, m in enumerate(method_order(list(out["method"].unique()), df))}
     return out.sort_values(["method", "task"], key=lambda s: s.map(order) if s.name == "method" else s,
                            ignore_index=True)
 
@@ -235,7 +235,7 @@ def figure8_comparison(df: pd.DataFrame) -> pd.DataFrame:
     out = ref.merge(ours, on="method", how="outer")
     out["trials"] = out["trials"].fillna(0).astype(int)
     out["avg_acc_diff"] = out["avg_acc_mean"] - out["paper_avg_acc"]
-    order = {m: i for i, m in enumerate(method_order(list(out["method"]), label_parts(df)))}
+    order = {m: i for i, m in enumerate(method_order(list(out["method"]), df))}
     cols = ["method", "trials", "avg_acc_mean", "avg_acc_sem", "paper_avg_acc", "avg_acc_diff", "paper_source"]
     return out[cols].sort_values("method", key=lambda s: s.map(order), ignore_index=True)
 
@@ -343,18 +343,18 @@ def grid_table(grid: pd.DataFrame, param: str = "lam") -> pd.DataFrame:
     out["trials"] = out["trials"].astype(int)
     out["diverged"] = out["diverged"].astype(bool)
 
-    parts = label_parts(grid)
+    base = dict(zip(out["method"], _base_methods(out["method"], grid)))
 
     def chosen(row) -> bool:
         if param == "lam":
-            reg = registry.method(_method_of(parts, row["method"])).regulariser
+            reg = registry.method(base[row["method"]]).regulariser
             ref = paper_lambdas().get(row["benchmark"], {}).get(reg)
         else:
             ref = None
         return ref is not None and np.isclose(float(row[param]), ref)
 
     out["paper_choice"] = out.apply(chosen, axis=1) if len(out) else pd.Series(dtype=bool)
-    order = {m: i for i, m in enumerate(method_order(list(out["method"].unique()), parts))}
+    order = {m: i for i, m in enumerate(method_order(list(out["method"].unique()), grid))}
     return out.sort_values(["benchmark", "method", param], ignore_index=True,
                            key=lambda c: c.map(order) if c.name == "method" else c)
 
@@ -385,13 +385,15 @@ def dhp_verdicts(df: pd.DataFrame, benchmark: str, alpha: float = 0.05) -> pd.Da
     "reproduced" only for a positive gain with p < ``alpha`` where the paper reports a gain."""
     tests = paired_tests(df[df["benchmark"] == benchmark])
     paper = paper_results(benchmark).set_index("method")["avg_acc"]
-    parts = label_parts(df)
-    for variant in {v for _, v in parts.values() if v}:  # a pair's side with no runs is still its method's
-        parts.update({with_variant(m, variant): (m, variant) for pair in registry.pairs() for m in pair})
+    labels = label_rows(df)
+    # a pair's side with no runs (its label rendered by pairs_present) is still its method's
+    sides = [(label_of(m, v), m, v) for v in set(labels["variant"]) - {""} for pair in registry.pairs() for m in pair]
+    labels = pd.concat([labels, pd.DataFrame(sides, columns=LABEL_COLUMNS)], ignore_index=True)
+    base = dict(zip(labels["method"], labels["base_method"]))
     rows = []
     for t in tests.itertuples(index=False):
-        paper_gain = (paper.get(_method_of(parts, t.dhp_variant), np.nan)
-                      - paper.get(_method_of(parts, t.baseline), np.nan))
+        paper_gain = (paper.get(base.get(t.dhp_variant, t.dhp_variant), np.nan)
+                      - paper.get(base.get(t.baseline, t.baseline), np.nan))
         gain, p = t.avg_acc_gain, t.avg_acc_p
         if np.isnan(gain):
             verdict = "no result (not run, or every trial diverged)"

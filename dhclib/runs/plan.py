@@ -14,7 +14,8 @@ from typing import Any, Iterable
 from dhclib.runs.config import BENCHMARK_NAMES, RunConfig, benchmark_methods, check_reserved, parse_seeds, resolve_config
 from dhclib.errors import ConfigError
 from dhclib.registry import search_grid
-from dhclib.runs.store import config_difference, render_variant, variant_label
+from dhclib.runs.difference import config_difference
+from dhclib.runs.labels import label_of, render_variant
 
 __all__ = ["Planned", "table1", "variants", "grid", "search", "as_names"]
 
@@ -32,12 +33,13 @@ class Planned:
     @property
     def label(self) -> str:
         """The method label of its rows, rendered (``"ewc [fisher_mode=batch]"`` for a variant)."""
-        return variant_label(self.config.method, self.variant)
+        return self.identity["method"]
 
     @property
     def identity(self) -> dict[str, str]:
         """The columns that name its rows: the label and its parts (:data:`dhclib.runs.store.TIDY_COLUMNS`)."""
-        return {"method": self.label, "base_method": self.config.method, "variant": render_variant(self.variant)}
+        text = render_variant(self.variant)
+        return {"method": label_of(self.config.method, text), "base_method": self.config.method, "variant": text}
 
     @property
     def purpose(self) -> dict:
@@ -66,7 +68,7 @@ def table1(benchmarks, methods, seeds="0", profile: str = "paper", device: str =
 def variants(benchmark: str, specs: Iterable[dict], seeds="0", profile: str = "paper", device: str = "cpu",
              **overrides) -> list[Planned]:
     """Extra, clearly labelled rows beside Table 1's: each spec is ``{"methods": [...], "overrides": {...}}``; its
-    runs are labelled by their own overrides (:func:`dhclib.runs.store.variant_label`); ``overrides`` apply to every
+    runs are labelled by their own overrides (:func:`dhclib.runs.labels.label_of`); ``overrides`` apply to every
     variant (a profile-wide setting such as ``max_epochs``) and do not enter the label."""
     out = []
     for v in specs:

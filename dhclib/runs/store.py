@@ -3,8 +3,9 @@
 A run lives at ``<out_dir>/runs/<benchmark>/<method>/seed<seed>-<config key>.json`` (a diverged one's record under
 ``diverged/``). Stored with it: the full resolved config, R and the traces, the versions and numeric environment,
 and its purpose (:attr:`RunResult.purpose`: the plan that asked for it and its variant, the settings that differ
-from the paper's configuration). Runs stored before the purpose was recorded get their variant derived once, by
-comparing their config with the profile's default (:func:`config_difference`). A file that cannot be read, or
+from the paper's configuration). A record describes itself: its variant is its stored purpose's, or, for a run
+stored before the purpose was recorded, derived from its stored config alone
+(:func:`dhclib.runs.difference.config_difference`; nothing is resolved again). A file that cannot be read, or
 holds something other than a record of its path's key, is named, moved aside to ``<out_dir>/damaged/``
 (``*.corrupt``, ``*.foreign``) and skipped, never a crash.
 """
@@ -23,16 +24,20 @@ import pandas as pd
 
 from dhclib.errors import DhcError
 from dhclib.runs.claims import alive
-from dhclib.runs.config import RunConfig, resolve_config
+from dhclib.runs.config import RunConfig
+from dhclib.runs.difference import config_difference
+from dhclib.runs.labels import label_of, label_parts, render_variant, variant_label
 from dhclib.method.metrics import average_accuracy, average_accuracy_curve, bwt
 
 __all__ = ["RunResult", "TIDY_COLUMNS", "result_path", "write_atomic", "load_results", "load_diverged",
-           "read_record", "config_difference", "variant_of", "record_variant", "variant_label", "check_store", "render_variant",
-           "with_variant", "label_parts"]
+           "read_record", "record_path", "variant_of", "record_variant", "record_identity", "label_as_stored",
+           "check_store",
+           # the labels' renderer, re-exported for the drivers (dhclib.runs.labels)
+           "variant_label", "label_parts"]
 
-# ``method`` is the label tables and figures show (:func:`variant_label`); ``base_method`` and ``variant`` are its
-# parts (the composed method and the rendered overrides, "" for the paper's configuration), so that no consumer
-# ever has to split a label back.
+# ``method`` is the label tables and figures show (:func:`dhclib.runs.labels.label_of`); ``base_method`` and
+# ``variant`` are its parts (the composed method and the rendered overrides, "" for the paper's configuration), so
+# that no consumer ever has to split a label back.
 TIDY_COLUMNS = ["benchmark", "method", "base_method", "variant", "seed", "profile", "config_key", "after_task", "task",
                 "accuracy"]
 
@@ -83,10 +88,10 @@ class RunResult:
 
     def tidy(self, variant: dict | None = None) -> pd.DataFrame:
         """One row per tested entry of R, with the run's identity; ``variant`` (overrides, default none) names the
-        rows by :func:`variant_label`."""
+        rows (:func:`dhclib.runs.labels.label_of`)."""
         c = self.config
         text = render_variant(variant or {})
-        ident = (c["benchmark"], with_variant(c["method"], text), c["method"], text, c["seed"], c["profile"], c["key"])
+        ident = (c["benchmark"], label_of(c["method"], text), c["method"], text, c["seed"], c["profile"], c["key"])
         T = self.R.shape[0]
         rows = [ident + (t, i, self.R[t, i]) for t in range(T) for i in range(t + 1)]
         return pd.DataFrame(rows, columns=TIDY_COLUMNS)
@@ -115,7 +120,12 @@ class RunResult:
 
 def result_path(out_dir, cfg: RunConfig, kind: str = "runs") -> Path:
     """``<out_dir>/<kind>/<benchmark>/<method>/seed<seed>-<config key>.json``; kind "runs" or "diverged"."""
-    return Path(out_dir) / kind / cfg.benchmark / cfg.method.replace("+", "_") / f"seed{cfg.seed}-{cfg.key()}.json"
+    return record_path(out_dir, cfg.benchmark, cfg.method, cfg.seed, cfg.key(), kind)
+
+
+def record_path(out_dir, benchmark: str, method: str, seed: int, key: str, kind: str = "runs") -> Path:
+    """:func:`result_path` of a run named by its identity (as a tidy row names it) rather than its config."""
+    return Path(out_dir) / kind / benchmark / method.replace("+", "_") / f"seed{seed}-{key}.json"
 
 
 def write_atomic(path: Path, payload: dict) -> None:
@@ -234,20 +244,9 @@ def load_results(out_dir) -> list[RunResult]:
     return [RunResult.from_json(r) for r in (read_record(p, out_dir) for p in paths) if r is not None]
 
 
-_IGNORED = {"key", "device", "eval_batch_size", "trace_every"}  # never change a result's numbers
-
-
-def config_difference(config: dict) -> dict:
-    """The fields of a stored run's config that differ from the profile's default for its benchmark, method and
-    seed (bookkeeping fields that cannot change the numbers, such as ``trace_every``, are ignored)."""
-    c = config
-    default = resolve_config(c["benchmark"], c["method"], c["seed"], c["profile"], c["device"]).to_dict()
-    return {k: v for k, v in c.items() if k not in _IGNORED and k in default and default[k] != v}
-
-
 def variant_of(result: RunResult) -> dict:
-    """A run's variant: the settings that differ from the paper's configuration, as stored with it (derived for a
-    run stored before its purpose was recorded)."""
+    """A run's variant: the settings that differ from the paper's configuration, as stored with it (derived from
+    its stored config for a run stored before its purpose was recorded)."""
     return record_variant(result.purpose, result.config)
 
 
@@ -259,29 +258,25 @@ def record_variant(purpose: dict | None, config: dict | None) -> dict:
     return config_difference(config) if config else {}
 
 
-def render_variant(overrides: dict) -> str:
-    """A variant's overrides as the text its label carries (``"fisher_mode=batch, lam=50.0"``; "" for none)."""
-    return ", ".join(f"{k}={v}" for k, v in sorted(overrides.items()))
+def record_identity(record: dict) -> dict[str, str]:
+    """The columns that name a stored divergence record's rows (as :data:`TIDY_COLUMNS` name a result's):
+    ``method`` (its label), ``base_method`` and ``variant``, from the record alone."""
+    text = render_variant(record_variant(record.get("purpose"), record.get("config")))
+    return {"method": label_of(record["method"], text), "base_method": record["method"], "variant": text}
 
 
-def with_variant(method: str, variant: str) -> str:
-    """The label of ``method`` run as the rendered ``variant`` (:func:`render_variant`)."""
-    return f"{method} [{variant}]" if variant else method
-
-
-def variant_label(method: str, overrides: dict) -> str:
-    """The name a method run with non-default settings gets in tables and figures, e.g.
-    ``"ewc [fisher_mode=batch]"``, so that it can never be mistaken for the paper's configuration. It is only
-    ever rendered: a frame carries its parts beside it (``base_method``, ``variant``: :func:`label_parts`)."""
-    return with_variant(method, render_variant(overrides))
-
-
-def label_parts(frame: pd.DataFrame) -> dict[str, tuple[str, str]]:
-    """``{label: (method, variant)}`` of a frame's ``method`` column, read from its ``base_method`` and
-    ``variant`` columns; a frame without them (e.g. one written by hand) names only plain methods."""
-    if frame is None or "method" not in frame or not len(frame):
-        return {}
-    if {"base_method", "variant"} <= set(frame.columns):
-        rows = frame[["method", "base_method", "variant"]].drop_duplicates()
-        return {m: (b, "" if pd.isna(v) else str(v)) for m, b, v in rows.itertuples(index=False)}
-    return {m: (m, "") for m in frame["method"].unique()}
+def label_as_stored(frame: pd.DataFrame, out_dir) -> pd.DataFrame:
+    """``frame``'s tidy rows named as their stored records describe themselves (:func:`record_variant`): each row's
+    ``method`` and ``variant`` from the record of its (benchmark, base_method, seed, config_key) under ``out_dir``
+    (a row whose record cannot be read keeps its names)."""
+    out = frame.copy()
+    runs = out[["benchmark", "base_method", "seed", "config_key"]].drop_duplicates()
+    names = {}
+    for b, m, seed, key in runs.itertuples(index=False):
+        record = read_record(record_path(out_dir, b, m, int(seed), key), out_dir)
+        if record is not None:
+            names[(b, m, seed, key)] = render_variant(record_variant(record.get("purpose"), record["config"]))
+    ident = list(zip(out["benchmark"], out["base_method"], out["seed"], out["config_key"]))
+    out["variant"] = [names.get(i, v) for i, v in zip(ident, out["variant"])]
+    out["method"] = [label_of(m, v) for m, v in zip(out["base_method"], out["variant"])]
+    return out

@@ -1,0 +1,259 @@
+"""The finding tables the README quotes (section "Paper-profile results"), rendered from the report's tables
+(:func:`dhclib.paper.report_data.report_tables`) so that no number of theirs is ever copied into prose by hand;
+``scripts/readme_tables.py`` writes them into the README between their generated-table markers.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import pandas as pd
+
+from dhclib import registry
+from dhclib.errors import DhcError
+from dhclib.paper import paper_results
+from dhclib.paper.markdown import md, pm, pval, signed
+from dhclib.paper.report import COLLAPSE_DROP, RUNAWAY_FACTOR
+from dhclib.paper.report_data import COLLAPSED_COLUMNS, instability_by_row
+from dhclib.runs.config import BENCHMARK_NAMES
+
+__all__ = ["README_TABLES", "readme_tables", "with_readme_tables", "by_seed_table", "by_seed_note", "by_seed_name",
+           "BY_SEED_PAIRS", "short_label", "settings_table",
+           "mechanism_table", "MECHANISM_NOTE"]
+
+
+
+def _split_table(t: pd.DataFrame) -> str:
+    t = t[t["benchmark"] == "split_mnist"]
+    rows = pd.DataFrame({
+        "method": t["method"],
+        "ours": [pm(m, e) for m, e in zip(t["avg_acc_mean"], t["avg_acc_sem"])],
+        "paper": [f"{100 * p:.2f}" for p in t["paper_avg_acc"]],
+        "ours − paper": [signed(100 * d, 2, plus=True) for d in t["avg_acc_diff"]],
+        "BWT ours": [signed(b, 3) for b in t["bwt_mean"]],
+        "BWT paper": [signed(b, 2) for b in t["paper_bwt"]]})
+    return md(rows)
+
+
+def _permuted_and_imbalanced_table(tables: dict[str, pd.DataFrame]) -> str:
+    benches = ("permuted_mnist", "imbalanced_permuted_mnist")
+    diverged = tables["diverged"]
+    failed = diverged.groupby(["benchmark", "label"]).size().to_dict() if len(diverged) else {}
+    paper = {b: paper_results(b).set_index("method")["avg_acc"] for b in benches}
+    rows: dict[str, dict[str, str]] = {}  # label -> {benchmark: our cell}, in Table 1's order, then the variants'
+    bases: dict[str, str | None] = {}  # label -> its method (None: a Table 1 row)
+    for kind in ("table1", "variants"):
+        frame = tables[kind]
+        for b in benches:
+            part = frame[frame["benchmark"] == b] if len(frame) else frame
+            for r in part.itertuples(index=False):
+                bases[r.method] = None if kind == "table1" else r.base_method
+                cells = rows.setdefault(r.method, {})
+                if r.trials:
+                    why = r.rests_on if isinstance(r.rests_on, str) and r.rests_on else r.trials
+                    cells[b] = f"{pm(r.avg_acc_mean, r.avg_acc_sem)} ({why})"
+    for b, label, method in (diverged[["benchmark", "label", "method"]].itertuples(index=False)
+                             if len(diverged) else ()):
+        if b in benches and label not in rows:  # a variant whose every run diverged: shown, never dropped
+            rows[label], bases[label] = {}, (None if label == method else method)
+    out = []
+    for label, ours in rows.items():
+        line = [label]
+        for b in benches:
+            lost = failed.get((b, label), 0)
+            cell = ours.get(b) or (f"diverged ({lost})" if lost else "not run")
+            value = paper[b].get(bases[label] or label, np.nan)
+            shown = "—" if np.isnan(value) else f"{100 * value:.2f}"
+            line += [cell, shown if bases[label] is None else f"({shown})"]
+        out.append(line)
+    return md(pd.DataFrame(out, columns=["method", "Permuted ours", "paper", "Imbalanced ours", "paper"]))
+
+
+def _row_order(tables: dict[str, pd.DataFrame], benchmark: str, label: str) -> tuple[int, int]:
+    """Where a (benchmark, row label) goes in the README's tables: benchmarks in the registry's order; within one,
+    Table 1's rows, then the labelled variants, as REPORT.md lists them."""
+    labels = [m for k in ("table1", "variants") if len(tables[k])
+              for m in tables[k].loc[tables[k]["benchmark"] == benchmark, "method"]]
+    return (list(BENCHMARK_NAMES).index(benchmark), labels.index(label) if label in labels else len(labels))
+
+
+def _paired_table(tables: dict[str, pd.DataFrame]) -> str:
+    """Every DHP variant against its baseline, paired by seed, on every benchmark: the README quotes this table
+    instead of copying its numbers into prose that the next stored seed would make stale."""
+    rows = []
+    paired = tables["paired"]
+    for r in sorted(paired.itertuples(index=False) if len(paired) else (),
+                    key=lambda r: (_row_order(tables, r.benchmark, r.dhp_variant),
+                                   _row_order(tables, r.benchmark, r.baseline))):
+        none = not r.pairs
+        rows.append([registry.benchmark(r.benchmark).title, r.dhp_variant, r.baseline, int(r.pairs),
+                     "—" if none else signed(100 * r.avg_acc_gain, 2, plus=True),
+                     "—" if none else f"{int(r.avg_acc_better)} of {int(r.pairs)}",
+                     pval(r.avg_acc_p), pval(r.avg_acc_wilcoxon_p), pval(r.avg_acc_welch_p)])
+    return md(pd.DataFrame(rows, columns=["benchmark", "DHP variant", "baseline", "pairs",
+                                           "DHP − baseline (points)", "DHP higher", "paired t p", "Wilcoxon p",
+                                           "Welch p (unpaired)"]))
+
+
+def _instability_table(tables: dict[str, pd.DataFrame]) -> str:
+    """Per benchmark and DHP row: how many runs' traces ran away (largest ‖Hebb‖_F of a task over task 1's median,
+    above ``RUNAWAY_FACTOR``), the range of that ratio, and the tasks forgotten by more than ``COLLAPSE_DROP`` with
+    how many of them had a runaway trace at the epoch early stopping restored."""
+    r, c = tables.get("runaway", pd.DataFrame()), tables.get("collapsed", pd.DataFrame())
+    rows = []
+    by_row = instability_by_row(r, c).itertuples(index=False) if len(r) else ()
+    for x in sorted(by_row, key=lambda x: _row_order(tables, x.benchmark, x.method)):
+        low, high = f"{x.smallest_ratio:.1f}", f"{x.largest_ratio:.1f}"
+        rows.append([registry.benchmark(x.benchmark).title, x.method, x.runs, x.runaway_runs,
+                     low if low == high else f"{low}–{high}", x.collapsed, x.collapsed_runaway])
+    return md(pd.DataFrame(rows, columns=[
+        "benchmark", "method", "DHP runs", f"runs whose trace ran away (> {RUNAWAY_FACTOR:g}×)",
+        "largest ‖Hebb‖_F ÷ task 1's median", f"tasks forgotten by > {100 * COLLAPSE_DROP:g} points",
+        "of them with a runaway trace"]))
+
+
+def mechanism_table(tables: dict[str, pd.DataFrame]) -> str:
+    """Per benchmark and row (:func:`_mechanism`), in REPORT.md's order: what happened to the tasks before the last
+    one, with the trace's columns for DHP rows and the recorded mechanism where runs record it ("" without runs)."""
+    m = tables.get("mechanism", pd.DataFrame())
+    if not len(m):
+        return ""
+    rows = []
+
+    def count(v) -> str:
+        return "—" if pd.isna(v) else str(int(v))
+
+    for x in sorted(m.itertuples(index=False), key=lambda x: _row_order(tables, x.benchmark, x.method)):
+        ratio = "—"
+        if x.recorded:
+            ratio = f"{x.plastic_ratio_median:.2f}; {x.plastic_ratio_max:.2f}" if not pd.isna(x.plastic_ratio_median) \
+                else "—"
+        seen = f" ({int(x.recorded)} of {int(x.runs)} runs)" if 0 < x.recorded < x.runs else ""
+        rows.append([registry.benchmark(x.benchmark).title, x.method, int(x.runs), f"{100 * x.learned:.1f}",
+                     count(x.runaway_restores), count(x.runaway_forgotten), count(x.forgotten_normal),
+                     int(x.forgotten), "—" if pd.isna(x.alpha_after_last) else f"{x.alpha_after_last:.2f}",
+                     ratio + (seen if ratio != "—" else ""),
+                     "—" if pd.isna(x.stiffness_max) else f"{x.stiffness_max:.3g}" + seen])
+    return md(pd.DataFrame(rows, columns=[
+        "benchmark", "method", "runs", "accuracy right after learning a task (%)",
+        "restores at a runaway-trace epoch", f"of those, forgotten by > {100 * COLLAPSE_DROP:g} points",
+        "forgotten with a normal trace", f"all forgotten by > {100 * COLLAPSE_DROP:g} points",
+        "‖α‖_F after the last task", "‖α⊙Hebb‖_F / ‖θ‖_F at restore (median; max)", "largest lr·2λΩ"]))
+
+
+def settings_table(tables: dict[str, pd.DataFrame]) -> str:
+    """Each labelled setting against the paper's configuration of its method, paired by seed ("" without any)."""
+    s = tables.get("settings", pd.DataFrame())
+    if not len(s):
+        return ""
+    rows = []
+    for r in sorted(s.itertuples(index=False), key=lambda r: _row_order(tables, r.benchmark, r.variant)):
+        none = not r.pairs
+        rows.append([registry.benchmark(r.benchmark).title, r.variant, r.method, int(r.pairs),
+                     "—" if none else signed(100 * r.avg_acc_gain, 2, plus=True),
+                     "—" if none else f"{int(r.avg_acc_better)} of {int(r.pairs)}",
+                     pval(r.avg_acc_p), pval(r.avg_acc_wilcoxon_p)])
+    return md(pd.DataFrame(rows, columns=["benchmark", "labelled row", "against", "pairs",
+                                           "labelled − paper's configuration (points)", "labelled higher",
+                                           "paired t p", "Wilcoxon p"]))
+
+
+MECHANISM_NOTE = (
+    "Per row, over tasks 1 to T−1 of every run (T the last task): the accuracy right after learning a task; for DHP "
+    "rows, the tasks whose restored epoch had a runaway trace (largest ‖Hebb‖_F above "
+    f"{RUNAWAY_FACTOR:g}× task 1's median), how many of those were forgotten by more than "
+    f"{100 * COLLAPSE_DROP:g} points, and the tasks forgotten with a trace of normal size; every task forgotten; "
+    "‖α‖_F at the restored epoch of the last task; and, from runs that record them (stored from 2026-12-06 on), "
+    "the plastic term's size against the slow weights at the restored epochs and the penalty's largest lr·2λΩ "
+    "(plain SGD on the penalty alone oscillates with a growing amplitude above 2)")
+
+
+# The (baseline, DHP variant) pairs whose seed-by-seed table REPORT.md and the README show: the README's DHP + MAS
+# discussion rests on it (any pair of registry.pairs() renders alike).
+BY_SEED_PAIRS: tuple[tuple[str, str], ...] = (("mas", "dhp+mas"),)
+
+
+def short_label(method: str) -> str:
+    """A method's paper name as the README's prose shortens it: ``"DHP + MAS"`` for DHP Softmax + MAS."""
+    return registry.method(method).label.replace("DHP Softmax", "DHP")
+
+
+def by_seed_note(pair: tuple[str, str]) -> str:
+    """What the columns of :func:`by_seed_table` of ``pair`` (baseline, DHP variant) hold."""
+    return ("average accuracy after the last task in %; the tasks " + short_label(pair[1]) + " forgot by more than "
+            f"{100 * COLLAPSE_DROP:g} points, each with ‖Hebb‖_F at the epoch early stopping restored for it, "
+            "and how many of those traces had run away; — where a run is not stored yet")
+
+
+def by_seed_name(pair: tuple[str, str]) -> str:
+    """The README block of ``pair``'s seed-by-seed table, e.g. ``dhp_mas_by_seed``."""
+    return f"{pair[1].replace('+', '_')}_by_seed"
+
+
+# The README's generated blocks, in the order readme_tables renders them.
+README_TABLES = ("split_mnist", "permuted_and_imbalanced", "paired", "instability",
+                 *(by_seed_name(pair) for pair in BY_SEED_PAIRS), "mechanism", "settings")
+
+
+def by_seed_table(tables: dict[str, pd.DataFrame], pair: tuple[str, str],
+                  benchmarks: tuple[str, ...] = ("permuted_mnist", "imbalanced_permuted_mnist")) -> str:
+    """``pair``'s DHP variant against its baseline (a pair of :func:`dhclib.registry.pairs`) seed by seed on
+    ``benchmarks``, with the tasks the DHP variant forgot by more than ``COLLAPSE_DROP``: per-seed facts, regenerated
+    as seeds land ("" when neither row has a run)."""
+    baseline, dhp = pair
+    s, c = tables.get("seeds", pd.DataFrame()), tables.get("collapsed", pd.DataFrame())
+    rows = []
+    for b in benchmarks:
+        here = s[s["benchmark"] == b] if len(s) else pd.DataFrame(columns=["method", "seed", "avg_acc"])
+        acc = {m: here[here["method"] == m].set_index("seed")["avg_acc"] for m in (baseline, dhp)}
+        lost = c[(c["benchmark"] == b) & (c["method"] == dhp)] if len(c) else pd.DataFrame(columns=COLLAPSED_COLUMNS)
+        for seed in sorted(set(acc[baseline].index) | set(acc[dhp].index)):
+            a, d = acc[baseline].get(seed, np.nan), acc[dhp].get(seed, np.nan)
+            tasks = lost[lost["seed"] == seed]
+            forgot = ", ".join(f"{int(t)} ({h:,.0f})" for t, h in zip(tasks["task"],
+                                                                      tasks["hebb_norm_at_restored_epoch"]))
+            stored = not np.isnan(d)
+            rows.append([registry.benchmark(b).title, int(seed), pm(a, np.nan), pm(d, np.nan),
+                         "—" if np.isnan(d - a) else signed(100 * (d - a), 2, plus=True),
+                         (forgot or "none") if stored else "—",
+                         int(tasks["runaway_at_restore"].sum()) if stored else "—"])
+    if not rows:
+        return ""
+    return md(pd.DataFrame(rows, columns=[
+        "benchmark", "seed", baseline, dhp, f"{dhp} − {baseline} (points)",
+        f"tasks {dhp} forgot by > {100 * COLLAPSE_DROP:g} points (‖Hebb‖_F at the restored epoch)",
+        "of them with a runaway trace"]))
+
+
+def readme_tables(tables: dict[str, pd.DataFrame]) -> dict[str, str]:
+    """The README's tables of paper-profile results (section "Paper-profile results"), from :func:`report_tables`:
+    ``split_mnist`` (Table 1's Split MNIST column, ours beside the paper) and ``permuted_and_imbalanced`` (average
+    accuracy on both permuted benchmarks, Table 1's rows then the labelled variants, each cell with its number of
+    trials and of its diverged runs, if any; "diverged (k)" where all k runs of the row diverged, "not run" where
+    none was stored; a variant's paper column is its method's value, in parentheses), ``paired`` (every DHP variant
+    against its baseline, paired by seed), ``instability`` (runaway traces and collapsed tasks per DHP row),
+    ``<dhp>_by_seed`` (each pair of :data:`BY_SEED_PAIRS` seed by seed, with its collapsed tasks:
+    :func:`by_seed_table`, e.g. ``dhp_mas_by_seed``) and
+    ``mechanism`` (what happens to each row's tasks: :func:`_mechanism_table`) and ``settings`` (each labelled
+    setting against its method's paper configuration: :func:`_settings_table`)."""
+    return {"split_mnist": _split_table(tables["table1"]),
+            "permuted_and_imbalanced": _permuted_and_imbalanced_table(tables),
+            "paired": _paired_table(tables), "instability": _instability_table(tables),
+            **{by_seed_name(pair): by_seed_table(tables, pair) for pair in BY_SEED_PAIRS},
+            "mechanism": mechanism_table(tables), "settings": settings_table(tables)}
+
+
+def _marks(name: str) -> tuple[str, str]:
+    return (f"<!-- generated: {name} (make report PROFILE=paper) -->",
+            f"<!-- end generated: {name} -->")
+
+
+def with_readme_tables(text: str, blocks: dict[str, str], source: str = "README.md") -> str:
+    """``text`` (a README) with the table between each block's markers replaced by ``blocks[name]``."""
+    for name, table in blocks.items():
+        start, end = _marks(name)
+        if text.count(start) != 1 or text.count(end) != 1 or text.index(start) > text.index(end):
+            raise DhcError(f"{source} has no place for the generated table {name!r}: it needs the line {start!r} "
+                           f"and, below it, {end!r}, once each")
+        head, rest = text.split(start, 1)
+        text = head + start + "\n" + table + "\n" + end + rest.split(end, 1)[1]
+    return text
