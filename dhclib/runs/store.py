@@ -55,12 +55,12 @@ class RunResult:
     # settings that differ from the paper's configuration (dhclib.runs.plan); empty for runs stored before it was.
     purpose: dict = field(default_factory=dict)
     # How it was trained: {"engine": "single"} or {"engine": "stacked", "stack": N, "stack_wall_time": s}
-    # (dhclib.runs.execute.run_stack); never part of the key. Empty for runs stored before it was recorded.
+    # (dhclib.runs.unit.run_stack); never part of the key. Empty for runs stored before it was recorded.
     engine: dict = field(default_factory=dict)
-    # The data it read: {dataset: {role: {"file", "bytes", "sha256"}}} (dhclib.runs.execute.data_provenance).
+    # The data it read: {dataset: {role: {"file", "bytes", "sha256"}}} (dhclib.runs.build.data_provenance).
     # Empty for runs stored before it was recorded.
     data: dict = field(default_factory=dict)
-    # The code that made it: {"commit": sha, "dirty": bool} (dhclib.runs.execute.code_version; None where unknown).
+    # The code that made it: {"commit": sha, "dirty": bool} (dhclib.runs.build.code_version; None where unknown).
     # Empty for runs stored before it was recorded: their code is unknown.
     code: dict = field(default_factory=dict)
 
