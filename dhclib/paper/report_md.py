@@ -10,7 +10,6 @@ that differ from the paper's configuration (SPEC §4-§5), stored with each run
 
 from __future__ import annotations
 
-import os
 from pathlib import Path
 
 import numpy as np
@@ -25,7 +24,7 @@ from dhclib.runs.outputs import save_table
 from dhclib.paper.report import (COLLAPSE_DROP, RUNAWAY_FACTOR, collapsed_tasks, eta_table, eta_trajectory, grid_best,
                                  grid_table, paired_tests, pairs_present, percent, table1_comparison, task_states,
                                  trace_runaway)
-from dhclib.runs.store import (RunResult, label_parts, load_diverged, load_results, record_variant,
+from dhclib.runs.store import (RunResult, label_parts, load_diverged, load_results, record_variant, write_atomic,
                                variant_label, variant_of)
 
 __all__ = ["classify_runs", "report_tables", "render_report", "report_text", "write_report", "readme_tables",
@@ -642,12 +641,6 @@ def readme_text(readme: str, store_dir, tables_dir=None, source: str = "README.m
     return with_readme_tables(readme, readme_tables(_tables_as_read(store_dir, tables_dir)), source)
 
 
-def _write_atomic(path: Path, text: str) -> None:
-    tmp = path.with_name(f".{path.name}.tmp")
-    tmp.write_text(text)
-    os.replace(tmp, path)
-
-
 def write_report(store_dir, profile: str | None = None, readme=None) -> Path:
     """Write the report's CSV tables and ``<store_dir>/REPORT.md`` (atomically); with ``readme`` (a path), also
     rewrite the README's generated tables (:func:`with_readme_tables`) in place. Returns the REPORT.md path."""
@@ -658,7 +651,7 @@ def write_report(store_dir, profile: str | None = None, readme=None) -> Path:
         if not readme.is_file():
             raise DhcError(f"--readme {readme}: no such file (give the README whose tables to regenerate)")
         text = with_readme_tables(readme.read_text(), readme_tables(tables), str(readme))
-    _write_atomic(path, render_report(tables, profile or Path(store_dir).resolve().name))
+    write_atomic(path, render_report(tables, profile or Path(store_dir).resolve().name))
     if readme is not None:
-        _write_atomic(readme, text)
+        write_atomic(readme, text)
     return path

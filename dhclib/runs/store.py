@@ -118,15 +118,20 @@ def result_path(out_dir, cfg: RunConfig, kind: str = "runs") -> Path:
     return Path(out_dir) / kind / cfg.benchmark / cfg.method.replace("+", "_") / f"seed{cfg.seed}-{cfg.key()}.json"
 
 
-def write_atomic(path: Path, payload: dict) -> None:
-    """Write JSON so that a reader never sees half a file: a temporary file, synced, then renamed over ``path``.
-    A failed write (a full disk, a folder that cannot be written) raises one :class:`~dhclib.errors.DhcError`
-    naming the path and the OS error, and leaves no temporary file behind."""
+def write_atomic(path: Path, payload: dict | str) -> None:
+    """Write ``payload`` (a dict as JSON, a string as it is) so that a reader never sees half a file: a temporary
+    file, synced, then renamed over ``path``. The one atomic writer of dhclib: results, tables, REPORT.md. A failed
+    write (a full disk, a folder that cannot be written) raises one :class:`~dhclib.errors.DhcError` naming the
+    path and the OS error, and leaves no temporary file behind."""
+    path = Path(path)
     tmp = path.with_name(f".{path.name}.{socket.gethostname()}.{os.getpid()}.tmp")  # host: see check_store
     try:
         path.parent.mkdir(parents=True, exist_ok=True)
         with open(tmp, "w") as f:
-            json.dump(payload, f)
+            if isinstance(payload, str):
+                f.write(payload)
+            else:
+                json.dump(payload, f)
             f.flush()
             os.fsync(f.fileno())
         os.replace(tmp, path)
