@@ -278,6 +278,11 @@ def test_a_notebooks_engine_is_checked_and_its_workers_held_for_the_kernel(tmp_p
     notebook.setup("01_x", "quick", "local:1")
     with executors.workers(Engine.of("local:1"), store) as again:
         assert again is pool  # a cell run again reuses it
+    processes = list(pool._processes.values())
+    with pytest.raises(KeyboardInterrupt):  # an interrupted cell stops the pool's workers, not leaves them training
+        with executors.workers(Engine.of("local:1"), store):
+            raise KeyboardInterrupt
+    assert executors._HELD == {} and processes and not any(p.is_alive() for p in processes)
     with pytest.raises(ConfigError, match=r"^engine: slurm option time_min must be an integer >= 1, got 'x'"):
         notebook.setup("01_x", "quick", "slurm:time_min=x")
     with pytest.raises(ConfigError, match=r"^engine: 'local:0' needs N >= 1; accepted: "):

@@ -217,9 +217,9 @@ def hold(engine: Engine | str | None, out_dir=None) -> Engine:
 @contextmanager
 def workers(engine: Engine, out_dir=None) -> Iterator[Any]:
     """The executor ``engine``'s runs are submitted to for one batch (None: this process): a held one
-    (:func:`hold`), else one opened for the batch and shut down after it. A held executor that a batch leaves by
-    an error (Ctrl-C, SIGTERM) is stopped and forgotten, as an unheld one would be: its workers would otherwise
-    go on training the interrupted runs."""
+    (:func:`hold`), else one opened for the batch and shut down after it. A held process pool that a batch leaves
+    by an error (Ctrl-C, SIGTERM) is stopped and forgotten, as an unheld one would be: its workers would otherwise
+    go on training the interrupted runs for minutes (a later batch starts a new pool)."""
     key = _held_key(engine, out_dir)
     if key not in _HELD:
         with open_executor(engine, out_dir) as executor:
@@ -229,8 +229,8 @@ def workers(engine: Engine, out_dir=None) -> Iterator[Any]:
     try:
         yield executor
     except BaseException:
-        del _HELD[key]
         if isinstance(executor, ProcessPoolExecutor):
+            del _HELD[key]
             _stop_workers(executor)
         raise
 
