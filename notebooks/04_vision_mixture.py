@@ -12,7 +12,7 @@ profile = "quick"  # "quick" (CPU, minutes) | "paper" (SPEC §4-§5 exactly; a G
 methods = "all"  # Table 1's eight, or a list such as ["finetune", "dhp"]
 trials = 2  # seeds 0 .. trials-1 (the paper: 10)
 device = "auto"  # "auto" | "cpu" | "cuda"
-engine = "stack:auto"  # where and how runs train, e.g. "here", "local:2", "slurm:gpus=1,stack:auto" (README, "Engines")
+engine = "stack:auto"  # where and how runs train, e.g. "here", "local:2", "local:2,stack:8" (README, "Engines")
 overrides = {}  # config overrides passed to dhclib, e.g. {"max_epochs": 20}
 missing = "train"  # runs not in the store: "train" them, or "skip" (tabulate only what is stored)
 variants = []  # extra labelled rows: [{"methods": [...], "overrides": {...}}]

@@ -11,7 +11,7 @@ trials = 3  # Figure 3's trials (seeds 0 .. trials-1)
 sweep_trials = 1  # Table 4's trials per eta (the paper: 5)
 eta_inits = [0.1, 0.01, 0.001, 0.0005, 0.0001]  # Table 4's values
 device = "auto"  # "auto" | "cpu" | "cuda"
-engine = "stack:auto"  # where and how runs train, e.g. "here", "local:2", "slurm:gpus=1,stack:auto" (README, "Engines")
+engine = "stack:auto"  # where and how runs train, e.g. "here", "local:2", "local:2,stack:8" (README, "Engines")
 overrides = {}  # config overrides passed to dhclib, e.g. {"max_epochs": 20}
 missing = "train"  # runs not in the store: "train" them, or "skip" (tabulate only what is stored)
 

@@ -11,7 +11,7 @@ permuted_profile = "quick"  # Permuted MNIST's search (the paper profile costs a
 seed = 0  # the paper searched on one task sequence, i.e. one seed
 regularisers = ["ewc", "si", "mas"]  # the baselines whose lambda the paper searched
 device = "auto"  # "auto" | "cpu" | "cuda"
-engine = "stack:auto"  # where and how runs train, e.g. "here", "local:2", "slurm:gpus=1,stack:auto" (README, "Engines")
+engine = "stack:auto"  # where and how runs train, e.g. "here", "local:2", "local:2,stack:8" (README, "Engines")
 overrides = {}  # config overrides passed to dhclib for both searches
 missing = "train"  # runs not in the store: "train" them, or "skip" (tabulate only what is stored)
 beyond = {"si": [2.0, 5.0, 10.0, 50.0, 100.0]}  # Permuted MNIST: values past the paper's grid (ours, labelled)
