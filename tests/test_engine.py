@@ -36,6 +36,7 @@ def test_parts_come_in_any_order_and_defaults_are_left_out():
     assert Engine.of("stack:4,lease=30,local:2") == Engine.of("local:2,stack:4,lease=30")
     assert str(Engine.of("slurm,gpus=1,partition=gpu")) == "slurm:partition=gpu,gpus=1"
     assert str(Engine.of("here,stack:1,lease=60")) == "here"
+    assert str(Engine(lease=0.1)) == "lease=0.1" and str(Engine(lease=1e-3)) == "lease=0.001"
     assert Engine.of(None) == Engine() and Engine.of(Engine(stack=2)) == Engine(stack=2)
     assert dhclib.Engine is Engine
 

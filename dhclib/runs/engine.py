@@ -159,7 +159,7 @@ class Engine:
         if self.stack != 1:
             parts.append(f"stack:{self.stack}" + ("+graphs" if self.graphs else ""))
         if self.lease != STALE_AFTER:
-            parts.append(f"lease={self.lease:.17g}")
+            parts.append(f"lease={repr(self.lease).removesuffix('.0')}")  # the shortest exact spelling
         return ",".join(parts) or "here"
 
 

@@ -90,7 +90,10 @@ def run_stack(cfgs: list[RunConfig], data_dir=None, progress: bool = False,
     graphs = Engine.of(engine).graphs
     with one_torch_thread():
         t0 = time.perf_counter()
-        trials = [Trial(model, tasks, reg, c.seed) for c in cfgs for tasks, model, reg in [build_run(c, data_dir)]]
+        trials = []
+        for c in cfgs:
+            tasks, model, reg = build_run(c, data_dir)
+            trials.append(Trial(model, tasks, reg, c.seed))
         first = cfgs[0]
         logs = train_stack(trials, first.protocol, progress,
                            desc=f"{first.benchmark} {first.method} stack of {len(cfgs)}", cuda_graphs=graphs)
@@ -98,7 +101,8 @@ def run_stack(cfgs: list[RunConfig], data_dir=None, progress: bool = False,
         how = {"engine": "stacked", "stack": len(cfgs), "stack_wall_time": wall}
         if graphs:
             how["cuda_graphs"] = True
-        return [log if isinstance(log, PlasticInstabilityError) else make_result(c, log, wall / len(cfgs), how, data_dir)
+        share = wall / len(cfgs)
+        return [log if isinstance(log, PlasticInstabilityError) else make_result(c, log, share, how, data_dir)
                 for c, log in zip(cfgs, logs)]
 
 
