@@ -2,8 +2,8 @@
 #                   versions against the lock, run the unit tests and nbval
 # make reproduce  : run every notebook headless with papermill (PROFILE=quick|paper DEVICE=auto|cpu|cuda TRIALS=N
 #                   MISSING=train|skip: skip tabulates only the runs already stored, e.g. the committed paper runs;
-#                   STACK=N|auto: runs of one configuration trained together, default auto: 1 on a CPU, stacks on CUDA;
-#                   EXECUTOR=local:N|dask:local:N|dask:tcp://HOST:PORT|slurm: where the runs train, default here)
+#                   ENGINE=...: where and how the runs train, one string, e.g. stack:8, local:2,stack:auto or
+#                   slurm:gpus=1,stack:auto; default the notebooks' stack:auto: 1 on a CPU, stacks on CUDA (README "Engines"))
 # make report     : outputs/$(PROFILE)/REPORT.md and its CSV tables from the runs stored under outputs/$(PROFILE)
 #                   (PROFILE=paper: also the README's results tables, between their generated-table markers:
 #                   scripts/readme_tables.py)
@@ -22,9 +22,8 @@ PROFILE ?= quick
 DEVICE  ?= auto
 TRIALS  ?=
 MISSING ?=
-STACK   ?=
+ENGINE  ?=
 UNIT_SHARDS ?= 2
-EXECUTOR ?=
 NOTEBOOKS := 01_permuted_mnist 02_imbalanced_permuted_mnist 03_split_mnist 04_vision_mixture 05_ablation 06_split_cifar 07_lambda_search
 # Two lanes of notebooks, one torch thread each (notebooks/lanes.sh says why); 05 reuses 01's runs: same lane.
 LANES := "01_permuted_mnist 04_vision_mixture 05_ablation" "02_imbalanced_permuted_mnist 03_split_mnist 06_split_cifar 07_lambda_search"
@@ -72,9 +71,9 @@ nbval: $(VENV)/.installed
 	fi
 
 reproduce: $(VENV)/.installed
+	$(if $(STACK)$(EXECUTOR),$(error STACK= and EXECUTOR= were replaced by ENGINE= (e.g. ENGINE=stack:8 or ENGINE=local:2): README "What replaced what"))
 	NB_OUT=outputs/$(PROFILE) NB_ARGS="--log-output -p profile $(PROFILE) -p device $(DEVICE) \
-	  $(if $(TRIALS),-p trials $(TRIALS)) $(if $(MISSING),-p missing $(MISSING)) $(if $(STACK),-p stack $(STACK)) \
-	  $(if $(EXECUTOR),-p executor $(EXECUTOR)) \
+	  $(if $(TRIALS),-p trials $(TRIALS)) $(if $(MISSING),-p missing $(MISSING)) $(if $(ENGINE),-p engine $(ENGINE)) \
 	  $(PAPER_ARGS)" \
 	  NB_NEEDS="$(PAPER_NEEDS)" bash notebooks/lanes.sh execute $(PY) $(LANES)
 

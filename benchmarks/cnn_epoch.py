@@ -20,7 +20,7 @@ import torch
 
 from dhclib.benchmarks import Task, rng
 from dhclib.runs.config import resolve_config
-from dhclib.runs.execute import build_model, build_regulariser, device_description, resolve_device
+from dhclib.runs.build import build_model, build_regulariser, device_description, resolve_device
 from dhclib.method.train import make_optimizer, train_epoch
 
 # Training samples per task (A.4; CIFAR-100's five tasks: 5,000 each) and epochs per task of the paper profile.

@@ -5,7 +5,7 @@
 2. Split MNIST on the paper profile, all eight methods × 10 seeds, trained in stacks of ``--stack``: its wall time,
    and each method's mean average accuracy and BWT beside the committed CPU paper runs (``outputs/paper``), with
    whether they agree within 2 standard errors (of the difference of the two means), said per row; eagerly, or
-   with ``--cuda-graphs`` each stacked step replayed as a CUDA graph (the path ``--cuda-graphs`` gives runs).
+   with ``--cuda-graphs`` each stacked step replayed as a CUDA graph (the path ``--engine stack:N+graphs`` gives runs).
 3. The projected time of Table 1's three MNIST columns on this device: the trial-steps of the committed CPU runs
    (epochs × batches per epoch of each task, scaled to 10 trials per method) at the trial-step rate measured in 2.
 
@@ -28,7 +28,7 @@ import torch
 
 import dhclib
 from dhclib.method.metrics import summarize
-from dhclib.runs.execute import device_description, resolve_device
+from dhclib.runs.build import device_description, resolve_device
 from dhclib.runs.store import load_results, variant_of
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -66,7 +66,7 @@ def main() -> None:
     ap.add_argument("--out", default="gpu_check.md")
     ap.add_argument("--smoke", action="store_true")
     ap.add_argument("--cuda-graphs", action="store_true",
-                    help="part 2 with each stacked step replayed as a CUDA graph (dhclib.run_many(cuda_graphs=True))")
+                    help="part 2 with each stacked step replayed as a CUDA graph (dhclib.run_many(engine="stack:N+graphs"))")
     args = ap.parse_args()
     device = str(resolve_device(args.device))
     kind = "SMOKE RUN: the numbers mean nothing" if args.smoke else "paper profile"
@@ -82,7 +82,8 @@ def main() -> None:
     with tempfile.TemporaryDirectory() as store:
         t0 = time.perf_counter()
         df = dhclib.run_many("split_mnist", methods, seeds, profile, device, args.data_dir, store, progress=False,
-                             on_diverge="record", stack=int(args.stack), cuda_graphs=args.cuda_graphs, **extra)
+                             on_diverge="record",
+                             engine=dhclib.Engine(stack=int(args.stack), graphs=args.cuda_graphs), **extra)
         wall = time.perf_counter() - t0
         steps = _trial_steps(load_results(store))
     ours = summarize(df, by=("method",)).set_index("method")

@@ -39,7 +39,7 @@ from dhclib.benchmarks import permuted_mnist, rng
 from dhclib.data.idx import resolve_data_dir
 from dhclib.method.train import Tracer, train_epoch
 from dhclib.runs.config import resolve_config
-from dhclib.runs.execute import build_model, build_regulariser, device_description
+from dhclib.runs.build import build_model, build_regulariser, device_description
 
 # dhc's method -> the paper's strength (SPEC §5, Permuted MNIST), the one both sides use
 STRENGTH = {"finetune": None, "ewc": 100.0, "si": 0.1, "mas": 0.1}

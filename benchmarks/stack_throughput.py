@@ -26,7 +26,7 @@ import torch
 from dhclib.method.stacked import OpCounter, Trial, train_epoch_stacked
 from dhclib.method.train import TaskState, Tracer, train_epoch
 from dhclib.runs.config import resolve_config
-from dhclib.runs.execute import build_run, device_description, resolve_device
+from dhclib.runs.build import build_run, device_description, resolve_device
 
 
 def _sync(device: torch.device) -> None:

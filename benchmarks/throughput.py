@@ -37,7 +37,7 @@ from torch import nn
 
 from dhclib.benchmarks import permuted_mnist, rng
 from dhclib.runs.config import METHODS, resolve_config
-from dhclib.runs.execute import build_model, build_regulariser, device_description, resolve_device
+from dhclib.runs.build import build_model, build_regulariser, device_description, resolve_device
 from dhclib.method.train import Tracer, train_epoch, train_step
 
 STEPS_PER_EPOCH = -(-54000 // 64)  # a paper-profile Permuted MNIST task: 54,000 training rows, batch 64

@@ -25,12 +25,13 @@ from dhclib.errors import ConfigError, DataNotFoundError, DhcError, PlasticInsta
 from dhclib.method.layers import DHPSoftmax, MatchedSoftmax
 from dhclib.method.metrics import average_accuracy, average_accuracy_curve, bwt, mean_sem, summarize
 from dhclib.runs.config import METHODS, PROFILES, RunConfig, resolve_config
-from dhclib.runs.runner import (RunResult, concat_runs, load_diverged, load_results, load_runs, run,
-                                run_grid, run_many, run_search, run_variants, variant_label)
+from dhclib.runs.engine import Engine
+from dhclib.runs.runner import concat_runs, load_runs, run, run_grid, run_many, run_search, run_variants
+from dhclib.runs.store import RunResult, load_diverged, load_results, variant_label
 
 __all__ = [
     "run", "run_many", "run_grid", "run_search", "concat_runs", "run_variants", "variant_label", "load_runs",
-    "load_results", "load_diverged", "RunResult", "RunConfig", "resolve_config", "METHODS", "PROFILES",
+    "load_results", "load_diverged", "RunResult", "Engine", "RunConfig", "resolve_config", "METHODS", "PROFILES",
     "DHPSoftmax", "MatchedSoftmax", "average_accuracy", "average_accuracy_curve", "bwt", "mean_sem", "summarize",
     "DhcError", "ConfigError", "DataNotFoundError", "PlasticInstabilityError", "registry", "plugins",
 ]

@@ -12,7 +12,6 @@ from pathlib import Path
 from dhclib import plugins, registry
 from dhclib.runs.config import ALL_METHODS, BENCHMARK_NAMES, PROFILES, check_reserved
 from dhclib.errors import DhcError
-from dhclib.runs.claims import STALE_AFTER
 
 __all__ = ["main", "parse_overrides"]
 
@@ -23,7 +22,9 @@ _PYTHON_WORDS = {"True": True, "False": False, "None": None}
 def parse_overrides(items: list[str]) -> dict:
     """``key=value`` pairs; values are read as JSON where they parse (``20``, ``0.5``, ``true``, ``null``,
     ``[400,400]``), Python's ``True`` / ``False`` / ``None`` as themselves, and kept as strings otherwise
-    (``full``, ``random``)."""
+    (``full``, ``random``). A key that is an option of its own (``seed``, ``device``) is refused here, not by
+    :func:`~dhclib.runs.config.resolve_config`: spread into a driver's call beside that option it would be a
+    TypeError before dhclib could name it."""
     out = {}
     for item in items:
         key, sep, value = item.partition("=")
@@ -36,6 +37,7 @@ def parse_overrides(items: list[str]) -> dict:
             out[key] = json.loads(value)
         except json.JSONDecodeError:
             out[key] = value
+    check_reserved(out)
     return out
 
 
@@ -47,44 +49,29 @@ _COMMON = [
     ("--data-dir", dict(default=None, help="data root (default: $DHC_DATA_DIR)")),
     ("--set", dict(action="append", default=[], metavar="KEY=VALUE", help="override a config value")),
     ("--no-progress", dict(action="store_true", help="no progress bars")),
-    ("--executor", dict(default=None, metavar="SPEC",
-                        help="where runs train, sharing the store: local:N (N worker processes), dask:local:N (a Dask "
-                             "LocalCluster), dask:tcp://HOST:PORT (a Dask scheduler) or slurm (one submitit job per "
-                             "run or stack); default: this process")),
-    ("--lease", dict(default=STALE_AFTER, type=float, metavar="SECONDS",
-                     help="seconds without a heartbeat after which a run claimed on another host is trained "
-                          f"here (default {STALE_AFTER:.0f}; one of a process gone from this host: at once)")),
-    ("--slurm-partition", dict(default=None, help="with --executor slurm: the partition")),
-    ("--slurm-time", dict(default=60, type=int, metavar="MIN", help="with --executor slurm: minutes per job (60)")),
-    ("--slurm-gpus", dict(default=0, type=int, metavar="N", help="with --executor slurm: GPUs per job (0)")),
-    ("--slurm-mem", dict(default=None, metavar="MEM", help="with --executor slurm: memory per job, e.g. 8G")),
-    ("--stack", dict(default="1", type=lambda v: v if v == "auto" else _stack_size(v), metavar="N|auto",
-                     help="train up to N runs of one configuration together in lockstep (default 1; auto: by device)")),
-    ("--cuda-graphs", dict(action="store_true",
-                           help="on CUDA, replay each stacked step as a CUDA graph where it can be captured (same "
-                                "numbers; not yet measured on a GPU: see benchmarks/gpu_check.sh)")),
+    ("--engine", dict(default="here", metavar="ENGINE",
+                      help="where and how runs train, one string (dhclib.runs.engine): here (default), stack:N|auto"
+                           "[+graphs], local:N, dask:local:N, dask:tcp://HOST:PORT, slurm[:partition=P,time_min=M,"
+                           "gpus=G,mem=8G], lease=SECONDS, comma-separated, e.g. local:2,stack:8")),
 ]
 
-
-def executor_of(args):
-    """The ``--executor`` of a parsed command line, opened (:func:`dhclib.runs.executors.open_executor`)."""
-    from dhclib.runs.executors import SlurmOptions, open_executor
-
-    slurm = SlurmOptions(partition=args.slurm_partition, time_min=args.slurm_time, gpus=args.slurm_gpus,
-                         mem=args.slurm_mem)
-    if args.executor != "slurm" and slurm != SlurmOptions():
-        raise DhcError("--slurm-partition, --slurm-time, --slurm-gpus and --slurm-mem need --executor slurm")
-    return open_executor(args.executor, args.out, slurm)
+# The flags --engine replaced (README, "What replaced what"): one line saying so, not argparse's "unrecognized".
+_REPLACED = {"--stack": "stack:N", "--cuda-graphs": "stack:N+graphs", "--executor": "local:N (or dask:..., slurm)",
+             "--lease": "lease=SECONDS", "--slurm-partition": "slurm:partition=P", "--slurm-time": "slurm:time_min=M",
+             "--slurm-gpus": "slurm:gpus=G", "--slurm-mem": "slurm:mem=8G"}
 
 
-def _stack_size(value: str) -> int:
-    try:
-        n = int(value)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"--stack must be an integer >= 1 or 'auto', got {value!r}") from None
-    if n < 1:
-        raise argparse.ArgumentTypeError(f"--stack must be an integer >= 1 or 'auto', got {value!r}")
-    return n
+class _Replaced(argparse.Action):
+    def __call__(self, parser, namespace, values, option_string=None):
+        parser.error(f"{option_string} was replaced by --engine {_REPLACED[option_string]} (README, 'What replaced "
+                     f"what')")
+
+
+def _add_common(parser: argparse.ArgumentParser) -> None:
+    for name, kw in _COMMON:
+        parser.add_argument(name, **kw)
+    for old in _REPLACED:
+        parser.add_argument(old, nargs="?", action=_Replaced, help=argparse.SUPPRESS)
 
 
 def grid_values(benchmark: str, method: str, param: str, values: str) -> list:
@@ -120,8 +107,7 @@ def _parser() -> argparse.ArgumentParser:
     r = sub.add_parser("run", help="run benchmarks x methods x seeds into a resumable result store")
     r.add_argument("--benchmark", required=True, help=f"comma-separated, or all; from: {', '.join(BENCHMARK_NAMES)}")
     r.add_argument("--method", required=True, help=f"comma-separated, or all; from: {', '.join(ALL_METHODS)}")
-    for name, kw in _COMMON:
-        r.add_argument(name, **kw)
+    _add_common(r)
     r.add_argument("--fail-on-diverge", action="store_true",
                    help="exit with status 3 when any run diverged (default: 0, the failures listed)")
     r.add_argument("--on-diverge", default="record", choices=("record", "raise"),
@@ -133,8 +119,7 @@ def _parser() -> argparse.ArgumentParser:
     g.add_argument("--param", required=True, help="the config field to vary, e.g. lam, si_xi, eta_init")
     g.add_argument("--values", default="paper",
                    help="comma-separated values, or 'paper': Appendix A's grid (lam) or Table 4's values (eta_init)")
-    for name, kw in _COMMON:
-        g.add_argument(name, **kw)
+    _add_common(g)
     s = sub.add_parser("summary", help="mean ± SEM of the runs stored in a result store")
     s.add_argument("--out", required=True, help="output directory of the result store")
     rep = sub.add_parser("report", help="write <out>/REPORT.md and its CSV tables: every stored run beside the paper")
@@ -208,13 +193,11 @@ def _command(args: argparse.Namespace) -> int:
             return 0
         if args.command == "data":
             return data_status(args.data_dir, args.check)
-        if getattr(args, "cuda_graphs", False) and args.stack == 1:
-            raise DhcError("--cuda-graphs applies to stacked runs: give --stack N (N > 1) or --stack auto")
         import pandas as pd
 
         from dhclib.method.metrics import summarize
-        from dhclib.runs.runner import load_diverged, load_results, run_grid, run_many
-        from dhclib.runs.store import label_as_stored, variant_of
+        from dhclib.runs.runner import run_grid, run_many
+        from dhclib.runs.store import label_as_stored, load_diverged, load_results, variant_of
 
         if args.command == "report":
             from dhclib.paper.report_md import write_report
@@ -223,14 +206,10 @@ def _command(args: argparse.Namespace) -> int:
             print(f"wrote {path} and its tables (report_*.csv) beside it")
             return 0
         if args.command == "grid":
-            overrides = parse_overrides(args.set)
-            check_reserved(overrides)
             values = grid_values(args.benchmark, args.method, args.param, args.values)
-            with executor_of(args) as executor:
-                df = run_grid(args.benchmark, args.method, args.param, values, args.seeds, profile=args.profile,
-                              device=args.device, data_dir=args.data_dir, out_dir=args.out,
-                              progress=not args.no_progress, stack=args.stack, executor=executor,
-                              cuda_graphs=args.cuda_graphs, lease=args.lease, **overrides)
+            df = run_grid(args.benchmark, args.method, args.param, values, args.seeds, profile=args.profile,
+                          device=args.device, data_dir=args.data_dir, out_dir=args.out, progress=not args.no_progress,
+                          engine=args.engine, **parse_overrides(args.set))
             from dhclib.paper.report import grid_table
 
             with pd.option_context("display.width", 200, "display.max_columns", 20):
@@ -238,12 +217,9 @@ def _command(args: argparse.Namespace) -> int:
             return 0
         if args.command == "run":
             overrides = parse_overrides(args.set)
-            check_reserved(overrides)
-            with executor_of(args) as executor:
-                df = run_many(args.benchmark, args.method, args.seeds, profile=args.profile, device=args.device,
-                              data_dir=args.data_dir, out_dir=args.out, progress=not args.no_progress,
-                              on_diverge=args.on_diverge, stack=args.stack, executor=executor,
-                              cuda_graphs=args.cuda_graphs, lease=args.lease, **overrides)
+            df = run_many(args.benchmark, args.method, args.seeds, profile=args.profile, device=args.device,
+                          data_dir=args.data_dir, out_dir=args.out, progress=not args.no_progress,
+                          on_diverge=args.on_diverge, engine=args.engine, **overrides)
             diverged = df.attrs.get("diverged", [])
             if len(df):  # the same labels as `summary`: each run named as its stored record describes it
                 df = label_as_stored(df, args.out)

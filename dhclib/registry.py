@@ -136,7 +136,7 @@ class Benchmark:
     methods: tuple[str, ...] | None = None
     # ``read_data(settings, data_dir, download)``: read what a run with these settings reads, as its builder does
     # (the Vision Mixture's task list and notMNIST split); None: every dataset of ``datasets``. Called before
-    # anything trains (:func:`dhclib.runs.execute.check_data`), so missing data stops a batch at its start.
+    # anything trains (:func:`dhclib.runs.build.check_data`), so missing data stops a batch at its start.
     read_data: Callable[[Any, Any, bool], None] | None = None
 
 

@@ -10,12 +10,7 @@ profile = "quick"  # "quick" (CPU, minutes) | "paper" (SPEC §4-§5 exactly; a G
 methods = "all"  # Table 1's eight, or a list such as ["finetune", "dhp"]
 trials = 3  # seeds 0 .. trials-1 (the paper: 10)
 device = "auto"  # "auto" | "cpu" | "cuda"
-stack = "auto"  # runs of one configuration trained together: N, or "auto" (1 on a CPU, stacks on a GPU: README)
-executor = None  # where runs train: None (here), "local:N", "dask:local:N", "dask:tcp://HOST:PORT", "slurm"
-slurm = {}  # with executor="slurm", e.g. {"partition": "gpu", "time_min": 60, "gpus": 1, "mem": "16G"}
-data_dir = None  # data root; None: $DHC_DATA_DIR (README, "Data")
-output_dir = None  # tables, figures, executed notebook; None: outputs/<profile>/<notebook>/
-store_dir = None  # the result store shared by the notebooks; None: outputs/<profile>/
+engine = "stack:auto"  # where and how runs train, e.g. "here", "local:2", "local:2,stack:8" (README, "Engines")
 overrides = {}  # config overrides passed to dhclib, e.g. {"max_epochs": 20}
 missing = "train"  # runs not in the store: "train" them, or "skip" (tabulate only what is stored)
 variants = [{"methods": ["si", "dhp+si"], "overrides": {"lam": 50.0}}]  # extra labelled rows: [{"methods": [...], "overrides": {...}}]
@@ -31,8 +26,7 @@ from dhclib.paper import notebook
 from dhclib.runs.outputs import save_table
 
 # reference("table1"): the committed table the checked cells compare with (README, "Reproducibility")
-out_dir, store_dir, reference = notebook.setup(NOTEBOOK, profile, output_dir, store_dir)
-pool = notebook.executor(executor, store_dir, slurm)  # None: train in this kernel
+out_dir, store_dir, reference = notebook.setup(NOTEBOOK, profile, engine)
 TITLE = dhclib.registry.benchmark(BENCHMARK).title
 
 # %% [markdown]
@@ -45,8 +39,8 @@ notebook.paper_claim(BENCHMARK)
 
 # %%
 # NBVAL_IGNORE_OUTPUT
-df, diverged = notebook.train(BENCHMARK, methods, trials, profile, device, data_dir, store_dir, out_dir,
-                              variants, missing, overrides, stack, executor=pool)
+df, diverged = notebook.train(BENCHMARK, methods, trials, profile, device, store_dir, out_dir,
+                              variants, missing, overrides, engine)
 
 # %% [markdown]
 # Runs whose loss became NaN/inf are not results: they are listed here with the reason. None is hidden or replaced: an extra row with another setting is labelled as such in the table below.

@@ -11,12 +11,7 @@ trials = 3  # Figure 3's trials (seeds 0 .. trials-1)
 sweep_trials = 1  # Table 4's trials per eta (the paper: 5)
 eta_inits = [0.1, 0.01, 0.001, 0.0005, 0.0001]  # Table 4's values
 device = "auto"  # "auto" | "cpu" | "cuda"
-stack = "auto"  # runs of one configuration trained together: N, or "auto" (1 on a CPU, stacks on a GPU: README)
-executor = None  # where runs train: None (here), "local:N", "dask:local:N", "dask:tcp://HOST:PORT", "slurm"
-slurm = {}  # with executor="slurm", e.g. {"partition": "gpu", "time_min": 60, "gpus": 1, "mem": "16G"}
-data_dir = None  # data root; None: $DHC_DATA_DIR (README, "Data")
-output_dir = None  # tables, figures, executed notebook; None: outputs/<profile>/<notebook>/
-store_dir = None  # the result store shared by the notebooks; None: outputs/<profile>/
+engine = "stack:auto"  # where and how runs train, e.g. "here", "local:2", "local:2,stack:8" (README, "Engines")
 overrides = {}  # config overrides passed to dhclib, e.g. {"max_epochs": 20}
 missing = "train"  # runs not in the store: "train" them, or "skip" (tabulate only what is stored)
 
@@ -30,8 +25,7 @@ from dhclib.paper import notebook
 from dhclib.runs.outputs import save_table
 
 # reference("table1"): the committed table the checked cells compare with (README, "Reproducibility")
-out_dir, store_dir, reference = notebook.setup(NOTEBOOK, profile, output_dir, store_dir)
-pool = notebook.executor(executor, store_dir, slurm)  # None: train in this kernel
+out_dir, store_dir, reference = notebook.setup(NOTEBOOK, profile, engine)
 
 # %% [markdown]
 # ## (a) Figure 3: η, ‖Hebb‖_F and ‖α‖_F while learning ten Permuted MNIST tasks
@@ -41,8 +35,8 @@ pool = notebook.executor(executor, store_dir, slurm)  # None: train in this kern
 # %%
 # NBVAL_IGNORE_OUTPUT
 seeds = f"0-{trials - 1}"
-dhclib.run_many("permuted_mnist", "dhp", seeds, profile, device, data_dir, store_dir, progress="runs",
-                on_diverge="record", missing=missing, stack=stack, executor=pool, **overrides)
+dhclib.run_many("permuted_mnist", "dhp", seeds, profile, device, out_dir=store_dir, progress="runs",
+                on_diverge="record", missing=missing, engine=engine, **overrides)
 runs = dhclib.load_runs(store_dir, "permuted_mnist", "dhp", seeds, profile, device,
                         missing="skip" if missing == "skip" else "raise", **overrides)
 traces = pd.concat([r.traces.assign(seed=r.config["seed"]) for r in runs], ignore_index=True)
@@ -80,7 +74,7 @@ print(checks.to_string(index=False))
 # NBVAL_IGNORE_OUTPUT
 sweep = pd.concat([
     dhclib.run_grid(b, "dhp", "eta_init", eta_inits, f"0-{sweep_trials - 1}", profile, device,
-                    data_dir, store_dir, progress="runs", missing=missing, stack=stack, executor=pool, **overrides)
+                    out_dir=store_dir, progress="runs", missing=missing, engine=engine, **overrides)
     for b in ("permuted_mnist", "imbalanced_permuted_mnist", "split_mnist")], ignore_index=True)
 save_table(sweep, out_dir, "eta_sweep_tidy");
 

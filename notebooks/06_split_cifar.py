@@ -10,12 +10,7 @@ profile = "quick"  # "quick" (CPU, minutes) | "paper" (SPEC §4-§5 exactly; a G
 methods = "all"  # Figure 8's: finetune, dhp, si, dhp+si, scratch
 trials = 3  # seeds 0 .. trials-1 (the paper: 10)
 device = "auto"  # "auto" | "cpu" | "cuda"
-stack = "auto"  # runs of one configuration trained together: N, or "auto" (1 on a CPU, stacks on a GPU: README)
-executor = None  # where runs train: None (here), "local:N", "dask:local:N", "dask:tcp://HOST:PORT", "slurm"
-slurm = {}  # with executor="slurm", e.g. {"partition": "gpu", "time_min": 60, "gpus": 1, "mem": "16G"}
-data_dir = None  # data root; None: $DHC_DATA_DIR (README, "Data")
-output_dir = None  # tables, figures, executed notebook; None: outputs/<profile>/<notebook>/
-store_dir = None  # the result store shared by the notebooks; None: outputs/<profile>/
+engine = "stack:auto"  # where and how runs train, e.g. "here", "local:2", "local:2,stack:8" (README, "Engines")
 overrides = {}  # config overrides passed to dhclib, e.g. {"max_epochs": 20}
 missing = "train"  # runs not in the store: "train" them, or "skip" (tabulate only what is stored)
 
@@ -30,8 +25,7 @@ from dhclib.paper import notebook
 from dhclib.runs.outputs import save_table
 
 # reference("table1"): the committed table the checked cells compare with (README, "Reproducibility")
-out_dir, store_dir, reference = notebook.setup(NOTEBOOK, profile, output_dir, store_dir)
-pool = notebook.executor(executor, store_dir, slurm)  # None: train in this kernel
+out_dir, store_dir, reference = notebook.setup(NOTEBOOK, profile, engine)
 from dhclib.benchmarks import SPLIT_CIFAR_TASK_NAMES
 
 # %% [markdown]
@@ -45,8 +39,8 @@ notebook.paper_claim(BENCHMARK)
 # %%
 # NBVAL_IGNORE_OUTPUT
 seeds = f"0-{trials - 1}"
-df = dhclib.run_many(BENCHMARK, methods, seeds, profile, device, data_dir, store_dir, progress="runs",
-                     on_diverge="record", missing=missing, stack=stack, executor=pool, **overrides)
+df = dhclib.run_many(BENCHMARK, methods, seeds, profile, device, out_dir=store_dir, progress="runs",
+                     on_diverge="record", missing=missing, engine=engine, **overrides)
 save_table(df, out_dir, "results_tidy")
 diverged = pd.DataFrame(df.attrs["diverged"], columns=["method", "seed", "message"])
 save_table(diverged, out_dir, "diverged")

@@ -11,12 +11,7 @@ permuted_profile = "quick"  # Permuted MNIST's search (the paper profile costs a
 seed = 0  # the paper searched on one task sequence, i.e. one seed
 regularisers = ["ewc", "si", "mas"]  # the baselines whose lambda the paper searched
 device = "auto"  # "auto" | "cpu" | "cuda"
-stack = "auto"  # runs of one configuration trained together: N, or "auto" (1 on a CPU, stacks on a GPU: README)
-executor = None  # where runs train: None (here), "local:N", "dask:local:N", "dask:tcp://HOST:PORT", "slurm"
-slurm = {}  # with executor="slurm", e.g. {"partition": "gpu", "time_min": 60, "gpus": 1, "mem": "16G"}
-data_dir = None  # data root; None: $DHC_DATA_DIR (README, "Data")
-output_dir = None  # tables and figures; None: outputs/<profile>/07_lambda_search/
-store_dir = None  # Split MNIST's result store; None: outputs/<profile>/ (Permuted: outputs/<permuted_profile>/)
+engine = "stack:auto"  # where and how runs train, e.g. "here", "local:2", "local:2,stack:8" (README, "Engines")
 overrides = {}  # config overrides passed to dhclib for both searches
 missing = "train"  # runs not in the store: "train" them, or "skip" (tabulate only what is stored)
 beyond = {"si": [2.0, 5.0, 10.0, 50.0, 100.0]}  # Permuted MNIST: values past the paper's grid (ours, labelled)
@@ -32,12 +27,10 @@ from dhclib.paper import notebook
 from dhclib.runs.outputs import save_table
 
 # reference("table1"): the committed table the checked cells compare with (README, "Reproducibility")
-out_dir, store_dir, reference = notebook.setup(NOTEBOOK, profile, output_dir, store_dir)
-pool = notebook.executor(executor, store_dir, slurm)  # None: train in this kernel
+out_dir, store_dir, reference = notebook.setup(NOTEBOOK, profile, engine)
 from dhclib.runs.outputs import store_root
 
-search = dict(seed=seed, device=device, data_dir=data_dir, progress="runs", missing=missing, stack=stack,
-              executor=pool, **overrides)
+search = dict(seed=seed, device=device, progress="runs", missing=missing, engine=engine, **overrides)
 
 # %% [markdown]
 # ## Split MNIST (A.3)

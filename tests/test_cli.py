@@ -13,7 +13,7 @@ import pandas as pd
 import pytest
 
 import dhclib
-import dhclib.runs.execute
+import dhclib.runs.unit
 from dhclib.cli import main
 
 TIDY_COLUMNS = ["benchmark", "method", "base_method", "variant", "seed", "profile", "config_key", "after_task", "task",
@@ -38,7 +38,7 @@ def _forbid_training(monkeypatch):
     def no_training(*args, **kwargs):
         raise AssertionError("run_config called: a stored run was trained again")
 
-    monkeypatch.setattr(dhclib.runs.execute, "run_config", no_training)
+    monkeypatch.setattr(dhclib.runs.unit, "run_config", no_training)
 
 
 # ---------------------------------------------------------------------------------------------------------------
@@ -104,7 +104,7 @@ def test_interrupted_batch_resumes(idx_root, tmp_path, monkeypatch):
     """A batch interrupted during its second run keeps the first stored run; the next call trains only the three
     missing runs and returns the full frame."""
     out = tmp_path / "store"
-    real = dhclib.runs.execute.run_config
+    real = dhclib.runs.unit.run_config
     calls = []
 
     def interrupted(cfg, *args, **kwargs):
@@ -113,7 +113,7 @@ def test_interrupted_batch_resumes(idx_root, tmp_path, monkeypatch):
             raise KeyboardInterrupt("simulated interruption")
         return real(cfg, *args, **kwargs)
 
-    monkeypatch.setattr(dhclib.runs.execute, "run_config", interrupted)
+    monkeypatch.setattr(dhclib.runs.unit, "run_config", interrupted)
     with pytest.raises(KeyboardInterrupt):
         _run_many(out, idx_root)
     assert len(_json_files(out)) == 1
@@ -125,7 +125,7 @@ def test_interrupted_batch_resumes(idx_root, tmp_path, monkeypatch):
         calls.append((cfg.method, cfg.seed))
         return real(cfg, *args, **kwargs)
 
-    monkeypatch.setattr(dhclib.runs.execute, "run_config", counting)
+    monkeypatch.setattr(dhclib.runs.unit, "run_config", counting)
     df = _run_many(out, idx_root)
     assert len(calls) == 3 and ("finetune", 0) not in calls
     assert len(_json_files(out)) == 4 and len(df) == 12

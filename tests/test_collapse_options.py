@@ -20,7 +20,7 @@ from dhclib.method.models import MLP, slow_logits
 from dhclib.method.task import Task
 from dhclib.method.train import Protocol, TaskState, evaluate, mechanism, train_epoch, train_step
 from dhclib.runs.config import resolve_config
-from dhclib.runs.execute import code_version
+from dhclib.runs.build import code_version
 from dhclib.seeds import rng
 
 HEAD = slice(0, 3)

@@ -6,7 +6,7 @@ from __future__ import annotations
 import pytest
 
 import dhclib
-import dhclib.runs.execute
+import dhclib.runs.unit
 from dhclib.errors import ConfigError
 from dhclib.runs.config import BENCHMARK_NAMES, METHODS, PROFILES, RunConfig, parse_seeds, resolve_config
 
@@ -215,7 +215,7 @@ def test_seed_as_override_is_a_config_error(monkeypatch, tmp_path):
     def no_training(*args, **kwargs):
         raise AssertionError("a run was started")
 
-    monkeypatch.setattr(dhclib.runs.execute, "run_config", no_training)
+    monkeypatch.setattr(dhclib.runs.unit, "run_config", no_training)
     with pytest.raises(dhclib.ConfigError, match="seed"):
         dhclib.run_many("permuted_mnist", "finetune", "0", "quick", "cpu", data_dir=tmp_path, out_dir=tmp_path,
                         progress=False, seed=3)
@@ -228,7 +228,7 @@ def test_n_tasks_beyond_the_benchmark_is_caught_before_any_run(monkeypatch, tmp_
     def no_training(*args, **kwargs):
         raise AssertionError("a run was started although a config of the batch is invalid")
 
-    monkeypatch.setattr(dhclib.runs.execute, "run_config", no_training)
+    monkeypatch.setattr(dhclib.runs.unit, "run_config", no_training)
     with pytest.raises(dhclib.ConfigError, match="n_tasks"):
         dhclib.run_many(["permuted_mnist", "split_mnist"], "finetune", "0", "quick", "cpu", data_dir=tmp_path,
                         out_dir=tmp_path / "out", progress=False, n_tasks=6)

@@ -1,4 +1,4 @@
-"""``--executor dask:tcp://…`` against a real Dask cluster: a scheduler and two one-thread workers, each its own
+"""``--engine dask:tcp://…`` against a real Dask cluster: a scheduler and two one-thread workers, each its own
 process on 127.0.0.1 (``dask scheduler`` / ``dask worker``, as the README's cluster section starts them). Runs
 through the command line come back bitwise equal to the same runs trained in this process; a worker killed with
 SIGKILL mid-run costs about the lost run, not the claims' lease, and each run is stored once."""
@@ -81,7 +81,7 @@ def _stored(out: Path) -> dict[str, dict]:
 
 def test_runs_over_tcp_are_bitwise_the_in_process_runs(cluster, tmp_path):
     out = tmp_path / "dask"
-    done = _cli("--benchmark", "split_mnist", "--method", "finetune,dhp", "--seeds", "0-1", "--executor",
+    done = _cli("--benchmark", "split_mnist", "--method", "finetune,dhp", "--seeds", "0-1", "--engine",
                 f"dask:{cluster}", "--out", str(out))
     assert done.returncode == 0, done.stderr[-2000:]
     here = tmp_path / "here"
@@ -97,7 +97,7 @@ def test_a_worker_killed_mid_run_costs_its_run_not_the_lease(cluster, tmp_path):
     """SIGKILL the worker process that holds a run's claim: Dask hands the run to the other worker, which takes
     the claim over at once (its holder is gone from this host), and the batch ends long before the 600 s lease."""
     out = tmp_path / "store"
-    args = ("--benchmark", "split_mnist", "--method", "finetune", "--seeds", "0-1", "--executor", f"dask:{cluster}",
+    args = ("--benchmark", "split_mnist", "--method", "finetune", "--seeds", "0-1", "--engine", f"dask:{cluster}",
             "--set", "max_epochs=20", "--set", "min_epochs=20", "--out", str(out))
     t0 = time.monotonic()
     driver = subprocess.Popen([sys.executable, "-m", "dhclib", "run", "--profile", "quick", "--no-progress", *args],

@@ -287,7 +287,7 @@ def test_every_stored_run_records_the_files_it_read(clear_memo, idx_root, isolat
     assert list(isolated_cache.glob("mnist-*.sha256.json"))
     cache.PROVENANCE.clear()  # as in a new process
     monkeypatch.setattr(cache, "_sha256", lambda p: pytest.fail(f"{p} hashed again"))
-    assert dhclib.runs.execute.data_provenance(
+    assert dhclib.runs.build.data_provenance(
         dhclib.runs.config.resolve_config("split_mnist", "finetune", 1, "quick", "cpu"), idx_root) == data
 
 

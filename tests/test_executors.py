@@ -7,6 +7,7 @@ store train every run once (the trainings are counted); a run whose holder died 
 
 from __future__ import annotations
 
+import contextlib
 import errno
 import json
 import multiprocessing
@@ -17,7 +18,6 @@ import subprocess
 import sys
 import threading
 import time
-from concurrent.futures import ProcessPoolExecutor
 from pathlib import Path
 
 import numpy as np
@@ -28,9 +28,10 @@ from dhclib.errors import DhcError
 from dhclib.runs.claims import (Claim, Heartbeat, alive, claim, holder, pid_namespace, release,
                                  start_token)
 from dhclib.runs.config import resolve_config
-from dhclib.runs import execute, plan
-from dhclib.runs.execute import claim_path
-from dhclib.runs.executors import SlurmOptions, one_thread, open_executor, submit_all
+from dhclib.runs import execute, executors, plan, unit
+from dhclib.runs.engine import Engine, SlurmOptions
+from dhclib.runs.executors import open_executor, submit_all
+from dhclib.runs.unit import claim_path
 
 SMALL = dict(n_tasks=2, train_size=100, test_size=50, max_epochs=2, min_epochs=1)
 ROOT = Path(__file__).resolve().parent.parent
@@ -192,11 +193,21 @@ def _frame(out, root, methods="finetune,dhp+si", **kw):
                            **dict(SMALL, **kw))
 
 
+def _workers_are(monkeypatch, executor) -> str:
+    """Make the place ``local:1`` stand for ``executor`` (a submitit executor, a failing one): the engine's path
+    through any ``submit``/``map_array`` executor, without a cluster. Returns the engine to pass."""
+    @contextlib.contextmanager
+    def opened(engine, out_dir=None):
+        yield executor
+
+    monkeypatch.setattr(executors, "open_executor", opened)
+    return "local:1"
+
+
 @pytest.mark.slow
 def test_a_spawned_process_pool_gives_the_one_at_a_time_runs_bitwise(idx_root, tmp_path):
     alone = _frame(tmp_path / "alone", idx_root)
-    with ProcessPoolExecutor(2, mp_context=multiprocessing.get_context("spawn"), initializer=one_thread) as pool:
-        pooled = _frame(tmp_path / "pool", idx_root, executor=pool)
+    pooled = _frame(tmp_path / "pool", idx_root, engine="local:2")
     assert pooled.equals(alone)
     a = sorted(p.relative_to(tmp_path / "alone") for p in (tmp_path / "alone").glob("runs/*/*/*.json"))
     b = sorted(p.relative_to(tmp_path / "pool") for p in (tmp_path / "pool").glob("runs/*/*/*.json"))
@@ -208,7 +219,7 @@ def test_a_spawned_process_pool_gives_the_one_at_a_time_runs_bitwise(idx_root, t
 
 
 DRIVER = """
-import sys, dhclib, dhclib.runs.execute as ex
+import sys, dhclib, dhclib.runs.unit as ex
 log, root, out = sys.argv[1:4]
 inner = ex.run_stack
 def counted(cfgs, *a, **k):
@@ -241,7 +252,7 @@ def test_a_run_held_by_a_dead_worker_is_trained_once_its_claim_is_stale(idx_root
     path.write_text(json.dumps({"host": "gone", "pid": 999999, "time": 0, "token": "dead"}))  # fresh, but dead
     planned = plan.table1("split_mnist", "finetune", "0", "quick", "cpu", **SMALL)
     t0 = time.perf_counter()
-    done = execute.execute(planned, out, idx_root, progress=False, stale_after=1.0)  # (default: 10 minutes)
+    done = execute.execute(planned, out, "lease=1", idx_root, progress=False)  # (default: a minute)
     assert time.perf_counter() - t0 >= 1.0  # it waited for the claim to go stale
     assert len(done.results) == 1 and not path.exists()
     assert np.isfinite(done.results[0][1].avg_acc)
@@ -263,20 +274,20 @@ def test_a_run_another_worker_recorded_as_diverged_is_not_trained_again(tmp_path
         trained.extend(cfgs)
         return [dhclib.PlasticInstabilityError("training diverged again") for _ in cfgs]
 
-    monkeypatch.setattr(execute, "run_stack", run_stack)
-    real_claim = execute.claim
+    monkeypatch.setattr(unit, "run_stack", run_stack)
+    real_claim = unit.claim
 
     def claim_after_the_other_finished(path, stale_after):
-        execute.write_atomic(execute.result_path(out, cfg, "diverged"), record)
+        unit.write_atomic(unit.result_path(out, cfg, "diverged"), record)
         return real_claim(path, stale_after)
 
-    monkeypatch.setattr(execute, "claim", claim_after_the_other_finished)
-    assert execute.train_and_store(planned, out) == [("diverged", "training diverged on task 2")]
+    monkeypatch.setattr(unit, "claim", claim_after_the_other_finished)
+    assert unit.train_and_store(planned, out) == [("diverged", "training diverged on task 2", None)]
     assert trained == [] and not claim_path(out, cfg).exists()  # the claim taken is given back
-    monkeypatch.setattr(execute, "claim", real_claim)
-    assert execute.train_and_store(planned, out) == [("diverged", "training diverged on task 2")]
+    monkeypatch.setattr(unit, "claim", real_claim)
+    assert unit.train_and_store(planned, out) == [("diverged", "training diverged on task 2", None)]
     assert trained == []
-    assert execute.train_and_store(planned, out, record_diverged=False) == [("diverged", "training diverged again")]
+    assert unit.train_and_store(planned, out, record_diverged=False) == [("diverged", "training diverged again", None)]
     assert trained == [cfg]
 
 
@@ -286,20 +297,19 @@ def test_the_command_line_runs_on_worker_processes(idx_root, tmp_path):
 
     args = ["run", "--benchmark", "split_mnist", "--method", "finetune", "--seeds", "0-1", "--profile", "quick",
             "--device", "cpu", "--data-dir", str(idx_root), "--out", str(tmp_path), "--no-progress",
-            "--executor", "local:2", *[f"--set={k}={v}" for k, v in SMALL.items()]]
+            "--engine", "local:2", *[f"--set={k}={v}" for k, v in SMALL.items()]]
     assert main(args) == 0
     assert len(list(tmp_path.glob("runs/*/*/*.json"))) == 2
     for bad in ("local", "local:0", "dask", "dask:local:0", "pool:2", "slurm:4"):
-        with pytest.raises(DhcError, match="--executor must be one of local:N, dask:local:N"):
-            with open_executor(bad, tmp_path):
-                pass
-    slurm_only = [*args[:-len(SMALL) - 2], "--slurm-gpus", "1"]
-    assert main(slurm_only) == 2  # --slurm-* without --executor slurm: one line, nothing trained
+        with pytest.raises(dhclib.ConfigError, match=r"^engine: .*; accepted: here \| local:N \| dask:local:N"):
+            Engine.of(bad)
+    slurm_only = [*args[:-len(SMALL) - 2], "--engine", "local:2,gpus=1"]
+    assert main(slurm_only) == 2  # Slurm options without slurm: one line, nothing trained
 
 
 def test_the_lease_of_another_hosts_claim_is_set_on_the_command_line(idx_root, tmp_path, capsys):
     """A worker killed on another node costs its run the lease, which a cluster sets shorter than the default 10
-    minutes: ``--lease 1`` trains the run here once its claim is a second old; a lease that is not a finite
+    minutes: ``--engine lease=1`` trains the run here once its claim is a second old; a lease that is not a finite
     number of seconds > 0 is one line, exit 2."""
     from dhclib.cli import main
 
@@ -309,12 +319,12 @@ def test_the_lease_of_another_hosts_claim_is_set_on_the_command_line(idx_root, t
     args = ["run", "--benchmark", "split_mnist", "--method", "finetune", "--profile", "quick", "--device", "cpu",
             "--data-dir", str(idx_root), "--out", str(out), "--no-progress",
             *[f"--set={k}={v}" for k, v in SMALL.items()]]
-    assert main([*args, "--lease", "1"]) == 0
+    assert main([*args, "--engine", "lease=1"]) == 0
     assert len(list(out.glob("runs/*/*/*.json"))) == 1 and not claim_path(out, cfg).exists()
     for bad in ("0", "-5", "inf", "nan"):
         capsys.readouterr()
-        assert main([*args, "--lease", bad]) == 2
-        assert capsys.readouterr().err.startswith("error: the lease must be a finite number of seconds > 0")
+        assert main([*args, "--engine", f"lease={bad}"]) == 2
+        assert capsys.readouterr().err.startswith("error: engine: the lease must be a finite number of seconds > 0")
 
 
 @pytest.mark.parametrize("spec", ["dask:tcp://127.0.0.1", "dask:foo", "dask:tcp://127.0.0.1:0",
@@ -325,17 +335,15 @@ def test_a_malformed_dask_address_is_one_line_and_exit_2(tmp_path, capsys, spec)
     from dhclib.cli import main
 
     args = ["run", "--benchmark", "split_mnist", "--method", "finetune", "--profile", "quick", "--device", "cpu",
-            "--out", str(tmp_path), "--no-progress", "--executor", spec]
+            "--out", str(tmp_path), "--no-progress", "--engine", spec]
     assert main(args) == 2
     err = capsys.readouterr().err.strip().splitlines()
-    assert len(err) == 1 and err[0].startswith(f"error: --executor {spec}: ") and "dask:tcp://HOST:PORT" in err[0]
+    assert len(err) == 1 and err[0].startswith("error: engine: ") and "is not a Dask scheduler address" in err[0]
 
 
 def test_a_well_formed_dask_address_passes_the_check():
-    from dhclib.runs.executors import _scheduler
-
     for address in ("tcp://127.0.0.1:8786", "127.0.0.1:8786", "tls://node-1.cluster:8786", "tcp://[::1]:8786"):
-        assert _scheduler(address, f"dask:{address}") == address
+        assert Engine.of(f"dask:{address}").where == f"dask:{address}"
 
 
 def _same_runs(a, b):
@@ -349,14 +357,13 @@ def _same_runs(a, b):
 @pytest.mark.slow
 def test_a_dask_local_cluster_gives_the_one_at_a_time_runs_bitwise(idx_root, tmp_path):
     alone = _frame(tmp_path / "alone", idx_root)
-    with open_executor("dask:local:2", tmp_path / "dask") as executor:
-        dasked = _frame(tmp_path / "dask", idx_root, executor=executor)
+    dasked = _frame(tmp_path / "dask", idx_root, engine="dask:local:2")
     assert dasked.equals(alone)
     _same_runs(tmp_path / "alone", tmp_path / "dask")
 
 
 @pytest.mark.slow
-def test_submitits_local_executor_gives_the_one_at_a_time_runs_bitwise(idx_root, tmp_path):
+def test_submitits_local_executor_gives_the_one_at_a_time_runs_bitwise(idx_root, tmp_path, monkeypatch):
     import submitit
 
     alone = _frame(tmp_path / "alone", idx_root)
@@ -364,7 +371,7 @@ def test_submitits_local_executor_gives_the_one_at_a_time_runs_bitwise(idx_root,
     executor.update_parameters(timeout_min=10)
     jobs = submit_all(executor, sum, [([1, 2],), ([3],)])  # one job array
     assert [j.result() for j in jobs] == [3, 3]
-    submitted = _frame(tmp_path / "submitit", idx_root, executor=executor)
+    submitted = _frame(tmp_path / "submitit", idx_root, engine=_workers_are(monkeypatch, executor))
     assert submitted.equals(alone)
     _same_runs(tmp_path / "alone", tmp_path / "submitit")
 
@@ -386,9 +393,10 @@ class _LosesFirstJob:
         return job
 
 
-def test_a_failed_job_is_named_and_the_other_runs_are_stored(idx_root, tmp_path):
+def test_a_failed_job_is_named_and_the_other_runs_are_stored(idx_root, tmp_path, monkeypatch):
+    engine = _workers_are(monkeypatch, _LosesFirstJob())
     with pytest.raises(DhcError, match=r"^1 of 2 runs failed on their workers .*RuntimeError: node lost\)"):
-        _frame(tmp_path, idx_root, executor=_LosesFirstJob(), methods="finetune")
+        _frame(tmp_path, idx_root, engine=engine, methods="finetune")
     assert len(list(tmp_path.glob("runs/*/*/*.json"))) == 1
     assert len(_frame(tmp_path, idx_root, methods="finetune")) > 0  # the same command again trains the missing one
     assert len(list(tmp_path.glob("runs/*/*/*.json"))) == 2
@@ -396,8 +404,8 @@ def test_a_failed_job_is_named_and_the_other_runs_are_stored(idx_root, tmp_path)
 
 def test_slurm_needs_sbatch_and_the_options_become_submitits_parameters(tmp_path, monkeypatch):
     monkeypatch.setenv("PATH", str(tmp_path))  # no sbatch here
-    with pytest.raises(DhcError, match="--executor slurm needs Slurm"):
-        with open_executor("slurm", tmp_path):
+    with pytest.raises(DhcError, match="engine slurm needs Slurm"):
+        with open_executor(Engine.of("slurm"), tmp_path):
             pass
     options = SlurmOptions(partition="gpu", time_min=30, gpus=1, mem="8G")
     assert options.parameters() == dict(timeout_min=30, gpus_per_node=1, cpus_per_task=1, nodes=1,
@@ -406,14 +414,15 @@ def test_slurm_needs_sbatch_and_the_options_become_submitits_parameters(tmp_path
 
 def test_with_an_executor_the_device_is_the_workers(idx_root, tmp_path):
     """A CPU login node plans CUDA runs for its GPU workers: the key says cuda; only a worker looks for the GPU."""
-    from dhclib.runs.runner import _device
+    from dhclib.runs.runner import _keys_device
 
-    assert _device("cuda:0", executor=object()) == "cuda:0" and _device("cpu", executor=None) == "cpu"
+    workers, here = Engine.of("local:2"), Engine.of("here")
+    assert _keys_device("cuda:0", workers) == "cuda:0" and _keys_device("cpu", here) == "cpu"
     if not __import__("torch").cuda.is_available():
         with pytest.raises(DhcError, match="CUDA is not available here"):
-            _device("cuda", executor=None)
+            _keys_device("cuda", here)
     with pytest.raises(DhcError, match="unknown device"):
-        _device("gpu", executor=object())
+        _keys_device("gpu", workers)
 
 
 # --- a killed local:N driver ------------------------------------------------------------------------------
@@ -443,7 +452,7 @@ def test_a_killed_local_driver_leaves_no_worker_behind(idx_root, tmp_path, sig):
     out = tmp_path / "store"
     args = [sys.executable, "-m", "dhclib", "run", "--benchmark", "split_mnist", "--method", "finetune,dhp",
             "--seeds", "0-3", "--profile", "quick", "--device", "cpu", "--data-dir", str(idx_root), "--out",
-            str(out), "--no-progress", "--executor", "local:2", "--set=n_tasks=2", "--set=max_epochs=2000",
+            str(out), "--no-progress", "--engine", "local:2", "--set=n_tasks=2", "--set=max_epochs=2000",
             "--set=min_epochs=2000"]  # runs of minutes: the workers are caught training
     env = dict(os.environ, PYTHONPATH=str(ROOT), OMP_NUM_THREADS="1")
     driver = subprocess.Popen(args, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
@@ -489,7 +498,7 @@ def test_every_engine_gives_bitwise_the_same_numbers_with_torchs_default_threads
         out = tmp_path / engine.replace(":", "-")
         args = [sys.executable, "-m", "dhclib", "run", "--benchmark", "split_mnist", "--method", "finetune,dhp",
                 "--seeds", "0-1", "--profile", "quick", "--device", "cpu", "--data-dir", str(mnist_root), "--out",
-                str(out), "--no-progress", *([] if engine == "in-process" else ["--executor", engine])]
+                str(out), "--no-progress", *([] if engine == "in-process" else ["--engine", engine])]
         done = subprocess.run(args, env=env, capture_output=True, text=True, timeout=900)
         assert done.returncode == 0, done.stderr
         runs = {p.relative_to(out): json.loads(p.read_text()) for p in out.glob("runs/*/*/*.json")}

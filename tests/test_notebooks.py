@@ -137,16 +137,18 @@ def test_first_code_cell_is_the_papermill_parameters(name):
     first = next(c for c in nb.cells if c.cell_type == "code")
     assert first.metadata.get("tags") == ["parameters"]
     names = {t.id for node in ast.parse(first.source).body if isinstance(node, ast.Assign) for t in node.targets}
-    required = {"profile", "device", "data_dir", "output_dir", "overrides", "missing", "stack", "executor", "slurm"}
+    required = {"profile", "device", "overrides", "missing", "engine"}
     required |= {"seed"} if name == "07_lambda_search" else {"trials"}
     required |= {"methods", "variants"} if name[:2] in ("01", "02", "03", "04") else set()
     required |= {"methods"} if name[:2] == "06" else set()
     required |= {"vision_tasks", "notmnist_split"} if name[:2] == "04" else set()
     assert required <= names, required - names
+    plumbing = {"stack", "executor", "slurm", "data_dir", "output_dir", "store_dir"}  # folded (issue #29)
+    assert not names & plumbing, names & plumbing
     scope: dict = {}
     exec(first.source, scope)  # noqa: S102 - the defaults must be plain values
     assert scope["profile"] == "quick" and scope["device"] == "auto" and scope["missing"] == "train"
-    assert scope["executor"] is None and scope["slurm"] == {}  # trains in the kernel unless told otherwise
+    assert scope["engine"] == "stack:auto"  # in the kernel; stacks on a GPU only (dhclib.runs.engine)
 
 
 @pytest.mark.parametrize("name", NAMES)
@@ -223,10 +225,10 @@ TINY = {"train_size": 40, "test_size": 30, "min_epochs": 1, "max_epochs": 1}
     ("04_vision_mixture", {"vision_tasks": ["mnist", "notmnist", "fashion_mnist", "svhn", "cifar10"],
                            "notmnist_split": "official"}),
     ("06_split_cifar", {}),
-    ("06_split_cifar", {"executor": "local:2"}),
+    ("06_split_cifar", {"engine": "local:2"}),
 ], ids=["04", "06", "06-executor"])
 @pytest.mark.slow
-def test_pipeline_check_cnn_notebook_runs_on_generated_data(name, params, tmp_path, capfd):
+def test_pipeline_check_cnn_notebook_runs_on_generated_data(name, params, tmp_path, capfd, monkeypatch):
     """A pipeline check, not a result: the notebook runs top to bottom on generated files in each dataset's real
     format, with a tiny protocol, and writes its tables and figures; with a process pool, the kernel's exit leaves
     no worker's traceback in the log."""
@@ -234,45 +236,54 @@ def test_pipeline_check_cnn_notebook_runs_on_generated_data(name, params, tmp_pa
     from dhclib.data.fake import write_fake_data_root
 
     root = write_fake_data_root(tmp_path / "data", n_train=100, n_test=100)
-    out = tmp_path / "out"
-    out.mkdir()
+    monkeypatch.setenv("DHC_DATA_DIR", str(root))  # the kernel's data root and outputs: by environment
+    monkeypatch.setenv("DHC_OUTPUT_ROOT", str(tmp_path / "outputs"))
+    store, out = tmp_path / "outputs" / "quick", tmp_path / "outputs" / "quick" / name
     papermill.execute_notebook(
-        str(NOTEBOOKS / f"{name}.ipynb"), str(out / f"{name}.ipynb"), cwd=str(NOTEBOOKS), progress_bar=False,
-        kernel_name="python3",
-        parameters=dict(params, trials=2, device="cpu", data_dir=str(root), output_dir=str(out),
-                        store_dir=str(tmp_path / "store"), overrides=TINY))
+        str(NOTEBOOKS / f"{name}.ipynb"), str(tmp_path / f"{name}.ipynb"), cwd=str(NOTEBOOKS), progress_bar=False,
+        kernel_name="python3", parameters=dict(params, trials=2, device="cpu", overrides=TINY))
     written = {p.name for p in out.iterdir()}
     assert {"results_tidy.csv", "average_accuracy.png", "average_accuracy.pdf"} <= written
     assert ("table1.csv" if name.startswith("04") else "figure8.csv") in written
-    runs = list((tmp_path / "store" / "runs").glob("*/*/seed*.json"))
+    runs = list((store / "runs").glob("*/*/seed*.json"))
     assert len(runs) == (8 if name.startswith("04") else 5) * 2
-    if "executor" in params:  # trained by the pool's workers, one torch thread each (dhclib.runs.executors)
+    if "engine" in params:  # trained by the pool's workers, one torch thread each (dhclib.runs.executors)
         assert all(json.loads(p.read_text())["device_name"].endswith(", 1 threads") for p in runs)
         assert "Traceback" not in capfd.readouterr().err  # the workers' KeyboardInterrupt at the kernel's exit
     # as after `make notebooks`: executed and normalised, the notebook is still paired with its unchanged script
-    executed = _normalizer().normalize(nbformat.read(out / f"{name}.ipynb", as_version=4))
+    executed = _normalizer().normalize(nbformat.read(tmp_path / f"{name}.ipynb", as_version=4))
     assert executed.metadata["jupytext"] == _read(name).metadata["jupytext"]
     ran = [(c.cell_type, c.source) for c in executed.cells if "injected-parameters" not in c.metadata.get("tags", [])]
     assert ran == _cells(NOTEBOOKS / f"{name}.py", "py:percent")
 
 
-def test_a_notebooks_executor_parameter_is_checked_and_opened(tmp_path):
-    """``notebook.executor``: None trains in the kernel; a spec opens its executor, held open for the kernel;
-    slurm options are checked by name and type, and need executor='slurm'."""
+def test_a_notebooks_engine_is_checked_and_its_workers_held_for_the_kernel(tmp_path, monkeypatch):
+    """``notebook.setup``: the ``engine`` parameter is checked before anything trains (one line naming what is
+    accepted); its workers are started once and held while the kernel lives, so every cell, and a cell run again,
+    trains on the same pool."""
     from concurrent.futures import ProcessPoolExecutor
 
-    from dhclib.errors import DhcError
+    from dhclib.errors import ConfigError
     from dhclib.paper import notebook
+    from dhclib.runs import executors
+    from dhclib.runs.engine import Engine
 
-    assert notebook.executor(None, tmp_path, {}) is None
-    pool = notebook.executor("local:1", tmp_path)
-    assert isinstance(pool, ProcessPoolExecutor) and pool.submit(abs, -3).result() == 3
-    assert notebook.executor("local:1", tmp_path) is pool  # a cell run again reuses it
-    with pytest.raises(DhcError, match="needs executor='slurm'"):
-        notebook.executor("local:1", tmp_path, {"gpus": 1})
-    with pytest.raises(DhcError, match=r"unknown \['gpu'\]; accepted: partition, time_min, gpus, mem, cpus"):
-        notebook.executor("slurm", tmp_path, {"gpu": 1})
-    with pytest.raises(DhcError, match="time_min must be an integer >= 1"):
-        notebook.executor("slurm", tmp_path, {"time_min": "60"})
-    with pytest.raises(DhcError, match="--executor must be one of"):
-        notebook.executor("local:0", tmp_path)
+    monkeypatch.setenv("DHC_OUTPUT_ROOT", str(tmp_path))
+    monkeypatch.setattr(executors, "_HELD", {})
+    notebook.setup("01_x", "quick", "stack:auto")
+    assert executors._HELD == {}  # in the kernel: nothing to start
+    _, store, _ = notebook.setup("01_x", "quick", "local:1")
+    with executors.workers(Engine.of("local:1,stack:4"), store) as pool:  # a stack size is no other pool
+        assert isinstance(pool, ProcessPoolExecutor) and pool.submit(abs, -3).result() == 3
+    notebook.setup("01_x", "quick", "local:1")
+    with executors.workers(Engine.of("local:1"), store) as again:
+        assert again is pool  # a cell run again reuses it
+    processes = list(pool._processes.values())
+    with pytest.raises(KeyboardInterrupt):  # an interrupted cell stops the pool's workers, not leaves them training
+        with executors.workers(Engine.of("local:1"), store):
+            raise KeyboardInterrupt
+    assert executors._HELD == {} and processes and not any(p.is_alive() for p in processes)
+    with pytest.raises(ConfigError, match=r"^engine: slurm option time_min must be an integer >= 1, got 'x'"):
+        notebook.setup("01_x", "quick", "slurm:time_min=x")
+    with pytest.raises(ConfigError, match=r"^engine: 'local:0' needs N >= 1; accepted: "):
+        notebook.setup("01_x", "quick", "local:0")

@@ -1,7 +1,7 @@
 """Extensions from outside the tree (issue #29, item 4): the README's "Adding a regulariser" and "Adding a benchmark"
 followed literally, in an empty folder outside the repository. Their code blocks, read from README.md (so this test
 breaks when the README drifts), become ``toyplugin.py``; the commands of "Using a plugin" then train the new method
-and benchmark from the command line (in this process and through ``--executor local:2``), report on them and run a
+and benchmark from the command line (in this process and through ``--engine local:2``), report on them and run a
 notebook through papermill with ``DHC_PLUGINS``. Each command is a subprocess, as a user would run it: nothing of
 the plugin is registered in the test's own process."""
 
@@ -87,7 +87,7 @@ def _notebook(path: Path) -> None:
 @pytest.mark.slow
 def test_the_readme_plugin_trains_from_the_cli_a_pool_and_a_notebook(user_folder):
     commands = [line for line in _blocks(_section("Using a plugin"), "bash")[0].splitlines() if line.strip()]
-    assert any("--executor local:2" in c for c in commands) and any(c.startswith("DHC_PLUGINS=") for c in commands)
+    assert any("--engine local:2" in c for c in commands) and any(c.startswith("DHC_PLUGINS=") for c in commands)
     _notebook(user_folder / "my_notebook.ipynb")
     for line in commands:
         done = _run(line, user_folder)

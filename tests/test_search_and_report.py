@@ -16,7 +16,7 @@ import pandas as pd  # noqa: E402
 import pytest  # noqa: E402
 
 import dhclib  # noqa: E402
-import dhclib.runs.execute  # noqa: E402
+import dhclib.runs.unit  # noqa: E402
 import dhclib.runs.runner  # noqa: E402
 from dhclib import paper, plots, report  # noqa: E402
 from dhclib.runs.labels import label_of  # noqa: E402
@@ -34,7 +34,7 @@ def _forbid_training(monkeypatch):
     def no_training(*args, **kwargs):
         raise AssertionError("run_config called although nothing may be trained")
 
-    monkeypatch.setattr(dhclib.runs.execute, "run_config", no_training)
+    monkeypatch.setattr(dhclib.runs.unit, "run_config", no_training)
 
 
 # ---------------------------------------------------------------------------------------------------------------
@@ -126,10 +126,10 @@ def test_variant_label_is_rendered_and_its_parts_travel_with_the_rows():
     # the label is never split back: a frame carries its parts (base_method, variant) beside it
     frame = pd.DataFrame({"method": [label, "si"], "base_method": ["dhp+ewc", "si"],
                           "variant": ["fisher_mode=batch, lam=50.0", ""]})
-    assert dhclib.runs.runner.label_parts(frame) == {label: ("dhp+ewc", "fisher_mode=batch, lam=50.0"),
+    assert dhclib.runs.store.label_parts(frame) == {label: ("dhp+ewc", "fisher_mode=batch, lam=50.0"),
                                                      "si": ("si", "")}
     # a hand-written frame without them names plain methods only; a bracket in a name is not parsed
-    assert dhclib.runs.runner.label_parts(pd.DataFrame({"method": ["odd [name]"]})) == {"odd [name]": ("odd [name]", "")}
+    assert dhclib.runs.store.label_parts(pd.DataFrame({"method": ["odd [name]"]})) == {"odd [name]": ("odd [name]", "")}
 
 
 def test_run_grid_marks_each_value_and_rejects_a_clash(idx_root, tmp_path):

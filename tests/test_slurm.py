@@ -1,4 +1,4 @@
-"""``--executor slurm`` against a real Slurm: a one-node cluster on this machine (``.ci/cluster.sh``, which CI
+"""``--engine slurm`` against a real Slurm: a one-node cluster on this machine (``.ci/cluster.sh``, which CI
 starts before the tests). Quick Split MNIST runs go through the command line as a user's would, as one job array
 (submitit), and come back bitwise equal to the same runs trained in this process; a job cancelled mid-run with
 ``scancel`` is re-claimed and trained by the next submission, each run stored once.
@@ -56,7 +56,7 @@ def _stored(out: Path) -> dict[str, dict]:
 
 def test_a_job_array_trains_every_run_once_bitwise_as_in_process(tmp_path):
     out = tmp_path / "slurm"
-    done = _cli("--benchmark", "split_mnist", "--method", "finetune,dhp", "--seeds", "0-1", "--executor", "slurm",
+    done = _cli("--benchmark", "split_mnist", "--method", "finetune,dhp", "--seeds", "0-1", "--engine", "slurm",
                 "--out", str(out))
     assert done.returncode == 0, done.stderr[-2000:]
     stored = _stored(out)
@@ -98,7 +98,7 @@ def test_a_cancelled_job_is_reclaimed_by_the_next_submission(tmp_path):
     """scancel while the runs train: the driver says which runs failed (exit 2); the next submission takes over
     the dead jobs' claims at once (their holders are gone on this host) and stores each run once."""
     out = tmp_path / "store"
-    args = ("--benchmark", "split_mnist", "--method", "finetune", "--seeds", "0-1", "--executor", "slurm",
+    args = ("--benchmark", "split_mnist", "--method", "finetune", "--seeds", "0-1", "--engine", "slurm",
             "--set", "max_epochs=20", "--set", "min_epochs=20", "--out", str(out))
     driver = subprocess.Popen([sys.executable, "-m", "dhclib", "run", "--profile", "quick", "--no-progress", *args],
                               stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, cwd=ROOT)

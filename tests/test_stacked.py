@@ -21,7 +21,9 @@ from dhclib.errors import ConfigError, PlasticInstabilityError
 from dhclib.method.stacked import Trial, evaluate_stacked, train_stack
 from dhclib.method.train import evaluate, train_sequence
 from dhclib.runs.config import resolve_config
-from dhclib.runs.execute import build_run, resolve_stack, run_config, run_stack, stack_key
+from dhclib.runs.build import build_run
+from dhclib.runs.engine import Engine
+from dhclib.runs.unit import run_config, run_stack, stack_key
 
 METHODS = ["finetune", "dhp", "si", "dhp+si", "ewc", "dhp+ewc", "mas", "dhp+mas"]
 SMALL = dict(n_tasks=2, train_size=200, test_size=100, min_epochs=1, max_epochs=4, patience=1, trace_every=2)
@@ -111,7 +113,7 @@ def test_run_many_stores_each_trial_of_a_stack_under_its_own_key(idx_root, tmp_p
     alone = dhclib.run_many("permuted_mnist", "dhp,ewc", "0-2", "quick", "cpu", idx_root, one, progress=False,
                             **SMALL)
     stacked = dhclib.run_many("permuted_mnist", "dhp,ewc", "0-2", "quick", "cpu", idx_root, three, progress=False,
-                              stack=3, **SMALL)
+                              engine="stack:3", **SMALL)
     names = sorted(p.relative_to(one).as_posix() for p in one.glob("runs/*/*/*.json"))
     assert names == sorted(p.relative_to(three).as_posix() for p in three.glob("runs/*/*/*.json")) and len(names) == 6
     for name in names:
@@ -122,14 +124,14 @@ def test_run_many_stores_each_trial_of_a_stack_under_its_own_key(idx_root, tmp_p
     assert list(alone["method"]) == list(stacked["method"]) and list(alone["seed"]) == list(stacked["seed"])
     # a second call finds every run stored and trains nothing
     again = dhclib.run_many("permuted_mnist", "dhp,ewc", "0-2", "quick", "cpu", idx_root, three, progress=False,
-                            stack=3, **SMALL)
+                            engine=Engine(stack=3), **SMALL)
     assert again["accuracy"].equals(stacked["accuracy"])
 
 
 def test_a_lambda_grid_is_one_stack_and_a_diverged_value_is_recorded(idx_root, tmp_path):
     values = [1.0, 10.0, 1e6]  # the last is far too stiff for SGD: it diverges alone too; the others must not notice
     grid = dhclib.run_grid("permuted_mnist", "ewc", "lam", values, "0", "quick", "cpu", idx_root, tmp_path / "s",
-                           progress=False, stack=3, **SMALL)
+                           progress=False, engine="stack:3", **SMALL)
     assert sorted(grid["lam"].unique()) == [1.0, 10.0]
     (failed,) = grid.attrs["diverged"]
     assert failed["lam"] == 1e6 and "too stiff" in failed["message"]
@@ -148,10 +150,11 @@ def test_what_may_share_a_stack(idx_root):
     assert stack_key(_cfg("ewc", 0)) != stack_key(_cfg("mas", 0))
     with pytest.raises(ConfigError, match="may differ only in seed, lam, si_xi, eta_init"):
         run_stack([_cfg("ewc", 0), _cfg("ewc", 1, lr=0.1)], idx_root)
-    assert resolve_stack("auto", "cpu") == 1 and resolve_stack(4, "cpu") == 4
+    assert Engine.of("stack:auto").stack_size("cpu") == 1 and Engine.of("stack:auto").stack_size("cuda:1") == 80
+    assert Engine(stack=4).stack_size("cpu") == 4
     for bad in (0, -1, 2.5, "many", True):
         with pytest.raises(ConfigError, match="stack must be an integer >= 1 or 'auto'"):
-            resolve_stack(bad, "cpu")
+            Engine(stack=bad)
 
 
 def test_the_command_line_stacks_and_rejects_a_bad_size(idx_root, tmp_path, capsys):
@@ -159,23 +162,26 @@ def test_the_command_line_stacks_and_rejects_a_bad_size(idx_root, tmp_path, caps
 
     small = ["--profile", "quick", "--device", "cpu", "--data-dir", str(idx_root), "--out", str(tmp_path),
              "--no-progress", "--seeds", "0-1", *[f"--set={k}={v}" for k, v in SMALL.items()]]
-    assert main(["run", "--benchmark", "permuted_mnist", "--method", "dhp", "--stack", "2", *small]) == 0
+    assert main(["run", "--benchmark", "permuted_mnist", "--method", "dhp", "--engine", "stack:2", *small]) == 0
     stored = [json.loads(p.read_text()) for p in tmp_path.glob("runs/*/*/*.json")]
     assert len(stored) == 2 and {r["engine"]["stack"] for r in stored} == {2}
-    with pytest.raises(SystemExit):
-        main(["run", "--benchmark", "permuted_mnist", "--method", "dhp", "--stack", "0", *small])
-    assert "--stack must be an integer >= 1 or 'auto', got '0'" in capsys.readouterr().err
-    # --cuda-graphs: recorded in the engine, never in the key; on a CPU it changes no number
+    assert main(["run", "--benchmark", "permuted_mnist", "--method", "dhp", "--engine", "stack:0", *small]) == 2
+    err = capsys.readouterr().err.splitlines()
+    assert len(err) == 1 and "the stack must be an integer >= 1 or 'auto', got 0; accepted: here |" in err[0]
+    with pytest.raises(SystemExit):  # the flag --engine replaced: one line naming its replacement
+        main(["run", "--benchmark", "permuted_mnist", "--method", "dhp", "--stack", "2", *small])
+    assert "--stack was replaced by --engine stack:N" in capsys.readouterr().err
+    # +graphs: recorded in the engine, never in the key; on a CPU it changes no number
     graphed = tmp_path / "graphed"
     small[small.index("--out") + 1] = str(graphed)
-    assert main(["run", "--benchmark", "permuted_mnist", "--method", "dhp", "--stack", "2", "--cuda-graphs",
+    assert main(["run", "--benchmark", "permuted_mnist", "--method", "dhp", "--engine", "stack:2+graphs",
                  *small]) == 0
     again = {p.name: json.loads(p.read_text()) for p in graphed.glob("runs/*/*/*.json")}
     assert sorted(again) == sorted(p.name for p in tmp_path.glob("runs/*/*/*.json"))
     assert all(r["engine"]["cuda_graphs"] is True for r in again.values())
     assert sorted(json.dumps(r["R"]) for r in again.values()) == sorted(json.dumps(r["R"]) for r in stored)
-    assert main(["run", "--benchmark", "permuted_mnist", "--method", "dhp", "--cuda-graphs", *small]) == 2
-    assert "--cuda-graphs applies to stacked runs" in capsys.readouterr().err
+    assert main(["run", "--benchmark", "permuted_mnist", "--method", "dhp", "--engine", "stack:1+graphs", *small]) == 2
+    assert "+graphs applies to stacked runs" in capsys.readouterr().err
 
 
 @pytest.mark.parametrize("method", ["finetune", "dhp+mas"])

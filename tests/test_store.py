@@ -8,7 +8,7 @@ import json
 import pytest
 
 import dhclib
-import dhclib.runs.execute
+import dhclib.runs.unit
 from dhclib.runs import execute, plan
 from dhclib.paper.report_md import classify_runs
 from dhclib.runs.difference import config_difference
@@ -21,7 +21,7 @@ def _no_training(monkeypatch):
     def refuse(*args, **kwargs):
         raise AssertionError("run_config called although the run is stored")
 
-    monkeypatch.setattr(dhclib.runs.execute, "run_config", refuse)
+    monkeypatch.setattr(dhclib.runs.unit, "run_config", refuse)
 
 
 def test_plans_are_resolved_configs_with_labels_and_purposes():
@@ -44,13 +44,13 @@ def test_plans_are_resolved_configs_with_labels_and_purposes():
 def test_execute_stores_the_purpose_and_reloads(idx_root, tmp_path, monkeypatch):
     planned = plan.variants("split_mnist", [{"methods": ["ewc"], "overrides": {"fisher_mode": "batch"}}], "0",
                             "quick", "cpu", **SMALL)
-    done = execute.execute(planned, tmp_path, idx_root, progress=False)
+    done = execute.execute(planned, tmp_path, data_dir=idx_root, progress=False)
     ((p, result),) = done.results
     stored = json.loads(next((tmp_path / "runs").rglob("seed0-*.json")).read_text())
     assert stored["purpose"] == {"plan": "variants", "variant": {"fisher_mode": "batch", "n_tasks": 2, "train_size": 100}}
     assert set(done.frame["method"]) == {"ewc [fisher_mode=batch]"}
     _no_training(monkeypatch)
-    again = execute.execute(planned, tmp_path, idx_root, progress=False)
+    again = execute.execute(planned, tmp_path, data_dir=idx_root, progress=False)
     assert again.frame.equals(done.frame)
     (loaded,) = load_results(tmp_path)
     assert variant_of(loaded) == stored["purpose"]["variant"]

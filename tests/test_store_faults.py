@@ -19,7 +19,8 @@ from pathlib import Path
 import pytest
 
 import dhclib
-import dhclib.runs.execute
+import dhclib.runs.build
+import dhclib.runs.unit
 from dhclib.cli import main
 from dhclib.errors import DhcError
 from dhclib.runs import claims
@@ -32,7 +33,7 @@ def _forbid_training(monkeypatch):
     def no_training(*args, **kwargs):
         raise AssertionError("a run was trained although the store cannot take it")
 
-    monkeypatch.setattr(dhclib.runs.execute, "run_stack", no_training)
+    monkeypatch.setattr(dhclib.runs.unit, "run_stack", no_training)
 
 
 def test_a_store_that_is_a_file_fails_before_anything_trains(idx_root, tmp_path, monkeypatch):
@@ -153,7 +154,7 @@ def test_ctrl_c_says_what_is_stored_and_how_to_resume(idx_root, tmp_path, capsys
     def interrupted(*args, **kwargs):
         raise KeyboardInterrupt
 
-    monkeypatch.setattr(dhclib.runs.execute, "run_stack", interrupted)
+    monkeypatch.setattr(dhclib.runs.unit, "run_stack", interrupted)
     args = ["run", "--benchmark", "split_mnist", "--method", "finetune", "--seeds", "0", "--profile", "quick",
             "--device", "cpu", "--data-dir", str(idx_root), "--out", str(tmp_path), "--no-progress",
             *[f"--set={k}={v}" for k, v in SMALL.items()]]
@@ -167,20 +168,20 @@ def test_ctrl_c_says_what_is_stored_and_how_to_resume(idx_root, tmp_path, capsys
 def test_a_result_damaged_after_it_was_stored_is_trained_again(idx_root, tmp_path, monkeypatch):
     """A worker stores a run, then its file is damaged before the driver reads it back: the driver sets it aside
     (named) and trains the run again instead of silently leaving it out of the frame."""
-    from dhclib.runs import execute
+    from dhclib.runs import unit
 
     out = tmp_path / "store"
-    real = execute.train_and_store
+    real = unit.train_and_store
     calls = []
 
-    def store_then_damage(plans, out_dir, *args, **kwargs):
-        outcomes = real(plans, out_dir, *args, **kwargs)
+    def store_then_damage(plans, out_dir, *args, **kwargs):  # as a worker does: results stay in the store
+        outcomes = [o._replace(result=None) for o in real(plans, out_dir, *args, **kwargs)]
         if not calls:
             next(Path(out_dir).glob("runs/*/*/*.json")).write_text("{ truncated")
         calls.append(len(plans))
         return outcomes
 
-    monkeypatch.setattr(execute, "train_and_store", store_then_damage)
+    monkeypatch.setattr(unit, "train_and_store", store_then_damage)
     with pytest.warns(UserWarning, match="damaged result file"):
         df = dhclib.run_many("split_mnist", "finetune", "0", "quick", "cpu", idx_root, out, progress=False, **SMALL)
     assert calls == [1, 1] and df.groupby(["method", "seed"]).ngroups == 1
@@ -205,7 +206,7 @@ def test_the_vision_mixture_reads_only_the_datasets_of_its_tasks(idx_root, tmp_p
     monkeypatch.setitem(vision.VISION_DATASETS, "mnist", lambda *a: read.append("mnist") or {})
     monkeypatch.setitem(vision.VISION_DATASETS, "notmnist", lambda *a: read.append("notmnist") or {})
     cfg = dhclib.runs.config.resolve_config("vision_mixture", "finetune", 0, "quick", "cpu", vision_tasks=["mnist"])
-    dhclib.runs.execute.check_data([cfg, cfg], idx_root)
+    dhclib.runs.build.check_data([cfg, cfg], idx_root)
     assert read == ["mnist"]
 
 

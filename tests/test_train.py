@@ -12,13 +12,13 @@ import torch
 from torch import nn
 
 import dhclib
-import dhclib.runs.execute
+import dhclib.runs.unit
 import dhclib.method.train
 from dhclib.benchmarks import Task
 from dhclib.runs.config import resolve_config
 from dhclib.method.consolidation import Consolidation
 from dhclib.method.models import MLP
-from dhclib.runs.execute import build_model, build_regulariser, build_tasks
+from dhclib.runs.build import build_model, build_regulariser, build_tasks
 from dhclib.method.train import evaluate, train_task
 
 # Small overrides for every synthetic run (quick profile; SPEC §4 protocol scaled down).
@@ -302,7 +302,7 @@ def test_on_diverge_record_goes_on_and_resumes(idx_root, tmp_path, monkeypatch, 
     def no_training(*args, **kwargs):
         raise AssertionError("a stored or recorded run was trained again")
 
-    monkeypatch.setattr(dhclib.runs.execute, "run_config", no_training)
+    monkeypatch.setattr(dhclib.runs.unit, "run_config", no_training)
     again = dhclib.run_many("permuted_mnist", "ewc", "0", "quick", "cpu", data_dir=idx_root, out_dir=out2,
                             progress=False, on_diverge="record", **kw)
     assert [d["config_key"] for d in again.attrs["diverged"]] == [d["config_key"] for d in df.attrs["diverged"]]

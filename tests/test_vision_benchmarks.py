@@ -16,7 +16,7 @@ from dhclib.runs import config
 from dhclib.errors import ConfigError, DataNotFoundError, PlasticInstabilityError
 from dhclib.data.fake import write_fake_data_root
 from dhclib.method.models import TableCNN, ZenkeCNN
-from dhclib.runs.execute import build_model
+from dhclib.runs.build import build_model
 from dhclib.runs.config import resolve_config
 
 N_TRAIN, N_TEST = 200, 100
@@ -268,7 +268,7 @@ def test_both_cnn_benchmarks_train_in_a_stack(benchmark, fake_root):
     another order, so there each trial is a complete run of its own: the accuracy matrix filled, the weights apart."""
     from dhclib.method.stacked import Trial, train_stack
     from dhclib.method.train import train_sequence
-    from dhclib.runs.execute import build_run
+    from dhclib.runs.build import build_run
 
     kw = dict(train_size=64, test_size=32, min_epochs=1, max_epochs=2, patience=1, batch_size=16)
     if benchmark == "vision_mixture":

@@ -30,7 +30,6 @@ from __future__ import annotations
 
 import warnings
 
-import numpy as np
 import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
@@ -52,15 +51,12 @@ class Trial:
 
     def __init__(self, model: nn.Module, tasks: list[Task], reg: Consolidation, seed: int) -> None:
         self.model, self.tasks, self.reg, self.seed = model, tasks, reg, seed
-        self.R = np.full((len(tasks), len(tasks)), np.nan)
         self.tracer: Tracer | None = None  # made by train_stack, with the protocol's trace_every
-        self.epochs: list[dict] = []
-        self.task_rows: list[dict] = []
+        self.log: SequenceLog | None = None  # made by train_stack, with the tracer
         self.error: PlasticInstabilityError | None = None
 
     def result(self) -> SequenceLog | PlasticInstabilityError:
-        return self.error if self.error is not None else SequenceLog(R=self.R, traces=self.tracer.rows,
-                                                                     epochs=self.epochs, tasks=self.task_rows)
+        return self.error if self.error is not None else self.log
 
 
 class OpCounter(TorchDispatchMode):
@@ -335,6 +331,7 @@ def train_stack(trials: list[Trial], protocol: Protocol, progress: bool = False,
         raise ValueError("a stack's trials learn the same number of tasks")
     for t in trials:
         t.tracer = Tracer(t.model, protocol.trace_every)
+        t.log = SequenceLog.start(n, t.tracer)
     bar = tqdm(range(n), desc=desc, leave=False, disable=not progress)
     for T in bar:
         alive = [t for t in trials if t.error is None]
@@ -357,16 +354,14 @@ def train_stack(trials: list[Trial], protocol: Protocol, progress: bool = False,
                 except PlasticInstabilityError as exc:
                     t.error = exc
                     continue
-                log = s.finish()
-                t.epochs.extend(log.epochs)
-                t.task_rows.append(log.row(t.tasks[T]))
+                t.log.add_task(s.finish(), t.tasks[T])
             running = still
         done = [t for t in alive if t.error is None]
         for i in range(T + 1):
             accs = evaluate_stacked([t.model for t in done], [t.tasks[i] for t in done], "test",
                                     protocol.eval_batch_size)
             for t, acc in zip(done, accs):
-                t.R[T, i] = acc
+                t.log.R[T, i] = acc
         bar.set_postfix(task=T + 1, trials=sum(t.error is None for t in trials))
     bar.close()
     return [t.result() for t in trials]

@@ -375,6 +375,16 @@ class SequenceLog:
     epochs: list[dict]
     tasks: list[dict]
 
+    @classmethod
+    def start(cls, n_tasks: int, tracer: Tracer) -> "SequenceLog":
+        """An empty log of a sequence of ``n_tasks`` tasks, its traces those ``tracer`` records."""
+        return cls(R=np.full((n_tasks, n_tasks), np.nan), traces=tracer.rows, epochs=[], tasks=[])
+
+    def add_task(self, log: TaskLog, task: Task) -> None:
+        """A learned task's epochs and its row of the ``tasks`` table: one trial's, alone or in a stack."""
+        self.epochs.extend(log.epochs)
+        self.tasks.append(log.row(task))
+
 
 def train_sequence(model: nn.Module, tasks: list[Task], reg: Consolidation, protocol: Protocol, seed: int,
                    progress: bool = False, fresh_model=None, desc: str = "tasks") -> SequenceLog:
@@ -383,11 +393,9 @@ def train_sequence(model: nn.Module, tasks: list[Task], reg: Consolidation, prot
     ``fresh_model(t) -> (model, regulariser)``: learn every task after the first with a new network instead
     (the ``scratch`` reference of Figure 8); task i is then always tested with the network that learned it.
     """
-    n = len(tasks)
-    R = np.full((n, n), np.nan)
     learners = []
     tracer = Tracer(model, protocol.trace_every)
-    epochs, task_rows = [], []
+    out = SequenceLog.start(len(tasks), tracer)
     bar = tqdm(tasks, desc=desc, leave=False, disable=not progress)
     for T, task in enumerate(bar):
         if fresh_model is not None and T > 0:
@@ -397,8 +405,7 @@ def train_sequence(model: nn.Module, tasks: list[Task], reg: Consolidation, prot
         log = train_task(model, task, reg, protocol, seed, tracer, bar)
         for i in range(T + 1):
             tester = learners[i] if fresh_model is not None else model
-            R[T, i] = evaluate(tester, tasks[i], "test", protocol.eval_batch_size)
-        epochs.extend(log.epochs)
-        task_rows.append(log.row(task))
+            out.R[T, i] = evaluate(tester, tasks[i], "test", protocol.eval_batch_size)
+        out.add_task(log, task)
     bar.close()
-    return SequenceLog(R=R, traces=tracer.rows, epochs=epochs, tasks=task_rows)
+    return out

@@ -6,8 +6,6 @@ and the figures."""
 
 from __future__ import annotations
 
-import atexit
-from contextlib import ExitStack
 from functools import partial
 from pathlib import Path
 from typing import Callable, Sequence
@@ -15,61 +13,42 @@ from typing import Callable, Sequence
 import pandas as pd
 
 from dhclib import registry
-from dhclib.errors import DhcError
 from dhclib.paper import final_averages, paper_results, plots, regression, report
 from dhclib.paper.report import percent
-from dhclib.runs.executors import SlurmOptions, open_executor
+from dhclib.runs.engine import Engine
+from dhclib.runs.executors import hold
 from dhclib.runs.outputs import output_dirs, save_table
 from dhclib.runs.runner import run_many, run_variants
 
-__all__ = ["setup", "executor", "train", "show", "check", "paper_claim", "list_diverged", "check_diverged", "table1",
+__all__ = ["setup", "train", "show", "check", "paper_claim", "list_diverged", "check_diverged", "table1",
            "check_table1", "paired", "verdicts", "check_verdicts", "accuracy_figure", "first_and_latest_figure",
            "r_matrices_figure"]
 
-# Executors a notebook opened, by what opened them: held while its kernel lives (re-running a cell reuses its
-# executor rather than starting another cluster), shut down when the kernel exits.
-_OPENED = ExitStack()
-_BY_SPEC: dict[tuple, object] = {}
-atexit.register(_OPENED.close)
 
-
-def setup(notebook: str, profile: str, output_dir=None, store_dir=None) -> tuple[Path, Path, Callable[[str], Path]]:
-    """``(out_dir, store_dir, reference)`` of a notebook (:func:`dhclib.runs.outputs.output_dirs`);
-    ``reference("table1")`` is the committed table its checked cells compare with (README, "Reproducibility")."""
+def setup(notebook: str, profile: str, engine: Engine | str | None = None) -> tuple[Path, Path, Callable[[str], Path]]:
+    """``(out_dir, store_dir, reference)`` of a notebook (:func:`dhclib.runs.outputs.output_dirs`: by profile,
+    under ``$DHC_OUTPUT_ROOT`` if set); ``reference("table1")`` is the committed table its checked cells compare
+    with (README, "Reproducibility"). The notebook's ``engine`` is checked here, before anything trains, and its
+    workers (if any) are started once and kept while the kernel lives (:func:`dhclib.runs.executors.hold`): every
+    cell trains on them, a cell run again starts no second pool or cluster."""
     pd.set_option("display.width", 160)
-    out_dir, store = output_dirs(notebook, profile, output_dir, store_dir)
+    out_dir, store = output_dirs(notebook, profile)
+    hold(engine, store)
     return out_dir, store, partial(regression.reference_path, notebook, profile=profile)
 
 
-def executor(spec: str | None, store_dir, slurm: dict | None = None):
-    """A notebook's ``executor`` parameter as an executor for the drivers (:func:`dhclib.runs.executors.
-    open_executor`: ``None`` trains in the kernel; ``"local:N"``, ``"dask:local:N"``, ``"dask:tcp://HOST:PORT"``,
-    ``"slurm"`` with the ``slurm`` parameter's options, README "Running the paper on a cluster"). It stays open
-    while the kernel lives, so every cell trains on it, and is shut down when the kernel exits."""
-    options = SlurmOptions.of(slurm)
-    if spec != "slurm" and options != SlurmOptions():
-        raise DhcError(f"the slurm parameter ({slurm!r}) needs executor='slurm', got executor={spec!r}")
-    if spec is None:
-        return None
-    key = (spec, str(store_dir), options)
-    if key not in _BY_SPEC:
-        _BY_SPEC[key] = _OPENED.enter_context(open_executor(spec, store_dir, options))
-    return _BY_SPEC[key]
-
-
-def train(benchmark: str, methods, trials: int, profile: str, device: str, data_dir, store_dir, out_dir,
+def train(benchmark: str, methods, trials: int, profile: str, device: str, store_dir, out_dir,
           variants: Sequence[dict] = (), missing: str = "train", overrides: dict | None = None,
-          stack: int | str = 1, executor=None) -> tuple[pd.DataFrame, pd.DataFrame]:
+          engine: Engine | str | None = None) -> tuple[pd.DataFrame, pd.DataFrame]:
     """A benchmark notebook's training: Table 1's methods on seeds ``0 .. trials-1`` and the labelled ``variants``
-    beside them, diverged runs recorded (never hidden), up to ``stack`` runs of one configuration at once
-    (:func:`dhclib.run_many`), on ``executor`` if given (:func:`executor`); saves ``results_tidy`` and
-    ``diverged`` and says how many runs there are. Returns the tidy frame and the diverged runs (method, seed,
-    message)."""
+    beside them, diverged runs recorded (never hidden), on ``engine`` (:func:`dhclib.run_many`), the data read
+    from ``$DHC_DATA_DIR``; saves ``results_tidy`` and ``diverged`` and says how many runs there are. Returns the
+    tidy frame and the diverged runs (method, seed, message)."""
     seeds, overrides = f"0-{trials - 1}", dict(overrides or {})
-    df = run_many(benchmark, methods, seeds, profile, device, data_dir, store_dir, progress="runs",
-                  on_diverge="record", missing=missing, stack=stack, executor=executor, **overrides)
-    extra = run_variants(benchmark, list(variants), seeds, profile, device, data_dir, store_dir, progress="runs",
-                         missing=missing, stack=stack, executor=executor, **overrides)
+    df = run_many(benchmark, methods, seeds, profile, device, None, store_dir, progress="runs",
+                  on_diverge="record", missing=missing, engine=engine, **overrides)
+    extra = run_variants(benchmark, list(variants), seeds, profile, device, None, store_dir, progress="runs",
+                         missing=missing, engine=engine, **overrides)
     failed = df.attrs["diverged"] + extra.attrs["diverged"]
     df = pd.concat([df, extra], ignore_index=True)
     save_table(df, out_dir, "results_tidy")

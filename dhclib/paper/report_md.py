@@ -9,7 +9,6 @@ as read back (:mod:`dhclib.paper.report_render`). The README's finding tables ar
 
 from __future__ import annotations
 
-import os
 from pathlib import Path
 
 import pandas as pd
@@ -44,15 +43,9 @@ def readme_text(readme: str, store_dir, tables_dir=None, source: str = "README.m
     return with_readme_tables(readme, readme_tables(_tables_as_read(store_dir, tables_dir)), source)
 
 
-def _write_atomic(path: Path, text: str) -> None:
-    tmp = path.with_name(f".{path.name}.tmp")
-    tmp.write_text(text)
-    os.replace(tmp, path)
-
-
 def write_report(store_dir, profile: str | None = None) -> Path:
     """Write the report's CSV tables and ``<store_dir>/REPORT.md`` (atomically); returns the REPORT.md path."""
     tables = _tables_as_read(store_dir)
     path = Path(store_dir) / "REPORT.md"
-    _write_atomic(path, render_report(tables, profile or Path(store_dir).resolve().name))
+    write_atomic(path, render_report(tables, profile or Path(store_dir).resolve().name))
     return path

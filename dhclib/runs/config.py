@@ -192,7 +192,10 @@ def _known_fields() -> set[str]:
 # Options that have an argument of their own in run()/run_many()/the CLI, never an override.
 RESERVED = {"benchmark": "benchmarks", "method": "methods", "seed": "seeds (--seeds)", "seeds": "seeds (--seeds)",
             "profile": "profile (--profile)", "device": "device (--device)", "data_dir": "data_dir (--data-dir)",
-            "out_dir": "out_dir (--out)"}
+            "out_dir": "out_dir (--out)", "engine": "engine (--engine)",
+            # the options one engine replaced (issue #29; README, "What replaced what")
+            "stack": "engine='stack:N' (--engine)", "cuda_graphs": "engine='stack:N+graphs' (--engine)",
+            "executor": "engine='local:N' or another place (--engine)", "lease": "engine='lease=SECONDS' (--engine)"}
 
 
 def check_reserved(overrides: dict) -> None:

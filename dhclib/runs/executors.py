@@ -3,7 +3,9 @@
 :func:`submit_all` is the one adapter the engine needs: it hands each unit of work (one run, or one stack: issue
 #7) to a ``concurrent.futures.Executor`` (a process pool, Dask's ``Client.get_executor()``) one by one, or to a
 submitit executor as one Slurm job array. Every future-like it returns has ``done()`` and ``result()``.
-:func:`open_executor` turns the CLI's ``--executor`` spec into one of these and shuts it down afterwards.
+:func:`open_executor` turns an engine's place (:class:`dhclib.runs.engine.Engine`) into one of these and shuts it
+down afterwards; :func:`hold` keeps one open for the process's life (a notebook's kernel), :func:`workers` hands a
+batch the held one or a fresh one.
 
 Every engine trains with one torch thread, this process included (:func:`one_torch_thread`; a worker keeps it,
 :func:`on_worker`): a key has one set of numbers whichever engine trained it and whatever the core count (torch's
@@ -13,28 +15,26 @@ train it (:mod:`dhclib.runs.claims`), write it atomically, and the driver reads 
 
 from __future__ import annotations
 
+import atexit
 import multiprocessing
 import os
-import re
 import shutil
 import signal
 import threading
 import time
 from concurrent.futures import ProcessPoolExecutor
-from contextlib import contextmanager
-from dataclasses import dataclass, fields
+from contextlib import ExitStack, contextmanager
 from pathlib import Path
 from typing import Any, Callable, Iterator, Sequence
 
 import torch
 
 from dhclib import plugins
-from dhclib.errors import ConfigError, DhcError
+from dhclib.errors import DhcError
+from dhclib.runs.engine import Engine
 
-__all__ = ["SlurmOptions", "open_executor", "submit_all", "on_worker", "one_thread", "one_torch_thread",
-           "watch_parent", "EXECUTOR_SPECS"]
-
-EXECUTOR_SPECS = "local:N, dask:local:N, dask:tcp://HOST:PORT or slurm"
+__all__ = ["open_executor", "hold", "workers", "submit_all", "on_worker", "one_thread", "one_torch_thread",
+           "watch_parent"]
 
 
 def one_thread() -> None:
@@ -121,84 +121,26 @@ def submit_all(executor, fn: Callable, calls: Sequence[tuple]) -> list:
     return [executor.submit(on_worker, fn, *call) for call in calls]
 
 
-@dataclass(frozen=True)
-class SlurmOptions:
-    """What a Slurm job asks for (``--slurm-*``; submitit's parameters). One job trains one run or one stack."""
-
-    partition: str | None = None
-    time_min: int = 60
-    gpus: int = 0
-    mem: str | None = None  # Slurm's spelling, e.g. "8G"
-    cpus: int = 1
-
-    @classmethod
-    def of(cls, options: dict | None) -> "SlurmOptions":
-        """From a dict of these fields (a notebook's ``slurm`` parameter), each checked: one clear error otherwise."""
-        options = dict(options or {})
-        accepted = [f.name for f in fields(cls)]
-        unknown = sorted(set(options) - set(accepted))
-        if unknown:
-            raise DhcError(f"slurm options: unknown {unknown}; accepted: {', '.join(accepted)}")
-        for name in ("time_min", "gpus", "cpus"):
-            value = options.get(name, 1)
-            if isinstance(value, bool) or not isinstance(value, int) or value < (0 if name == "gpus" else 1):
-                raise DhcError(f"slurm option {name} must be an integer >= {0 if name == 'gpus' else 1}, got {value!r}")
-        for name in ("partition", "mem"):
-            if not isinstance(options.get(name), (str, type(None))):
-                raise DhcError(f"slurm option {name} must be a string or None, got {options[name]!r}")
-        return cls(**options)
-
-    def parameters(self) -> dict:
-        out: dict = dict(timeout_min=self.time_min, gpus_per_node=self.gpus, cpus_per_task=self.cpus, nodes=1,
-                         tasks_per_node=1)
-        if self.partition:
-            out["slurm_partition"] = self.partition
-        if self.mem:
-            out["slurm_mem"] = self.mem
-        return out
-
-
-def _positive(text: str, spec: str) -> int:
-    if not text.isdigit() or int(text) < 1:
-        raise DhcError(f"--executor must be one of {EXECUTOR_SPECS} with N >= 1, got {spec!r}")
-    return int(text)
-
-
-# A Dask scheduler's address: PROTOCOL://HOST:PORT (tcp when the protocol is left out), HOST a name, an IPv4 address
-# or an IPv6 one in brackets.
-_SCHEDULER = re.compile(r"(?:(?:tcp|tls|ws|wss|ucx)://)?(?:[A-Za-z0-9._-]+|\[[0-9A-Fa-f:.]+\]):(\d{1,5})")
-
-
-def _scheduler(address: str, spec: str) -> str:
-    """``address`` if it is a Dask scheduler's address; checked here because Dask answers a malformed one with a
-    ValueError traceback (or waits for a port 0 to answer)."""
-    match = _SCHEDULER.fullmatch(address)
-    if match is None or not 1 <= int(match[1]) <= 65535:
-        raise ConfigError(f"--executor {spec}: {address!r} is not a Dask scheduler address; accepted: dask:local:N "
-                          f"or dask:tcp://HOST:PORT (or tls, ws, wss, ucx://; PORT 1 to 65535)")
-    return address
-
-
 def _cluster_extra(what: str):
-    raise DhcError(f"--executor {what} needs the cluster extra: pip install -e '.[cluster]' (make install has it)")
+    raise DhcError(f"engine {what} needs the cluster extra: pip install -e '.[cluster]' (make install has it)")
 
 
 @contextmanager
-def open_executor(spec: str | None, out_dir=None, slurm: SlurmOptions | None = None) -> Iterator[Any]:
-    """The executor of an ``--executor`` spec, shut down on leaving (None: train in this process).
+def open_executor(engine: Engine, out_dir=None) -> Iterator[Any]:
+    """The executor of ``engine``'s place, shut down on leaving (None: ``here``, train in this process).
 
     - ``local:N``: N spawned worker processes on this machine;
     - ``dask:local:N``: a Dask ``LocalCluster`` of N worker processes of one thread each, started and stopped here;
     - ``dask:tcp://HOST:PORT`` (or any Dask scheduler address): a running Dask cluster;
-    - ``slurm``: one Slurm job per run or stack through submitit (``slurm`` options), its logs under
+    - ``slurm``: one Slurm job per run or stack through submitit (the engine's Slurm options), its logs under
       ``<out_dir>/slurm/``.
     """
-    if spec is None:
+    where = engine.where
+    kind, _, rest = where.partition(":")
+    if engine.here:
         yield None
-        return
-    kind, _, rest = spec.partition(":")
-    if kind == "local":
-        pool = ProcessPoolExecutor(_positive(rest, spec), mp_context=multiprocessing.get_context("spawn"),
+    elif kind == "local":
+        pool = ProcessPoolExecutor(int(rest), mp_context=multiprocessing.get_context("spawn"),
                                    initializer=watch_parent, initargs=(os.getpid(),))
         try:
             yield pool
@@ -206,41 +148,92 @@ def open_executor(spec: str | None, out_dir=None, slurm: SlurmOptions | None = N
             _stop_workers(pool)
             raise
         pool.shutdown(cancel_futures=True)
+    elif kind == "dask":
+        with _dask(rest, where) as executor:
+            yield executor
+    else:
+        yield _slurm(engine, out_dir)
+
+
+@contextmanager
+def _dask(rest: str, where: str) -> Iterator[Any]:
+    try:
+        from dask.distributed import Client, LocalCluster
+    except ImportError:
+        _cluster_extra(where)
+    cluster = None
+    if rest.startswith("local:"):
+        cluster = LocalCluster(n_workers=int(rest.partition(":")[2]), threads_per_worker=1, processes=True,
+                               dashboard_address=None)
+        client = Client(cluster)
+    else:
+        try:
+            client = Client(rest, timeout=30)
+        except OSError as exc:
+            raise DhcError(f"engine {where}: cannot reach the Dask scheduler at {rest}: {exc}") from None
+    try:
+        yield client.get_executor()
+    finally:
+        client.close()
+        if cluster is not None:
+            cluster.close()
+
+
+def _slurm(engine: Engine, out_dir) -> Any:
+    try:
+        import submitit
+    except ImportError:
+        _cluster_extra("slurm")
+    if shutil.which("sbatch") is None:
+        raise DhcError("engine slurm needs Slurm (no sbatch on PATH); on one machine use local:N or dask:local:N")
+    if out_dir is None:
+        raise DhcError("engine slurm needs an output directory on a filesystem the nodes share")
+    executor = submitit.AutoExecutor(folder=Path(out_dir) / "slurm" / "%j", cluster="slurm")
+    executor.update_parameters(name="dhc", **engine.slurm.parameters())
+    return executor
+
+
+# Executors held open for this process's life (hold()), by what opened them: a notebook's cells, or a script's
+# several drivers, then train on one pool or cluster instead of starting one per call.
+_HELD: dict[tuple, Any] = {}
+_OPENED = ExitStack()
+atexit.register(_OPENED.close)
+
+
+def _held_key(engine: Engine, out_dir) -> tuple:
+    # Slurm writes its jobs' logs under the store, so a Slurm executor is one store's; a pool serves any store.
+    return engine.where, engine.slurm, str(out_dir) if engine.where == "slurm" else None
+
+
+def hold(engine: Engine | str | None, out_dir=None) -> Engine:
+    """Open ``engine``'s executor now and keep it open until this process exits, so that every later call with
+    this engine and store reuses it (a notebook's kernel: a cell run again starts no second cluster). Returns the
+    engine, parsed."""
+    engine = Engine.of(engine)
+    key = _held_key(engine, out_dir)
+    if not engine.here and key not in _HELD:
+        _HELD[key] = _OPENED.enter_context(open_executor(engine, out_dir))
+    return engine
+
+
+@contextmanager
+def workers(engine: Engine, out_dir=None) -> Iterator[Any]:
+    """The executor ``engine``'s runs are submitted to for one batch (None: this process): a held one
+    (:func:`hold`), else one opened for the batch and shut down after it. A held process pool that a batch leaves
+    by an error (Ctrl-C, SIGTERM) is stopped and forgotten, as an unheld one would be: its workers would otherwise
+    go on training the interrupted runs for minutes (a later batch starts a new pool)."""
+    key = _held_key(engine, out_dir)
+    if key not in _HELD:
+        with open_executor(engine, out_dir) as executor:
+            yield executor
         return
-    if kind == "dask" and rest:
-        try:
-            from dask.distributed import Client, LocalCluster
-        except ImportError:
-            _cluster_extra(spec)
-        if rest.startswith("local:"):
-            cluster = LocalCluster(n_workers=_positive(rest.partition(":")[2], spec), threads_per_worker=1,
-                                   processes=True, dashboard_address=None)
-            client = Client(cluster)
-        else:
-            cluster = None
-            try:
-                client = Client(_scheduler(rest, spec), timeout=30)
-            except OSError as exc:
-                raise DhcError(f"--executor {spec}: cannot reach the Dask scheduler at {rest}: {exc}") from None
-        try:
-            yield client.get_executor()
-        finally:
-            client.close()
-            if cluster is not None:
-                cluster.close()
-        return
-    if spec == "slurm":
-        try:
-            import submitit
-        except ImportError:
-            _cluster_extra(spec)
-        if shutil.which("sbatch") is None:
-            raise DhcError("--executor slurm needs Slurm (no sbatch on PATH); on one machine use local:N or "
-                           "dask:local:N")
-        if out_dir is None:
-            raise DhcError("--executor slurm needs an output directory on a filesystem the nodes share")
-        executor = submitit.AutoExecutor(folder=Path(out_dir) / "slurm" / "%j", cluster="slurm")
-        executor.update_parameters(name="dhc", **(slurm or SlurmOptions()).parameters())
+    executor = _HELD[key]
+    try:
         yield executor
-        return
-    raise DhcError(f"--executor must be one of {EXECUTOR_SPECS}, got {spec!r}")
+    except BaseException:
+        if isinstance(executor, ProcessPoolExecutor):
+            del _HELD[key]
+            _stop_workers(executor)
+        raise
+
+

@@ -13,6 +13,8 @@ from pathlib import Path
 
 import pandas as pd
 
+from dhclib.runs.store import write_atomic
+
 __all__ = ["output_dirs", "store_root", "save_table"]
 
 
@@ -39,9 +41,8 @@ def _repo_outputs() -> Path:
 
 
 def save_table(df: pd.DataFrame, out_dir, name: str) -> Path:
-    """Write ``df`` to ``<out_dir>/<name>.csv`` atomically; returns the path."""
+    """Write ``df`` to ``<out_dir>/<name>.csv`` atomically (:func:`~dhclib.runs.store.write_atomic`); returns the
+    path."""
     path = Path(out_dir) / f"{name}.csv"
-    tmp = path.with_name(f".{path.name}.tmp")
-    df.to_csv(tmp, index=False)
-    os.replace(tmp, path)
+    write_atomic(path, df.to_csv(index=False))
     return path

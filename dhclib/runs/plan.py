@@ -11,7 +11,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any, Iterable
 
-from dhclib.runs.config import BENCHMARK_NAMES, RunConfig, benchmark_methods, check_reserved, parse_seeds, resolve_config
+from dhclib.runs.config import BENCHMARK_NAMES, RunConfig, benchmark_methods, parse_seeds, resolve_config
 from dhclib.errors import ConfigError
 from dhclib.registry import search_grid
 from dhclib.runs.difference import config_difference
@@ -59,7 +59,6 @@ def as_names(value, what: str, everything: Iterable[str]) -> list[str]:
 def table1(benchmarks, methods, seeds="0", profile: str = "paper", device: str = "cpu", **overrides) -> list[Planned]:
     """Every (benchmark, method, seed); ``overrides`` apply to all and do not enter the label (run_many's rows
     are named by their method)."""
-    check_reserved(overrides)
     return [Planned(resolve_config(b, m, s, profile, device, **overrides))
             for b in as_names(benchmarks, "benchmarks", BENCHMARK_NAMES)
             for m in as_names(methods, "methods", benchmark_methods(b)) for s in parse_seeds(seeds)]

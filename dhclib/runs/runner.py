@@ -14,23 +14,14 @@ from typing import Iterable
 
 import pandas as pd
 
-from dhclib.runs import execute, plan
-from dhclib.runs.claims import STALE_AFTER
-from dhclib.runs.config import check_reserved, parse_seeds, resolve_config
 from dhclib.errors import ConfigError
-from dhclib.runs.execute import build_model, build_regulariser, build_tasks, device_description, resolve_device, versions
-from dhclib.runs.store import (TIDY_COLUMNS, RunResult, label_parts, load_diverged, load_results, read_record,
-                               result_path, variant_label, write_atomic)
+from dhclib.runs import execute, plan, unit
+from dhclib.runs.build import resolve_device
+from dhclib.runs.config import parse_seeds, resolve_config
+from dhclib.runs.engine import Engine
+from dhclib.runs.store import RunResult, read_record, result_path
 
-__all__ = ["run", "run_many", "run_grid", "run_search", "concat_runs", "run_variants", "variant_label",
-           "label_parts", "RunResult", "load_results", "load_runs", "load_diverged", "build_model",
-           "build_regulariser", "build_tasks", "resolve_device", "device_description", "versions", "result_path",
-           "write_atomic", "TIDY_COLUMNS"]
-
-
-def _device(device, executor) -> str:
-    """The device in the runs' keys: this machine's, or with an executor the workers' (not looked for here)."""
-    return str(resolve_device(device, here=executor is None))
+__all__ = ["run", "run_many", "run_variants", "run_grid", "run_search", "concat_runs", "load_runs"]
 
 
 def run(benchmark: str, method: str, seed: int = 0, profile: str = "paper", device: str = "auto",
@@ -41,21 +32,24 @@ def run(benchmark: str, method: str, seed: int = 0, profile: str = "paper", devi
     inapplicable keys and out-of-range values raise :class:`~dhclib.errors.ConfigError`. A loss that becomes NaN/inf
     raises :class:`~dhclib.errors.PlasticInstabilityError` naming the task and epoch.
     """
-    check_reserved(overrides)
     cfg = resolve_config(benchmark, method, seed, profile, str(resolve_device(device)), **overrides)
-    return execute.run_config(cfg, data_dir, progress)
+    return unit.run_config(cfg, data_dir, progress)
 
 
-def _drive(planned: list[plan.Planned], data_dir, out_dir, progress, on_diverge: str, missing: str,
-           stack: int | str, executor, cuda_graphs: bool = False, lease: float = STALE_AFTER) -> pd.DataFrame:
-    return execute.execute(planned, out_dir, data_dir, progress, on_diverge, missing, stack, executor,
-                           stale_after=lease, cuda_graphs=cuda_graphs).tidy()
+def _drive(planned: list[plan.Planned], engine: Engine, out_dir, data_dir, progress, on_diverge: str,
+           missing: str) -> pd.DataFrame:
+    return execute.execute(planned, out_dir, engine, data_dir, progress, on_diverge, missing).tidy()
+
+
+def _keys_device(device: str, engine: Engine) -> str:
+    """The device in the runs' keys: this machine's, or on workers the workers' (not looked for here)."""
+    return str(resolve_device(device, here=engine.here))
 
 
 def run_many(benchmarks: str | Iterable[str], methods: str | Iterable[str], seeds="0", profile: str = "paper",
              device: str = "auto", data_dir=None, out_dir="outputs/runs", progress: bool | str = True,
-             on_diverge: str = "raise", missing: str = "train", stack: int | str = 1, executor=None,
-             cuda_graphs: bool = False, lease: float = STALE_AFTER, **overrides) -> pd.DataFrame:
+             on_diverge: str = "raise", missing: str = "train", engine: Engine | str | None = None,
+             **overrides) -> pd.DataFrame:
     """Run every (benchmark, method, seed), storing each finished run atomically and skipping stored ones.
 
     ``benchmarks`` and ``methods`` are names, comma-separated strings or ``"all"``; ``seeds`` as :func:`parse_seeds`.
@@ -72,62 +66,60 @@ def run_many(benchmarks: str | Iterable[str], methods: str | Iterable[str], seed
     ``missing="skip"`` trains nothing: runs not in the store are left out and listed in ``attrs["missing"]`` (to
     tabulate the paper-profile runs that exist without training the rest, e.g. on a CPU).
 
-    ``stack``: train up to this many runs of one configuration (different seeds; in the grid drivers, different
-    ``lam``, ``si_xi`` or ``eta_init`` too) together in lockstep on the device (:mod:`dhclib.method.stacked`);
-    ``"auto"`` picks the size from the device (:func:`dhclib.runs.execute.resolve_stack`). Every run is stored
-    under the key it has alone; its result records the engine and the stack size. ``cuda_graphs``: on CUDA,
-    replay each stacked step as a CUDA graph where it can be captured (:func:`dhclib.method.stacked.train_stack`;
-    the same numbers; off by default: not yet measured on a GPU, README "Many trials in lockstep").
-
-    ``executor``: train on other processes or machines (a ``concurrent.futures`` process pool, Dask's
-    ``Client.get_executor()``, a submitit executor: :func:`dhclib.runs.execute.execute`), into the shared store;
-    each run is claimed first, so concurrent drivers and workers train it once. With an executor, ``device`` is
-    the workers' (``"cuda"`` from a CPU login node; ``"auto"`` means this machine's device). ``lease``: seconds
-    without a heartbeat after which a claim of another host is taken over (that of a process gone from this host
-    is taken over at once): a worker killed on another node costs its run this long.
+    ``engine``: where and how the runs train, one :class:`~dhclib.runs.engine.Engine` or its string (default
+    ``"here"``: this process, one run at a time). ``"stack:8"`` trains up to 8 runs of one configuration (different
+    seeds; in the grid drivers, different ``lam``, ``si_xi`` or ``eta_init`` too) together in lockstep
+    (:mod:`dhclib.method.stacked`), ``"stack:auto"`` sizes the stack by device, ``+graphs`` replays each stacked
+    step as a CUDA graph; ``"local:2"``, ``"dask:local:2"``, ``"dask:tcp://HOST:PORT"`` or ``"slurm:gpus=1,..."``
+    train on other processes or machines into the shared store, each run claimed first so that concurrent drivers
+    and workers train it once; ``lease=SECONDS``: how long a claim of another host may go without a heartbeat
+    before it is taken over. Every run is stored under the key it has alone; its result records the engine and the
+    stack size. On workers, ``device`` is the workers' (``"cuda"`` from a CPU login node; ``"auto"`` means this
+    machine's device). Only how the runs train is the engine's: what to run and store (``missing``,
+    ``on_diverge``, ``data_dir``, ``out_dir``, ``progress``) stays an option of its own.
     """
-    check_reserved(overrides)
-    planned = plan.table1(benchmarks, methods, seeds, profile, _device(device, executor), **overrides)
-    return _drive(planned, data_dir, out_dir, progress, on_diverge, missing, stack, executor, cuda_graphs, lease)
+    engine = Engine.of(engine)
+    planned = plan.table1(benchmarks, methods, seeds, profile, _keys_device(device, engine), **overrides)
+    return _drive(planned, engine, out_dir, data_dir, progress, on_diverge, missing)
 
 
 def run_variants(benchmark: str, variants: Iterable[dict], seeds="0", profile: str = "paper", device: str = "auto",
                  data_dir=None, out_dir="outputs/runs", progress: bool | str = True, on_diverge: str = "record",
-                 missing: str = "train", stack: int | str = 1, executor=None, cuda_graphs: bool = False,
-                 lease: float = STALE_AFTER, **overrides) -> pd.DataFrame:
+                 missing: str = "train", engine: Engine | str | None = None, **overrides) -> pd.DataFrame:
     """Extra, clearly labelled rows beside Table 1's: each variant is ``{"methods": [...], "overrides": {...}}``
-    and its runs are named by :func:`variant_label` in the ``method`` column (e.g. Online EWC with the mini-batch
-    Fisher where the paper's lambda diverges, or a baseline with the lambda of our search). ``overrides`` apply to
-    every variant (a profile-wide setting such as ``max_epochs``) and do not enter the label."""
-    check_reserved(overrides)
-    planned = plan.variants(benchmark, variants, seeds, profile, _device(device, executor), **overrides)
-    return _drive(planned, data_dir, out_dir, progress, on_diverge, missing, stack, executor, cuda_graphs, lease)
+    and its runs are named by :func:`~dhclib.runs.store.variant_label` in the ``method`` column (e.g. Online EWC
+    with the mini-batch Fisher where the paper's lambda diverges, or a baseline with the lambda of our search).
+    ``overrides`` apply to every variant (a profile-wide setting such as ``max_epochs``) and do not enter the
+    label. ``engine``: as :func:`run_many`."""
+    engine = Engine.of(engine)
+    planned = plan.variants(benchmark, variants, seeds, profile, _keys_device(device, engine), **overrides)
+    return _drive(planned, engine, out_dir, data_dir, progress, on_diverge, missing)
 
 
 def run_grid(benchmark: str, method: str, param: str, values: Iterable, seeds="0", profile: str = "paper",
              device: str = "auto", data_dir=None, out_dir="outputs/runs", progress: bool | str = True,
-             on_diverge: str = "record", missing: str = "train", stack: int | str = 1, executor=None,
-             cuda_graphs: bool = False, lease: float = STALE_AFTER, **overrides) -> pd.DataFrame:
+             on_diverge: str = "record", missing: str = "train", engine: Engine | str | None = None,
+             **overrides) -> pd.DataFrame:
     """:func:`run_many` for each value of one config field (``eta_init`` for Table 4, ``lam`` or ``si_xi`` for the
     search of Appendix A); the tidy frame gains a column named ``param``. Diverged runs are recorded (by default)
     and listed in ``attrs["diverged"]`` with their value; with ``missing="skip"``, runs not stored are listed in
-    ``attrs["missing"]``."""
-    check_reserved(overrides)
-    planned = plan.grid(benchmark, method, param, values, seeds, profile, _device(device, executor), **overrides)
-    return _drive(planned, data_dir, out_dir, progress, on_diverge, missing, stack, executor, cuda_graphs, lease)
+    ``attrs["missing"]``. ``engine``: as :func:`run_many`."""
+    engine = Engine.of(engine)
+    planned = plan.grid(benchmark, method, param, values, seeds, profile, _keys_device(device, engine), **overrides)
+    return _drive(planned, engine, out_dir, data_dir, progress, on_diverge, missing)
 
 
 def run_search(benchmark: str, grids: dict[str, Iterable] | Iterable[str] = ("ewc", "si", "mas"), seed: int = 0,
                profile: str = "paper", device: str = "auto", data_dir=None, out_dir="outputs/runs",
-               progress: bool | str = True, missing: str = "train", stack: int | str = 1, executor=None,
-               cuda_graphs: bool = False, lease: float = STALE_AFTER, **overrides) -> pd.DataFrame:
+               progress: bool | str = True, missing: str = "train", engine: Engine | str | None = None,
+               **overrides) -> pd.DataFrame:
     """The consolidation-strength search of Appendix A: :func:`run_grid` over ``lam`` for each regulariser, on one
     seed as the paper did. ``grids``: regulariser names (each gets the paper's grid, :func:`dhclib.paper.search_grid`)
     or a dict ``{regulariser: values}``. One tidy frame with a ``lam`` column; ``attrs["diverged"]`` and
-    ``attrs["missing"]`` gather those of every grid."""
-    check_reserved(overrides)
-    planned = plan.search(benchmark, grids, seed, profile, _device(device, executor), **overrides)
-    return _drive(planned, data_dir, out_dir, progress, "record", missing, stack, executor, cuda_graphs, lease)
+    ``attrs["missing"]`` gather those of every grid. ``engine``: as :func:`run_many`."""
+    engine = Engine.of(engine)
+    planned = plan.search(benchmark, grids, seed, profile, _keys_device(device, engine), **overrides)
+    return _drive(planned, engine, out_dir, data_dir, progress, "record", missing)
 
 
 def concat_runs(frames: list[pd.DataFrame]) -> pd.DataFrame:

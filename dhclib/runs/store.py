@@ -60,12 +60,12 @@ class RunResult:
     # settings that differ from the paper's configuration (dhclib.runs.plan); empty for runs stored before it was.
     purpose: dict = field(default_factory=dict)
     # How it was trained: {"engine": "single"} or {"engine": "stacked", "stack": N, "stack_wall_time": s}
-    # (dhclib.runs.execute.run_stack); never part of the key. Empty for runs stored before it was recorded.
+    # (dhclib.runs.unit.run_stack); never part of the key. Empty for runs stored before it was recorded.
     engine: dict = field(default_factory=dict)
-    # The data it read: {dataset: {role: {"file", "bytes", "sha256"}}} (dhclib.runs.execute.data_provenance).
+    # The data it read: {dataset: {role: {"file", "bytes", "sha256"}}} (dhclib.runs.build.data_provenance).
     # Empty for runs stored before it was recorded.
     data: dict = field(default_factory=dict)
-    # The code that made it: {"commit": sha, "dirty": bool} (dhclib.runs.execute.code_version; None where unknown).
+    # The code that made it: {"commit": sha, "dirty": bool} (dhclib.runs.build.code_version; None where unknown).
     # Empty for runs stored before it was recorded: their code is unknown.
     code: dict = field(default_factory=dict)
 
@@ -128,15 +128,20 @@ def record_path(out_dir, benchmark: str, method: str, seed: int, key: str, kind:
     return Path(out_dir) / kind / benchmark / method.replace("+", "_") / f"seed{seed}-{key}.json"
 
 
-def write_atomic(path: Path, payload: dict) -> None:
-    """Write JSON so that a reader never sees half a file: a temporary file, synced, then renamed over ``path``.
-    A failed write (a full disk, a folder that cannot be written) raises one :class:`~dhclib.errors.DhcError`
-    naming the path and the OS error, and leaves no temporary file behind."""
+def write_atomic(path: Path, payload: dict | str) -> None:
+    """Write ``payload`` (a dict as JSON, a string as it is) so that a reader never sees half a file: a temporary
+    file, synced, then renamed over ``path``. The one atomic writer of dhclib: results, tables, REPORT.md. A failed
+    write (a full disk, a folder that cannot be written) raises one :class:`~dhclib.errors.DhcError` naming the
+    path and the OS error, and leaves no temporary file behind."""
+    path = Path(path)
     tmp = path.with_name(f".{path.name}.{socket.gethostname()}.{os.getpid()}.tmp")  # host: see check_store
     try:
         path.parent.mkdir(parents=True, exist_ok=True)
         with open(tmp, "w") as f:
-            json.dump(payload, f)
+            if isinstance(payload, str):
+                f.write(payload)
+            else:
+                json.dump(payload, f)
             f.flush()
             os.fsync(f.fileno())
         os.replace(tmp, path)
