@@ -1,6 +1,6 @@
 # make test       : create .venv if missing, install the lock (requirements-lock.txt) and dhclib, check the installed
 #                   versions against the lock, run the unit tests and nbval
-# make reproduce  : run every notebook headless with papermill (PROFILE=quick|paper DEVICE=auto|cpu|cuda TRIALS=N
+# make reproduce  : run every notebook headless with papermill (PROFILE=quick|paper DEVICE=auto|cpu|cuda (default: each notebook's, auto) TRIALS=N
 #                   MISSING=train|skip: skip tabulates only the runs already stored, e.g. the committed paper runs;
 #                   ENGINE=...: where and how the runs train, one string, e.g. stack:8, local:2,stack:auto or
 #                   slurm:gpus=1,stack:auto; default the notebooks' stack:auto: 1 on a CPU, stacks on CUDA (README "Engines"))
@@ -19,7 +19,7 @@ PYTHON ?= python3
 VENV   ?= .venv
 PY     := $(VENV)/bin/python
 PROFILE ?= quick
-DEVICE  ?= auto
+DEVICE  ?=
 TRIALS  ?=
 MISSING ?=
 ENGINE  ?=
@@ -72,7 +72,7 @@ nbval: $(VENV)/.installed
 
 reproduce: $(VENV)/.installed
 	$(if $(STACK)$(EXECUTOR),$(error STACK= and EXECUTOR= were replaced by ENGINE= (e.g. ENGINE=stack:8 or ENGINE=local:2): README "What replaced what"))
-	NB_OUT=outputs/$(PROFILE) NB_ARGS="--log-output -p profile $(PROFILE) -p device $(DEVICE) \
+	NB_OUT=outputs/$(PROFILE) NB_ARGS="--log-output -p profile $(PROFILE) $(if $(DEVICE),-p device $(DEVICE)) \
 	  $(if $(TRIALS),-p trials $(TRIALS)) $(if $(MISSING),-p missing $(MISSING)) $(if $(ENGINE),-p engine $(ENGINE)) \
 	  $(PAPER_ARGS)" \
 	  NB_NEEDS="$(PAPER_NEEDS)" bash notebooks/lanes.sh execute $(PY) $(LANES)

@@ -8,6 +8,11 @@ __all__ = ["DhcError", "ConfigError", "DataNotFoundError", "PlasticInstabilityEr
 class DhcError(Exception):
     """Base of every error dhclib raises for bad input or a failed run."""
 
+    def _render_traceback_(self) -> list[str]:
+        # IPython (JupyterLab, papermill) shows these lines instead of the stack: the message is the whole story,
+        # and a notebook user should not have to find it at the end of dhclib's frames.
+        return [f"{type(self).__name__}: {self}"]
+
 
 class ConfigError(DhcError, ValueError):
     """An unknown benchmark, method, profile or override key, or a value out of range."""

@@ -13,7 +13,7 @@ device = "auto"  # "auto" | "cpu" | "cuda"
 engine = "stack:auto"  # where and how runs train, e.g. "here", "local:2", "local:2,stack:8" (README, "Engines")
 overrides = {}  # config overrides passed to dhclib, e.g. {"max_epochs": 20}
 missing = "train"  # runs not in the store: "train" them, or "skip" (tabulate only what is stored)
-variants = [{"methods": ["ewc", "dhp+ewc"], "overrides": {"fisher_mode": "batch"}}]  # extra labelled rows: [{"methods": [...], "overrides": {...}}]
+variants = None  # extra labelled rows [{"methods": [...], "overrides": {...}}]; None: the profile's (below)
 
 # %%
 NOTEBOOK = "02_imbalanced_permuted_mnist"
@@ -74,7 +74,7 @@ notebook.check_diverged(diverged, reference)
 #
 # Ours: mean ± SEM over the trials run here; the paper's: 10 trials. Accuracy in %, BWT as a fraction; `diff` = ours − paper. A row named `method [setting=value]` is an extra row (parameter `variants`) run with a setting that differs from the paper's; its paper column is the paper's value for the method.
 #
-# With the paper's λ = 400 and SPEC §3's per-sample Fisher, Online EWC diverges on this benchmark (the penalty's stiffness `lr · 2λ · Ω` exceeds 2, where plain SGD diverges; README, "Known issue"). Its Table 1 rows therefore stay empty, and the rows `ewc [fisher_mode=batch]` and `dhp+ewc [fisher_mode=batch]` show Online EWC with the squared mini-batch gradients, a Fisher estimate about 64 times smaller, at the same λ.
+# With the paper's λ = 400 and SPEC §3's per-sample Fisher, Online EWC diverges on this benchmark (the penalty's stiffness `lr · 2λ · Ω` exceeds 2, where plain SGD diverges; README, "Known issue"). Its Table 1 rows therefore stay empty, and the rows `ewc [fisher_mode=batch]` and `dhp+ewc [fisher_mode=batch]` (with `variants=None`, on both profiles) show Online EWC with the squared mini-batch gradients, a Fisher estimate about 64 times smaller, at the same λ. On the paper profile the labelled interventions on DHP Softmax + MAS follow them (`[eta_clamp=True]`, `[importance_logits=slow]`, `[mas_mode=batch]`: README, findings); runs a row lacks in the store are listed above the tables.
 
 # %%
 table = notebook.table1(df, BENCHMARK, out_dir)
@@ -89,7 +89,7 @@ notebook.check_table1(table, reference)
 # %% [markdown]
 # ### Does DHP Softmax help each baseline?
 #
-# A DHP run and its baseline's run of the same seed share the initialisation of the slow weights, the permutations and the data order, so the two are compared pair by pair: the paired t-test and the Wilcoxon signed-rank test (two-sided) of the per-seed differences over the seeds both have, with Welch's unpaired test beside them for comparison (`welch_p`); `gain` = variant − baseline, `better` = seeds on which DHP Softmax is higher. With few trials (the quick profile) the p-values are weak evidence either way; with 5 pairs or fewer Wilcoxon's p cannot fall below 0.0625.
+# A DHP run and its baseline's run of the same seed share the initialisation of the slow weights, the permutations and the data order, so the two are compared pair by pair: the paired t-test and the Wilcoxon signed-rank test (two-sided) of the per-seed differences over the seeds both have, with Welch's unpaired test beside them for comparison (`welch_p`); `gain` = variant − baseline, `better` = seeds on which DHP Softmax is higher. With 3 trials (the quick profile's default) the p-values are weak evidence either way; with 5 pairs or fewer Wilcoxon's p cannot fall below 0.0625.
 
 # %%
 tests = notebook.paired(df, out_dir)

@@ -18,16 +18,10 @@ variants = []  # extra labelled rows: [{"methods": [...], "overrides": {...}}]
 # %%
 NOTEBOOK = "03_split_mnist"
 BENCHMARK = "split_mnist"
-import pandas as pd
-
-import dhclib
-from dhclib import paper, plots, report
 from dhclib.paper import notebook
-from dhclib.runs.outputs import save_table
 
 # reference("table1"): the committed table the checked cells compare with (README, "Reproducibility")
 out_dir, store_dir, reference = notebook.setup(NOTEBOOK, profile, engine)
-TITLE = dhclib.registry.benchmark(BENCHMARK).title
 
 # %% [markdown]
 # ## Training
@@ -70,7 +64,7 @@ notebook.check_table1(table, reference)
 # %% [markdown]
 # ### Does DHP Softmax help each baseline?
 #
-# A DHP run and its baseline's run of the same seed share the initialisation of the slow weights, the permutations and the data order, so the two are compared pair by pair: the paired t-test and the Wilcoxon signed-rank test (two-sided) of the per-seed differences over the seeds both have, with Welch's unpaired test beside them for comparison (`welch_p`); `gain` = variant − baseline, `better` = seeds on which DHP Softmax is higher. With few trials (the quick profile) the p-values are weak evidence either way; with 5 pairs or fewer Wilcoxon's p cannot fall below 0.0625.
+# A DHP run and its baseline's run of the same seed share the initialisation of the slow weights, the permutations and the data order, so the two are compared pair by pair: the paired t-test and the Wilcoxon signed-rank test (two-sided) of the per-seed differences over the seeds both have, with Welch's unpaired test beside them for comparison (`welch_p`); `gain` = variant − baseline, `better` = seeds on which DHP Softmax is higher. With 3 trials (the quick profile's default) the p-values are weak evidence either way; with 5 pairs or fewer Wilcoxon's p cannot fall below 0.0625.
 
 # %%
 tests = notebook.paired(df, out_dir)

@@ -47,7 +47,7 @@ plots.save(fig, out_dir, "figure3_traces");
 # %%
 summary = report.trace_summary(traces)
 save_table(summary, out_dir, "traces_by_task")
-print(summary.round(4).to_string(index=False))
+notebook.display_table(summary.round(4))
 
 # %% [markdown]
 # **Regression check.** The traces' exact values depend on the machine's numeric path (README, "Reproducibility"). The cell below, the one the tests compare, requires each task's η, ‖Hebb‖_F and ‖α‖_F within 25% of the committed reference (`tests/reference/`), and Table 4's means within 2.5 points.
@@ -63,7 +63,7 @@ notebook.check(summary, reference("traces_by_task"),
 # %%
 checks = report.figure3_checks(summary)
 save_table(checks, out_dir, "figure3_checks")
-print(checks.to_string(index=False))
+notebook.display_table(checks)
 
 # %% [markdown]
 # ## (b) Table 4 / Figure 4: the initial η

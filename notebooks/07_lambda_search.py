@@ -45,7 +45,7 @@ split_table = report.grid_table(split)
 save_table(split_table, out_dir, "split_mnist_grid");
 
 # %%
-print(report.percent(split_table, 2).to_string(index=False))
+notebook.display_table(report.percent(split_table, 2))
 
 # %% [markdown]
 # **Regression check.** The cells the tests compare require every grid point's average accuracy and BWT within 2.5 and 3 points of the committed reference (`tests/reference/`; the exact numbers depend on the machine's numeric path, README "Reproducibility"), and the same trials and divergences. The best λ of a grid is not checked where grid points lie within the tolerance of each other; its accuracy is.
@@ -74,7 +74,7 @@ permuted_table = report.grid_table(permuted)
 save_table(permuted_table, out_dir, "permuted_mnist_grid");
 
 # %%
-print(report.percent(permuted_table, 2).to_string(index=False))
+notebook.display_table(report.percent(permuted_table, 2))
 
 # %%
 # NBVAL_CHECK_OUTPUT
@@ -100,7 +100,7 @@ beyond_table["in_paper_grid"] = [v in paper.search_grid("permuted_mnist", m)
 save_table(beyond_table, out_dir, "permuted_mnist_beyond_grid");
 
 # %%
-print(report.percent(beyond_table, 2).to_string(index=False))
+notebook.display_table(report.percent(beyond_table, 2))
 
 # %%
 # NBVAL_CHECK_OUTPUT

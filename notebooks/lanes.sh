@@ -11,6 +11,8 @@ mode=$1 py=$2
 shift 2
 case $mode in nbval|execute) ;; *) echo "lanes.sh: mode must be nbval or execute, got '$mode'" >&2; exit 2 ;; esac
 export OMP_NUM_THREADS=${LANE_THREADS:-1} MKL_NUM_THREADS=${LANE_THREADS:-1}
+# text progress bars (papermill logs show a kernel's stderr, not a widget's updates; dhclib/_progress.py)
+export DHC_PROGRESS=${DHC_PROGRESS:-text}
 # The numeric path, pinned where the platform allows (dhclib.numerics.PINNED_ENV; README "Reproducibility"): on
 # x86-64 with AVX2, ATen's AVX2 kernels and MKL's AVX2 code path, whether or not the CPU also has AVX-512. A value
 # already set wins (benchmarks/numeric_spread.py measures the other paths). Never set for the speed benchmarks.
@@ -45,8 +47,10 @@ for names in "$@"; do
         else
           out="notebooks/$nb.ipynb"
           if [ -n "${NB_OUT:-}" ]; then mkdir -p "$NB_OUT/$nb" && out="$NB_OUT/$nb/$nb.ipynb"; fi
-          # shellcheck disable=SC2086  # NB_ARGS is a list of papermill arguments
-          "$py" -m papermill --cwd notebooks ${NB_ARGS:-} "notebooks/$nb.ipynb" "$out" || exit 1
+          # NB_ARGS is one list for every notebook: each gets the parameters it declares (scripts/notebook_args.py)
+          # shellcheck disable=SC2086
+          eval "args=($("$py" scripts/notebook_args.py "notebooks/$nb.ipynb" ${NB_ARGS:-}))" || exit 1
+          "$py" -m papermill --cwd notebooks "${args[@]}" "notebooks/$nb.ipynb" "$out" || exit 1
           "$py" scripts/normalize_notebook.py "$out" || exit 1  # no timestamps or progress bars: same run, same bytes
         fi
         echo "== $nb done in $(( $(date +%s) - start )) s"
