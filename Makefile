@@ -3,7 +3,7 @@
 # make reproduce  : run every notebook headless with papermill (PROFILE=quick|paper DEVICE=auto|cpu|cuda (default: each notebook's, auto) TRIALS=N
 #                   MISSING=train|skip: skip tabulates only the runs already stored, e.g. the committed paper runs;
 #                   ENGINE=...: where and how the runs train, one string, e.g. stack:8, local:2,stack:auto or
-#                   slurm:gpus=1,stack:auto; default the notebooks' stack:auto: 1 on a CPU, stacks on CUDA (README "Engines"))
+#                   slurm:gpus=1,stack:auto; default the notebooks' stack:auto: 1 on a CPU, stacks on CUDA (docs/engines.md))
 # make report     : outputs/$(PROFILE)/REPORT.md and its CSV tables from the runs stored under outputs/$(PROFILE)
 #                   (PROFILE=paper: also the README's results tables, between their generated-table markers:
 #                   scripts/readme_tables.py)
@@ -71,7 +71,7 @@ nbval: $(VENV)/.installed
 	fi
 
 reproduce: $(VENV)/.installed
-	$(if $(STACK)$(EXECUTOR),$(error STACK= and EXECUTOR= were replaced by ENGINE= (e.g. ENGINE=stack:8 or ENGINE=local:2): README "What replaced what"))
+	$(if $(STACK)$(EXECUTOR),$(error STACK= and EXECUTOR= were replaced by ENGINE= (e.g. ENGINE=stack:8 or ENGINE=local:2): docs/engines.md, "What replaced what"))
 	NB_OUT=outputs/$(PROFILE) NB_ARGS="--log-output -p profile $(PROFILE) $(if $(DEVICE),-p device $(DEVICE)) \
 	  $(if $(TRIALS),-p trials $(TRIALS)) $(if $(MISSING),-p missing $(MISSING)) $(if $(ENGINE),-p engine $(ENGINE)) \
 	  $(PAPER_ARGS)" \
@@ -90,7 +90,7 @@ reference:
 
 report: $(VENV)/.installed
 	$(PY) -m dhclib report --out outputs/$(PROFILE)
-	$(if $(filter paper,$(PROFILE)),$(PY) scripts/readme_tables.py --store outputs/paper README.md)
+	$(if $(filter paper,$(PROFILE)),$(PY) scripts/readme_tables.py --store outputs/paper README.md docs/findings.md)
 
 notebooks: $(VENV)/.installed
 	bash notebooks/lanes.sh execute $(PY) $(LANES)

@@ -1,7 +1,7 @@
 """dhclib: Differentiable Hebbian Consolidation for continual learning (Thangarasa et al., ICLR 2020 submission).
 
 The public API: :func:`run`, :func:`run_many` and the other drivers (see the README). The package is layered, each
-layer importing only those below it (README, "How dhclib is organised"):
+layer importing only those below it (docs/extending.md):
 
 - ``errors``, ``registry``, ``plugins``, ``seeds``, ``numerics``, ``_version`` — the base: what dhclib knows, the user's
   modules that add to it, and how it draws random numbers;

@@ -55,7 +55,7 @@ _COMMON = [
                            "gpus=G,mem=8G], lease=SECONDS, comma-separated, e.g. local:2,stack:8")),
 ]
 
-# The flags --engine replaced (README, "What replaced what"): one line saying so, not argparse's "unrecognized".
+# The flags --engine replaced (docs/engines.md, "What replaced what"): one line saying so, not argparse's "unrecognized".
 _REPLACED = {"--stack": "stack:N", "--cuda-graphs": "stack:N+graphs", "--executor": "local:N (or dask:..., slurm)",
              "--lease": "lease=SECONDS", "--slurm-partition": "slurm:partition=P", "--slurm-time": "slurm:time_min=M",
              "--slurm-gpus": "slurm:gpus=G", "--slurm-mem": "slurm:mem=8G"}

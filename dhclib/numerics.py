@@ -3,7 +3,7 @@
 Same code and seed give the same numbers only on the same numeric path: the same torch build, the same CPU kernel
 family (ATen's dispatch capability: ``default``, ``avx2``, ``avx512``...), the same BLAS and the same thread count
 (a sum split over more threads is added in another order). After thousands of SGD steps two paths that differ in
-the last bit of one sum give visibly different accuracies (issue #5; README "Reproducibility"). So a stored run
+the last bit of one sum give visibly different accuracies (issue #5; docs/reproducibility.md). So a stored run
 says which path made it, and the test and notebook lanes pin the parts that can be pinned.
 """
 

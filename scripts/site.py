@@ -1,4 +1,5 @@
-"""Build the static site: docs/, the paper-profile report and the committed executed paper notebooks.
+"""Build the static site: the README as its home page, docs/, the paper-profile report and the committed executed
+paper notebooks.
 
     python scripts/site.py [--out build/site]
 
@@ -24,11 +25,22 @@ def paper_notebooks() -> list[Path]:
     return sorted(PAPER.glob("[0-9][0-9]_*/[0-9][0-9]_*.ipynb"))
 
 
+# The README's links, as the site lays the same files out: docs/ is the site's root, the report and the figure
+# sit beside the pages.
+HOME_LINKS = {"](docs/": "](", "](outputs/paper/REPORT.md)": "](report.md)", "](outputs/paper/dhp_gains.png)": "](dhp_gains.png)"}
+
+
 def stage(src: Path) -> None:
-    """Copy docs/, REPORT.md and the executed notebooks into ``src``, the folder MkDocs reads."""
+    """Copy docs/, the README (as index.md), REPORT.md, the headline figure and the executed notebooks into
+    ``src``, the folder MkDocs reads."""
     shutil.rmtree(src, ignore_errors=True)
     shutil.copytree(ROOT / "docs", src)
+    home = (ROOT / "README.md").read_text()
+    for old, new in HOME_LINKS.items():
+        home = home.replace(old, new)
+    (src / "index.md").write_text(home)
     shutil.copy2(PAPER / "REPORT.md", src / "report.md")
+    shutil.copy2(PAPER / "dhp_gains.png", src / "dhp_gains.png")
     (src / "notebooks").mkdir()
     for nb in paper_notebooks():
         shutil.copy2(nb, src / "notebooks" / nb.name)

@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # `make unit`: the unit tests as N shards at once (pytest --shard I/N, tests/conftest.py), one process each. The
 # tests run torch on one thread and spend most of their time in single-threaded Python, so one process uses one
-# core; on two cores two shards took 129 s against 186 s for one process (README, "Notebooks").
+# core; on two cores two shards took 129 s against 186 s for one process (docs/guide.md, "Notebooks").
 #   scripts/test_shards.sh PY [N] [pytest arguments...]
 set -u
 py=${1:?usage: test_shards.sh PY [N] [pytest arguments...]}

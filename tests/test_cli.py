@@ -164,7 +164,7 @@ def _cli_run_args(out, data_dir, *extra):
 
 
 def test_cli_run_stores_runs_and_prints_summary(idx_root, tmp_path, capsys, monkeypatch):
-    """README "Command line": ``python -m dhclib run ...`` exits 0, prints the mean ± SEM summary per method and
+    """docs/guide.md, "Command line": ``python -m dhclib run ...`` exits 0, prints the mean ± SEM summary per method and
     stores the 4 runs; run again, it trains nothing and prints the same summary; ``summary`` prints it too."""
     out = tmp_path / "cli-store"
     assert main(_cli_run_args(out, idx_root)) == 0

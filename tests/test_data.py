@@ -1,4 +1,4 @@
-"""dhclib.data.idx: reading MNIST-layout IDX roots (README "Data"; SPEC §4 "pixels scaled to [0, 1]")."""
+"""dhclib.data.idx: reading MNIST-layout IDX roots (docs/data.md; SPEC §4 "pixels scaled to [0, 1]")."""
 
 from __future__ import annotations
 
@@ -128,7 +128,7 @@ def test_no_data_root_at_all(monkeypatch):
 
 def test_failed_download_is_reported_on_one_line(tmp_path, offline, isolated_cache, monkeypatch):
     """No data root, download on, no network: DataNotFoundError naming the files and the failed download (into
-    the cache). The message must be one line: the CLI prints it as ``error: <message>`` (README "Command line")."""
+    the cache). The message must be one line: the CLI prints it as ``error: <message>`` (docs/guide.md, "Command line")."""
     monkeypatch.delenv("DHC_DATA_DIR", raising=False)
     with pytest.raises(dhclib.DataNotFoundError) as info:
         data.load_idx_dataset("MNIST", None, download=True)

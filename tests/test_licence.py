@@ -8,6 +8,8 @@ from pathlib import Path
 
 import yaml
 
+import dhclib
+
 ROOT = Path(__file__).resolve().parent.parent
 
 
@@ -21,7 +23,7 @@ def test_the_licence_is_mit_and_the_package_says_so():
 def test_the_citation_file_cites_the_software_and_the_paper():
     cff = yaml.safe_load((ROOT / "CITATION.cff").read_text())
     assert cff["cff-version"] == "1.2.0" and cff["type"] == "software" and cff["license"] == "MIT"
-    assert cff["version"] == tomllib.loads((ROOT / "pyproject.toml").read_text())["project"]["version"]
+    assert cff["version"] == dhclib.__version__  # the one place it is written: dhclib/_version.py
     paper = cff["references"][0]
     assert paper["title"] == "Differentiable Hebbian Consolidation for Continual Learning"
     readme = (ROOT / "README.md").read_text()

@@ -32,7 +32,7 @@ def _names() -> list[str]:
 
 
 NAMES = _names()
-# Committed without outputs: this workplace has no CIFAR data (README, "Data"); make nbval skips it with the reason.
+# Committed without outputs: this workplace has no CIFAR data (docs/data.md); make nbval skips it with the reason.
 UNEXECUTED = {"06_split_cifar"}
 
 

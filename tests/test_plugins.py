@@ -1,6 +1,6 @@
-"""Extensions from outside the tree (issue #29, item 4): the README's "Adding a regulariser" and "Adding a benchmark"
-followed literally, in an empty folder outside the repository. Their code blocks, read from README.md (so this test
-breaks when the README drifts), become ``toyplugin.py``; the commands of "Using a plugin" then train the new method
+"""Extensions from outside the tree (issue #29, item 4): docs/extending.md's "Adding a regulariser" and "Adding a benchmark"
+followed literally, in an empty folder outside the repository. Their code blocks, read from docs/extending.md (so this test
+breaks when the page drifts), become ``toyplugin.py``; the commands of "Using a plugin" then train the new method
 and benchmark from the command line (in this process and through ``--engine local:2``), report on them and run a
 notebook through papermill with ``DHC_PLUGINS``. Each command is a subprocess, as a user would run it: nothing of
 the plugin is registered in the test's own process."""
@@ -23,7 +23,7 @@ from dhclib import plugins, registry
 from dhclib.errors import ConfigError
 
 REPO = Path(dhclib.__file__).resolve().parent.parent
-README = REPO / "README.md"
+README = REPO / "docs" / "extending.md"  # the page "Adding a regulariser" and "Adding a benchmark" are on
 
 
 def _section(title: str) -> str:

@@ -10,7 +10,7 @@ from pathlib import Path
 
 import pytest
 
-from dhclib.paper.report_md import readme_text, report_text
+from dhclib.paper.report_md import pages_text, report_text
 from dhclib.runs.config import resolve_config
 
 ROOT = Path(__file__).resolve().parent.parent / "outputs"
@@ -48,7 +48,7 @@ def test_report_regenerates_as_committed(tmp_path):
 
 
 def test_readme_tables_regenerate_as_committed(tmp_path):
-    """The README's paper-profile tables, rendered afresh from the paper store, are the committed ones (`make report
-    PROFILE=paper` rewrites them between their markers)."""
-    readme = (ROOT.parent / "README.md").read_text()
-    assert readme_text(readme, ROOT / "paper", tmp_path) == readme
+    """The generated findings of the README and of docs/findings.md, rendered afresh from the paper store, are the
+    committed ones (`make report PROFILE=paper` rewrites them between their markers)."""
+    pages = {name: (ROOT.parent / name).read_text() for name in ("README.md", "docs/findings.md")}
+    assert pages_text(pages, ROOT / "paper", tmp_path) == pages

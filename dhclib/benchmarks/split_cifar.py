@@ -44,7 +44,7 @@ def split_cifar10_100(seed: int, settings: SplitCifarSettings | None = None, dat
 
 # Appendix D names only the benchmark and the network (Zenke et al. 2017); the protocol is theirs: Adam (lr 0.001),
 # batch 256, 60 epochs per task, no early stopping. The paper is silent on eta here: we take the other CNN
-# benchmark's per-connection eta, initialised to 1e-4 (README, "Choices").
+# benchmark's per-connection eta, initialised to 1e-4 (docs/choices.md).
 _PAPER = dict(network="zenke_cnn", hidden=(512,), batch_size=256, lr=0.001,
               optimizer="adam", min_epochs=60, max_epochs=60, patience=5, early_stopping=False, eta_init=1e-4,
               eta_per_connection=True)

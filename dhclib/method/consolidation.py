@@ -234,7 +234,7 @@ class SI(Consolidation):
     paper = {"permuted_mnist": {"lam": 0.1, "si_xi": 0.1}, "imbalanced_permuted_mnist": {"lam": 1.0, "si_xi": 0.1},
              "split_mnist": {"lam": 1.0, "si_xi": 0.001}, "vision_mixture": {"lam": 0.1, "si_xi": 0.1},
              "split_cifar10_100": {"lam": 0.1, "si_xi": 0.001}}
-    # Appendix A's grids, printed with ellipses; our expansions (README, "lambda search"): Permuted {0.01, 0.05,
+    # Appendix A's grids, printed with ellipses; our expansions (docs/findings.md, "The consolidation-strength search"): Permuted {0.01, 0.05,
     # ..., 0.5, 1.0} -> the 1-5 sequence; Imbalanced {0.1, 0.5, ..., 2.5, 3.0} -> 0.1 then steps of 0.5; Split
     # {0.1, 0.5, 1.0, ..., 5.0} -> steps of 0.5; Vision Mixture {0.01, 0.05, 0.1, ..., 1.0} -> the 1-5 sequence.
     search_grid = {

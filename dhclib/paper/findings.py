@@ -16,8 +16,8 @@ from dhclib.paper.report import COLLAPSE_DROP, RUNAWAY_FACTOR
 from dhclib.paper.report_data import COLLAPSED_COLUMNS, instability_by_row
 from dhclib.runs.config import BENCHMARK_NAMES
 
-__all__ = ["README_TABLES", "readme_tables", "with_readme_tables", "by_seed_table", "by_seed_note", "by_seed_name",
-           "BY_SEED_PAIRS", "short_label", "settings_table",
+__all__ = ["README_TABLES", "HEADLINE_BENCHMARKS", "headline_table", "paper_gain", "readme_tables", "with_readme_tables", "by_seed_table", "by_seed_note", "by_seed_name",
+           "BY_SEED_PAIRS", "short_label", "settings_table", "placed",
            "mechanism_table", "MECHANISM_NOTE"]
 
 
@@ -190,7 +190,7 @@ def by_seed_name(pair: tuple[str, str]) -> str:
 
 
 # The README's generated blocks, in the order readme_tables renders them.
-README_TABLES = ("split_mnist", "permuted_and_imbalanced", "paired", "instability",
+README_TABLES = ("headline", "split_mnist", "permuted_and_imbalanced", "paired", "instability",
                  *(by_seed_name(pair) for pair in BY_SEED_PAIRS), "mechanism", "settings")
 
 
@@ -224,6 +224,39 @@ def by_seed_table(tables: dict[str, pd.DataFrame], pair: tuple[str, str],
         "of them with a runaway trace"]))
 
 
+HEADLINE_BENCHMARKS = ("permuted_mnist", "imbalanced_permuted_mnist", "split_mnist")
+
+
+def paper_gain(benchmark: str, baseline: str, dhp: str) -> float:
+    """What adding DHP Softmax gains in the paper's Table 1 (points of average accuracy), NaN where it has none."""
+    paper = paper_results(benchmark).set_index("method")["avg_acc"]
+    return 100 * (paper.get(dhp, np.nan) - paper.get(baseline, np.nan))
+
+
+def headline_table(tables: dict[str, pd.DataFrame]) -> str:
+    """The finding in one table: for each of Table 1's pairs, what adding DHP Softmax to the baseline changes in
+    average accuracy after the last task, ours paired by seed (mean difference in points, paired t-test p, pairs)
+    beside the paper's difference of means, on each benchmark with stored paper-profile runs."""
+    paired = tables["paired"]
+    present = [b for b in HEADLINE_BENCHMARKS if len(paired) and (paired["benchmark"] == b).any()]
+    rows = []
+    for baseline, dhp in registry.pairs():
+        row = [f"{registry.method(baseline).label} → + DHP Softmax"]
+        for b in present:
+            hit = paired[(paired["benchmark"] == b) & (paired["baseline"] == baseline) & (paired["dhp_variant"] == dhp)]
+            r = hit.iloc[0] if len(hit) else None
+            if r is None or not r["pairs"]:
+                ours = "no pair (diverged)" if r is not None else "not run"
+            else:
+                ours = f"{signed(100 * r['avg_acc_gain'], 2, plus=True)} (p {pval(r['avg_acc_p'])}, n={int(r['pairs'])})"
+            row += [ours, signed(paper_gain(b, baseline, dhp), 2, plus=True)]
+        rows.append(row)
+    columns = ["DHP Softmax added to"]
+    for b in present:
+        columns += [f"{registry.benchmark(b).title}: ours", "paper"]
+    return md(pd.DataFrame(rows, columns=columns))
+
+
 def readme_tables(tables: dict[str, pd.DataFrame]) -> dict[str, str]:
     """The README's tables of paper-profile results (section "Paper-profile results"), from :func:`report_tables`:
     ``split_mnist`` (Table 1's Split MNIST column, ours beside the paper) and ``permuted_and_imbalanced`` (average
@@ -235,7 +268,7 @@ def readme_tables(tables: dict[str, pd.DataFrame]) -> dict[str, str]:
     :func:`by_seed_table`, e.g. ``dhp_mas_by_seed``) and
     ``mechanism`` (what happens to each row's tasks: :func:`_mechanism_table`) and ``settings`` (each labelled
     setting against its method's paper configuration: :func:`_settings_table`)."""
-    return {"split_mnist": _split_table(tables["table1"]),
+    return {"headline": headline_table(tables), "split_mnist": _split_table(tables["table1"]),
             "permuted_and_imbalanced": _permuted_and_imbalanced_table(tables),
             "paired": _paired_table(tables), "instability": _instability_table(tables),
             **{by_seed_name(pair): by_seed_table(tables, pair) for pair in BY_SEED_PAIRS},
@@ -247,13 +280,22 @@ def _marks(name: str) -> tuple[str, str]:
             f"<!-- end generated: {name} -->")
 
 
-def with_readme_tables(text: str, blocks: dict[str, str], source: str = "README.md") -> str:
-    """``text`` (a README) with the table between each block's markers replaced by ``blocks[name]``."""
+def with_readme_tables(text: str, blocks: dict[str, str], source: str = "README.md", partial: bool = False) -> str:
+    """``text`` (a README) with the table between each block's markers replaced by ``blocks[name]``. With
+    ``partial``, a block whose markers are absent is left out (the tables are spread over several pages:
+    :func:`placed` says which a text holds); markers that are there must be well-formed either way."""
     for name, table in blocks.items():
         start, end = _marks(name)
+        if partial and start not in text and end not in text:
+            continue
         if text.count(start) != 1 or text.count(end) != 1 or text.index(start) > text.index(end):
             raise DhcError(f"{source} has no place for the generated table {name!r}: it needs the line {start!r} "
                            f"and, below it, {end!r}, once each")
         head, rest = text.split(start, 1)
         text = head + start + "\n" + table + "\n" + end + rest.split(end, 1)[1]
     return text
+
+
+def placed(text: str) -> set[str]:
+    """The generated tables whose opening marker ``text`` holds."""
+    return {name for name in README_TABLES if _marks(name)[0] in text}

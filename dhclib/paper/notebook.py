@@ -30,7 +30,7 @@ __all__ = ["setup", "VARIANTS", "variants_of", "train", "list_missing", "show", 
 def setup(notebook: str, profile: str, engine: Engine | str | None = None) -> tuple[Path, Path, Callable[[str], Path]]:
     """``(out_dir, store_dir, reference)`` of a notebook (:func:`dhclib.runs.outputs.output_dirs`: by profile,
     under ``$DHC_OUTPUT_ROOT`` if set); ``reference("table1")`` is the committed table its checked cells compare
-    with (README, "Reproducibility"). The notebook's ``engine`` is checked here, before anything trains, and its
+    with (docs/reproducibility.md). The notebook's ``engine`` is checked here, before anything trains, and its
     workers (if any) are started once and kept while the kernel lives (:func:`dhclib.runs.executors.hold`): every
     cell trains on them, a cell run again starts no second pool or cluster."""
     pd.set_option("display.width", 160)

@@ -20,7 +20,7 @@ from dhclib.paper.report import ordered_rows, traces_by_progress
 from dhclib.runs.labels import label_of
 
 __all__ = ["method_color", "method_label", "accuracy_curves", "first_and_latest", "r_heatmaps", "traces", "eta_sweep",
-           "lambda_search", "class_counts", "final_task_bars", "save"]
+           "lambda_search", "class_counts", "final_task_bars", "dhp_gains", "save"]
 
 _PALETTE = sns.color_palette("tab10", 10)
 _SCRATCH = (0.45, 0.45, 0.45)
@@ -258,6 +258,33 @@ def final_task_bars(acc: pd.DataFrame, task_names: Sequence[str], paper: pd.Data
     ax.set_xticks(range(len(task_names)), [f"T{i + 1}\n{n}" for i, n in enumerate(task_names)], fontsize=8)
     ax.set(ylabel="Test accuracy after the last task (%)", title=title, ylim=(0, 100))
     ax.legend(fontsize=7, loc="lower left")
+    fig.tight_layout()
+    return fig
+
+
+def dhp_gains(seeds: pd.DataFrame, benchmarks: Sequence[str], paper_gain=None, title: str = ""):
+    """What adding DHP Softmax changes, seed by seed: for each of Table 1's pairs (rows) on each benchmark
+    (panels), DHP variant minus baseline in points of average accuracy after the last task, one dot per seed both
+    have (``seeds``: benchmark, method, seed, avg_acc), their mean as a bar, and the paper's difference of means
+    as a cross (``paper_gain(benchmark, baseline, dhp)``)."""
+    pairs = list(registry.pairs())
+    fig, axes = plt.subplots(1, len(benchmarks), figsize=(4.2 * len(benchmarks), 0.55 * len(pairs) + 1.4),
+                             sharey=True, squeeze=False)
+    for ax, b in zip(axes[0], benchmarks):
+        runs = seeds[seeds["benchmark"] == b].pivot_table(index="seed", columns="method", values="avg_acc")
+        for y, (baseline, dhp) in enumerate(pairs):
+            if baseline in runs and dhp in runs:
+                diff = 100 * (runs[dhp] - runs[baseline]).dropna()
+                if len(diff):
+                    ax.scatter(diff, np.full(len(diff), y), s=14, color=method_color(dhp), alpha=0.75, zorder=3)
+                    ax.plot([diff.mean()] * 2, [y - 0.3, y + 0.3], color=method_color(dhp), lw=2.5)
+            if paper_gain is not None:
+                ax.scatter([paper_gain(b, baseline, dhp)], [y], marker="x", s=40, color="black", zorder=4)
+        ax.axvline(0, color="0.6", lw=0.8)
+        ax.set(title=registry.benchmark(b).title, xlabel="DHP − baseline (points)")
+    axes[0][0].set_yticks(range(len(pairs)), [f"+ DHP on {registry.method(base).label}" for base, _ in pairs])
+    axes[0][0].invert_yaxis()
+    fig.suptitle(title or "Adding DHP Softmax, paired by seed: dots ours (bar: mean), × the paper", fontsize=10)
     fig.tight_layout()
     return fig
 

@@ -7,7 +7,7 @@ tables sit in unchecked cells beside them. A real change (a regulariser switched
 method by more than the tolerance and fails the check (``tests/test_regression.py`` proves it).
 
 References: ``tests/reference/<profile>/<notebook>/<table>.csv``, copied from a run on the reference numeric path
-by ``make reference`` (README, "Reproducibility"). Tolerances: :data:`TOLERANCE`, justified there by the spread
+by ``make reference`` (docs/reproducibility.md). Tolerances: :data:`TOLERANCE`, justified there by the spread
 that ``benchmarks/numeric_spread.py`` measured.
 """
 
@@ -22,7 +22,7 @@ import pandas as pd
 __all__ = ["TOLERANCE", "RELATIVE_TOLERANCE", "MEASURED_SPREAD", "reference_path", "check_table", "format_check"]
 
 # The largest |deviation| of a quick-profile 3-trial mean (average accuracy, fraction) between the numeric paths
-# that benchmarks/numeric_spread.py compared (README, "Reproducibility", has the table).
+# that benchmarks/numeric_spread.py compared (docs/reproducibility.md, has the table).
 MEASURED_SPREAD = 0.0139  # MAS on Permuted MNIST: committed outputs (AMD EPYC, unpinned) vs the pinned path here
 
 # Largest allowed |ours - reference| per column family (accuracies and BWT as fractions, eta and norms as given).

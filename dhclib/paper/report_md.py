@@ -13,13 +13,15 @@ from pathlib import Path
 
 import pandas as pd
 
-from dhclib.paper.findings import README_TABLES, readme_tables, with_readme_tables
+from dhclib.errors import DhcError
+from dhclib.paper.findings import README_TABLES, placed, readme_tables, with_readme_tables
 from dhclib.paper.report_data import classify_runs, report_tables
 from dhclib.paper.report_render import render_report
 from dhclib.runs.outputs import save_table
+from dhclib.runs.store import write_atomic
 
 __all__ = ["classify_runs", "report_tables", "render_report", "report_text", "write_report", "readme_tables",
-           "with_readme_tables", "readme_text", "README_TABLES"]
+           "with_readme_tables", "readme_text", "pages_text", "README_TABLES"]
 
 
 def _tables_as_read(store_dir, tables_dir=None) -> dict[str, pd.DataFrame]:
@@ -41,6 +43,18 @@ def report_text(store_dir, tables_dir=None, profile: str | None = None) -> str:
 def readme_text(readme: str, store_dir, tables_dir=None, source: str = "README.md") -> str:
     """``readme`` with its generated tables (:func:`readme_tables`) rendered from the runs under ``store_dir``."""
     return with_readme_tables(readme, readme_tables(_tables_as_read(store_dir, tables_dir)), source)
+
+
+def pages_text(pages: dict[str, str], store_dir, tables_dir=None) -> dict[str, str]:
+    """The pages (source name -> text: the README and docs/findings.md) with their generated tables rendered from
+    the runs under ``store_dir``; every table of :data:`README_TABLES` must have its place on exactly one page."""
+    blocks = readme_tables(_tables_as_read(store_dir, tables_dir))
+    where = {name: [page for page, text in pages.items() if name in placed(text)] for name in blocks}
+    if wrong := {name: found for name, found in where.items() if len(found) != 1}:
+        raise DhcError("each generated table needs its markers on exactly one page; "
+                       + "; ".join(f"{name!r} on {len(found)} ({', '.join(found) or 'none'})"
+                                   for name, found in wrong.items()))
+    return {page: with_readme_tables(text, blocks, page, partial=True) for page, text in pages.items()}
 
 
 def write_report(store_dir, profile: str | None = None) -> Path:

@@ -193,7 +193,7 @@ def _known_fields() -> set[str]:
 RESERVED = {"benchmark": "benchmarks", "method": "methods", "seed": "seeds (--seeds)", "seeds": "seeds (--seeds)",
             "profile": "profile (--profile)", "device": "device (--device)", "data_dir": "data_dir (--data-dir)",
             "out_dir": "out_dir (--out)", "engine": "engine (--engine)",
-            # the options one engine replaced (issue #29; README, "What replaced what")
+            # the options one engine replaced (issue #29; docs/engines.md, "What replaced what")
             "stack": "engine='stack:N' (--engine)", "cuda_graphs": "engine='stack:N+graphs' (--engine)",
             "executor": "engine='local:N' or another place (--engine)", "lease": "engine='lease=SECONDS' (--engine)"}
 
