@@ -6,7 +6,7 @@ with ``--threads`` torch threads. Timed: training and each task boundary's conso
 SI's Omega); not timed: evaluation, which the two sides schedule differently.
 
 - dhc: what a run executes per task (``on_task_start``, ``train.train_epoch``, ``on_task_end``), the paper's
-  settings (SPEC §5: Online EWC lambda 100, gamma 1, exact Fisher on 2,000 samples; SI c 0.1, xi 0.1; MAS lambda
+  settings (docs/method.md (strengths): Online EWC lambda 100, gamma 1, exact Fisher on 2,000 samples; SI c 0.1, xi 0.1; MAS lambda
   0.1 on 2,000 samples) with the capacity-matched output layer;
 - Avalanche: its documented API, ``avalanche.benchmarks.classic.PermutedMNIST`` and the strategies ``Naive``,
   ``EWC(mode="online", decay_factor=1)``, ``SynapticIntelligence`` and ``MAS`` with the same strengths, an
@@ -41,7 +41,7 @@ from dhclib.method.train import Tracer, train_epoch
 from dhclib.runs.config import resolve_config
 from dhclib.runs.build import build_model, build_regulariser, device_description
 
-# dhc's method -> the paper's strength (SPEC §5, Permuted MNIST), the one both sides use
+# dhc's method -> the paper's strength (docs/method.md (strengths), Permuted MNIST), the one both sides use
 STRENGTH = {"finetune": None, "ewc": 100.0, "si": 0.1, "mas": 0.1}
 SI_XI = 0.1
 

@@ -2,7 +2,7 @@
 
 - An output layer (``layers.py``) and a regulariser (``consolidation.py``, or any module of a user's) register
   themselves with :func:`register_layer` / :func:`register_regulariser`; a regulariser class carries its name, its
-  settings (a :class:`Settings` dataclass), its paper values per benchmark (SPEC §5), its search grids (Appendix A)
+  settings (a :class:`Settings` dataclass), its paper values per benchmark (docs/method.md (strengths)), its search grids (Appendix A)
   and its label.
 - A benchmark module (``dhclib/benchmarks/``) registers a :class:`Benchmark`: its builder, settings, profiles,
   task count, datasets, input kind, title and paper table.
@@ -156,7 +156,7 @@ def register_regulariser(cls: type) -> type:
     """Class decorator: make a :class:`~dhclib.method.consolidation.Consolidation` subclass a regulariser of dhclib.
 
     The class declares ``name`` (as in method names), ``label`` (tables and figures), ``Settings`` (its config
-    fields, with defaults and validation), ``paper`` (benchmark -> the paper's values of its settings, SPEC §5),
+    fields, with defaults and validation), ``paper`` (benchmark -> the paper's values of its settings, docs/method.md (strengths)),
     ``search_grid`` (benchmark -> Appendix A's grid of its strength ``lam``) and ``from_settings(model, settings,
     protocol)``. Its settings' field names must not clash with another part's (the stored config is flat).
     """
@@ -202,7 +202,7 @@ def benchmark(name: str) -> Benchmark:
 
 @dataclass(frozen=True)
 class Method:
-    """A method of Table 1 = an output layer × a regulariser (SPEC §2-§3); ``fresh_per_task``: Figure 8's
+    """A method of Table 1 = an output layer × a regulariser (docs/method.md (baseline, consolidation)); ``fresh_per_task``: Figure 8's
     ``scratch`` reference, a new network for every task. The name and label are rendered from the parts."""
 
     layer: str = "matched"
@@ -263,7 +263,7 @@ def pairs() -> list[tuple[str, str]]:
     return [(m.baseline.name, m.name) for m in compositions() if m.plastic]
 
 
-# The paper's facts that the regularisers declare (SPEC §5, Appendix A), gathered over every registered one.
+# The paper's facts that the regularisers declare (docs/method.md (strengths), Appendix A), gathered over every registered one.
 def search_grids() -> dict[str, dict[str, tuple[float, ...]]]:
     """Appendix A's consolidation-strength grids, searched on one seed with the baseline methods: benchmark ->
     regulariser -> lambda values, as each regulariser declares them (``search_grid``, beside its class: our
@@ -277,7 +277,7 @@ def search_grids() -> dict[str, dict[str, tuple[float, ...]]]:
 
 
 def paper_lambdas() -> dict[str, dict[str, float]]:
-    """The lambdas the paper chose (SPEC §5), the same for a baseline and its DHP variant: benchmark ->
+    """The lambdas the paper chose (docs/method.md (strengths)), the same for a baseline and its DHP variant: benchmark ->
     regulariser -> lam, from each regulariser's declared paper values."""
     out: dict[str, dict[str, float]] = {}
     for name, cls in REGULARISERS.items():

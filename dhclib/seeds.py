@@ -1,5 +1,5 @@
 """Seeded random streams: one independent stream per (trial seed, purpose), so that one option never shifts
-another's draws (SPEC §5's seeding: the permutations, the data order, the initialisation...)."""
+another's draws (docs/method.md (strengths)'s seeding: the permutations, the data order, the initialisation...)."""
 
 from __future__ import annotations
 

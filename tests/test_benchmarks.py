@@ -1,4 +1,4 @@
-"""dhclib.benchmarks: task sequences of SPEC §4 (Permuted, Imbalanced Permuted and Split MNIST)."""
+"""dhclib.benchmarks: task sequences of docs/method.md (benchmarks) (Permuted, Imbalanced Permuted and Split MNIST)."""
 
 from __future__ import annotations
 
@@ -26,7 +26,7 @@ def _same_split(a, b) -> bool:
 # Permuted MNIST
 # ---------------------------------------------------------------------------------------------------------------
 def test_permutations_fixed_per_seed(idx_root):
-    """Same seed -> identical permutations and train/val/test rows (SPEC §4: each trial's seed fixes them)."""
+    """Same seed -> identical permutations and train/val/test rows (docs/method.md (benchmarks): each trial's seed fixes them)."""
     a = permuted_mnist(3, n_tasks=3, data_dir=idx_root, download=False)
     b = permuted_mnist(3, n_tasks=3, data_dir=idx_root, download=False)
     assert [t.name for t in a] == ["permuted-1", "permuted-2", "permuted-3"]
@@ -71,7 +71,7 @@ def test_permutation_is_an_index_not_a_copied_dataset(clear_memo, idx_root):
 
 @pytest.mark.parametrize("val_fraction", [0.1, 0.05, 0.25])
 def test_validation_split_disjoint_with_the_right_share(idx_root, val_fraction):
-    """Validation and training rows are disjoint, cover the training set, and val is val_fraction of it (SPEC §4)."""
+    """Validation and training rows are disjoint, cover the training set, and val is val_fraction of it (docs/method.md (benchmarks))."""
     for t in permuted_mnist(0, n_tasks=2, data_dir=idx_root, val_fraction=val_fraction, download=False):
         train, val = set(t.train_idx.tolist()), set(t.val_idx.tolist())
         assert not train & val
@@ -91,7 +91,7 @@ def test_train_size_caps_training_rows_only(idx_root):
 
 
 def test_permuted_single_head(idx_root):
-    """Permuted MNIST has one shared 10-way head (SPEC §4)."""
+    """Permuted MNIST has one shared 10-way head (docs/method.md (benchmarks))."""
     for t in permuted_mnist(0, n_tasks=2, data_dir=idx_root, download=False):
         assert t.head == slice(0, 10) and t.classes == tuple(range(10))
 
@@ -110,7 +110,7 @@ def test_table2_counts_match_the_paper_csv():
     counts = table2_counts()
     assert len(counts) == 10 and all(len(row) == 10 for row in counts)
     assert counts[3][1] == 6592 and counts[0][0] == 4459 and counts[9][9] == 2045
-    assert sum(counts[3]) == 31150  # SPEC §4: per-class counts kept as printed (the 'Total' row says 31,120)
+    assert sum(counts[3]) == 31150  # docs/method.md (benchmarks): per-class counts kept as printed (the 'Total' row says 31,120)
     csv_path = next((p for p in PAPER_CSV_CANDIDATES if p.is_file()), None)
     if csv_path is None:
         pytest.skip("the paper's table2_imbalanced_counts.csv is not beside this clone")
@@ -127,7 +127,7 @@ def table2_tasks(full_idx_root):
 
 def test_table2_counts_reproduced_exactly(table2_tasks):
     """imbalance="table2" keeps exactly Table 2's count per task and class (train + val rows: the validation split
-    is held out of the kept samples), with a balanced, full test set (A.2; SPEC §4)."""
+    is held out of the kept samples), with a balanced, full test set (A.2; docs/method.md (benchmarks))."""
     counts = table2_counts()
     tasks = table2_tasks
     assert len(tasks) == 10
@@ -186,7 +186,7 @@ def test_table2_needs_enough_samples(idx_root):
 # ---------------------------------------------------------------------------------------------------------------
 def test_split_mnist_classes_and_heads(idx_root):
     """Split MNIST: tasks 0/1, 2/3, 4/5, 6/7, 8/9 with heads slice(2t, 2t+2); each task's train, val and test
-    rows hold only its two classes; task.local(y) is in {0, 1} (SPEC §4, multi-head)."""
+    rows hold only its two classes; task.local(y) is in {0, 1} (docs/method.md (benchmarks), multi-head)."""
     tasks = split_mnist(0, data_dir=idx_root, val_fraction=0.1, download=False)
     assert len(tasks) == 5
     for t, task in enumerate(tasks):

@@ -1,4 +1,4 @@
-"""dhclib.runs.config: profiles (SPEC §4-§5) and validation. Every bad input is a ConfigError (or DataNotFoundError)
+"""dhclib.runs.config: profiles (docs/method.md (benchmarks, strengths)) and validation. Every bad input is a ConfigError (or DataNotFoundError)
 whose message says what was wrong and what is accepted (dhclib.errors)."""
 
 from __future__ import annotations
@@ -16,10 +16,10 @@ def _resolve(benchmark="permuted_mnist", method="finetune", **overrides):
 
 
 # ---------------------------------------------------------------------------------------------------------------
-# the paper's protocol (SPEC §4, §5)
+# the paper's protocol (docs/method.md (benchmarks), §5)
 # ---------------------------------------------------------------------------------------------------------------
 def test_methods_are_table1s_eight():
-    """Table 1's eight methods, each an (output layer, regulariser) pair (SPEC §2-§3)."""
+    """Table 1's eight methods, each an (output layer, regulariser) pair (docs/method.md (baseline, consolidation))."""
     assert set(METHODS) == {"finetune", "dhp", "si", "dhp+si", "ewc", "dhp+ewc", "mas", "dhp+mas"}
     assert all(layer == ("dhp" if m.startswith("dhp") else "matched") for m, (layer, _) in METHODS.items())
     assert set(BENCHMARK_NAMES) == {"permuted_mnist", "imbalanced_permuted_mnist", "split_mnist", "vision_mixture",
@@ -37,7 +37,7 @@ def test_methods_are_table1s_eight():
     ("split_mnist", 5, (256, 256), False, 10, 10, 0.0),
 ])
 def test_paper_profile_follows_spec_table(benchmark, n_tasks, hidden, early, min_epochs, max_epochs, val):
-    """SPEC §4's table: tasks, MLP widths, batch 64, SGD lr 0.01, at least 10 epochs with early stopping on a 10%
+    """docs/method.md (benchmarks)'s table: tasks, MLP widths, batch 64, SGD lr 0.01, at least 10 epochs with early stopping on a 10%
     validation split (patience 5) for the permuted benchmarks, exactly 10 epochs for Split MNIST; eta 0.001."""
     cfg = resolve_config(benchmark, "dhp", 0, "paper", "cpu")
     assert (cfg.n_tasks, cfg.hidden, cfg.early_stopping, cfg.min_epochs) == (n_tasks, hidden, early, min_epochs)
@@ -56,13 +56,13 @@ def test_paper_profile_follows_spec_table(benchmark, n_tasks, hidden, early, min
     ("split_mnist", 400, 1.0, 0.001, 1.5),
 ])
 def test_consolidation_strengths_follow_spec5(benchmark, ewc, si, xi, mas):
-    """SPEC §5: the same lambda (and SI's xi) with and without DHP."""
+    """docs/method.md (strengths): the same lambda (and SI's xi) with and without DHP."""
     for prefix in ("", "dhp+"):
         assert resolve_config(benchmark, prefix + "ewc").lam == ewc
         assert resolve_config(benchmark, prefix + "si").lam == si
         assert resolve_config(benchmark, prefix + "si").si_xi == xi
         assert resolve_config(benchmark, prefix + "mas").lam == mas
-    assert resolve_config(benchmark, "ewc").ewc_gamma == 1.0  # SPEC §3: gamma = 1 unless set
+    assert resolve_config(benchmark, "ewc").ewc_gamma == 1.0  # docs/method.md (consolidation): gamma = 1 unless set
 
 
 def test_fields_that_do_not_apply_are_none():

@@ -1,4 +1,4 @@
-"""dhclib.method.consolidation: Online EWC, SI and MAS (Eq. 1 and 4, SPEC §3) driven through the trainer's hooks
+"""dhclib.method.consolidation: Online EWC, SI and MAS (Eq. 1 and 4, docs/method.md (consolidation)) driven through the trainer's hooks
 (on_task_start; per step backward, before_step, add_penalty_grad, opt.step, after_step; on_task_end) on tiny MLPs
 in float64: no penalty during task 1, slow weights only, the closed-form penalty gradient against autograd,
 importance values against independent references, and the state round trip used by early stopping."""
@@ -144,7 +144,7 @@ def assert_close_dicts(got, want, rtol=1e-10, atol=1e-12):
 @pytest.mark.parametrize("output", OUTPUTS)
 @pytest.mark.parametrize("name", REG_NAMES)
 def test_no_penalty_while_learning_task_1(name, output):
-    """SPEC §3: Omega is 0 while task 1 is learned: penalty() is 0, importance() is all zeros, and add_penalty_grad
+    """docs/method.md (consolidation): Omega is 0 while task 1 is learned: penalty() is 0, importance() is all zeros, and add_penalty_grad
     leaves every .grad bit-for-bit unchanged, even with a large lambda."""
     model = tiny_model(output)
     reg = make_regulariser(name, model, lam=1000.0)

@@ -1,4 +1,4 @@
-"""dhclib.data.idx: reading MNIST-layout IDX roots (docs/data.md; SPEC §4 "pixels scaled to [0, 1]")."""
+"""dhclib.data.idx: reading MNIST-layout IDX roots (docs/data.md; docs/method.md (benchmarks) "pixels scaled to [0, 1]")."""
 
 from __future__ import annotations
 
@@ -63,7 +63,7 @@ def test_gz_and_raw_variants_really_differ_on_disk(idx_root, idx_root_gz):
 
 
 def test_load_mnist_scales_and_flattens(clear_memo, idx_root, small_arrays):
-    """load_mnist: images flattened to (N, 784), float, scaled to [0, 1] (x / 255); labels int64 (SPEC §4)."""
+    """load_mnist: images flattened to (N, 784), float, scaled to [0, 1] (x / 255); labels int64 (docs/method.md (benchmarks))."""
     d = data.load_mnist(idx_root, download=False)
     assert d["x_train"].shape == (600, 784) and d["x_test"].shape == (100, 784)
     assert d["x_train"].dtype == torch.float32

@@ -1,4 +1,4 @@
-"""dhclib.method.importance: the per-sample gradient statistics behind Online EWC's Fisher and MAS's importance (SPEC §3):
+"""dhclib.method.importance: the per-sample gradient statistics behind Online EWC's Fisher and MAS's importance (docs/method.md (consolidation)):
 the closed form of fully connected layers and the materialised per-sample gradients of Conv2d layers, checked
 against torch.func (vmap over grad of a per-sample loss) on MLPs and small CNNs and against formulas written out by
 hand on one-input models; the mini-batch Fisher shortcut; clear errors for unsupported layers."""

@@ -1,6 +1,6 @@
 """dhclib.method.layers and dhclib.method.models: the DHP Softmax layer against a literal loop implementation of the paper's
 Listing 1, its gradients, trace lifecycle, state_dict, the capacity-matched baseline, the slow-weight init quirk,
-the eta-gradient horizon, eta clamping, constructor errors and multi-head slicing (SPEC §1, §2, §4)."""
+the eta-gradient horizon, eta clamping, constructor errors and multi-head slicing (docs/method.md (DHP Softmax), §2, §4)."""
 
 from __future__ import annotations
 
@@ -66,7 +66,7 @@ def _layer(m=5, d=4, seed=0, **kwargs) -> DHPSoftmax:
 # ---------------------------------------------------------------------------------------------------------------
 @pytest.mark.parametrize("per_connection", [False, True], ids=["scalar-eta", "per-connection-eta"])
 def test_hebbian_update_matches_listing_1_loop(per_connection):
-    """The vectorised update (SPEC §1 decision: no loop over classes) equals Listing 1's loop exactly, batch after
+    """The vectorised update (docs/method.md (DHP Softmax) decision: no loop over classes) equals Listing 1's loop exactly, batch after
     batch, including batches with absent classes (their columns untouched) and a single-class batch."""
     m, d = 5, 4
     g = _gen(1)
@@ -96,7 +96,7 @@ def test_hebbian_update_hand_values():
 @pytest.mark.parametrize("per_connection", [False, True], ids=["scalar-eta", "per-connection-eta"])
 def test_forward_train_updates_trace_like_listing_1_and_uses_updated_trace(per_connection):
     """DHPSoftmax.forward in training mode with labels: after several steps ``hebb`` equals the loop's result, and
-    each step returns ``h @ (theta + alpha * hebb_updated)`` (the UPDATED trace, SPEC §1)."""
+    each step returns ``h @ (theta + alpha * hebb_updated)`` (the UPDATED trace, docs/method.md (DHP Softmax))."""
     m, d = 5, 4
     layer = _layer(m, d, eta_per_connection=per_connection)
     g = _gen(2)
@@ -118,7 +118,7 @@ def test_forward_train_updates_trace_like_listing_1_and_uses_updated_trace(per_c
 # ---------------------------------------------------------------------------------------------------------------
 def test_gradients_reach_eta_alpha_theta_and_hidden_layers():
     """After a training-mode forward with labels and a backward, eta, alpha and theta have non-zero gradients,
-    and so has the hidden layer of an MLP with a DHP output (SPEC §1: gradients flow through the update)."""
+    and so has the hidden layer of an MLP with a DHP output (docs/method.md (DHP Softmax): gradients flow through the update)."""
     torch.manual_seed(0)
     model = MLP(6, (7,), 4, output="dhp").to(DT)
     model.train()
@@ -194,7 +194,7 @@ def test_eta_and_h_gradients_match_hand_derivation_and_loop_autograd(per_connect
 @pytest.mark.parametrize("alpha_zero", [False, True], ids=["alpha-random", "alpha-zero"])
 def test_gradient_to_h_flows_through_the_update_unless_alpha_is_zero(alpha_zero):
     """dL/dh with the update in the graph differs from dL/dh with the updated trace detached; with alpha = 0 the
-    plastic term vanishes and the two agree (SPEC §1: alpha = 0 is a plain linear softmax layer)."""
+    plastic term vanishes and the two agree (docs/method.md (DHP Softmax): alpha = 0 is a plain linear softmax layer)."""
     m, d = 5, 4
     layer = _layer(m, d, eta_init=0.4)
     g = _gen(4)
@@ -255,7 +255,7 @@ def test_eval_mode_and_missing_labels_never_change_the_trace(horizon):
 
 
 def test_trace_persists_across_task_boundaries_and_reset_zeroes_it():
-    """No implicit reset (SPEC §1: zero at the start of task 1 only): columns written in 'task 1' (classes 0, 1)
+    """No implicit reset (docs/method.md (DHP Softmax): zero at the start of task 1 only): columns written in 'task 1' (classes 0, 1)
     stay as they were while 'task 2' (classes 2, 3) trains, eval passes in between change nothing, and
     reset_hebb() (the layer's, and dhclib.method.models.reset_hebb on a model) zeroes it."""
     torch.manual_seed(0)
@@ -313,7 +313,7 @@ def test_state_dict_round_trip_reproduces_layer(per_connection, horizon):
 
 
 # ---------------------------------------------------------------------------------------------------------------
-# capacity-matched baseline (SPEC §2) and parameter groups
+# capacity-matched baseline (docs/method.md (baseline)) and parameter groups
 # ---------------------------------------------------------------------------------------------------------------
 def _n_trainable(module: nn.Module) -> int:
     return sum(p.numel() for p in module.parameters() if p.requires_grad)
@@ -321,7 +321,7 @@ def _n_trainable(module: nn.Module) -> int:
 
 @pytest.mark.parametrize("per_connection", [False, True], ids=["scalar-eta", "per-connection-eta"])
 def test_matched_softmax_capacity_equals_dhp_slow_plus_plastic_weights(per_connection):
-    """SPEC §2: the matched layer's trainable parameters (theta, theta2) number 2*m*d = DHP's theta + alpha.
+    """docs/method.md (baseline): the matched layer's trainable parameters (theta, theta2) number 2*m*d = DHP's theta + alpha.
     DHP additionally learns eta: +1 parameter for the scalar eta (MNIST benchmarks), +m*d for the per-connection
     eta (Vision Datasets Mixture, Appendix A.4). The trace is a buffer, not a parameter. The same holds for MLPs
     with either output layer (identical bodies)."""
@@ -359,7 +359,7 @@ def test_matched_softmax_ignores_labels_and_init():
 
 
 def test_slow_parameters_groups():
-    """slow_parameters (what consolidation regularises, SPEC §3): DHP -> {theta} only, never alpha or eta;
+    """slow_parameters (what consolidation regularises, docs/method.md (consolidation)): DHP -> {theta} only, never alpha or eta;
     matched -> {theta, theta2}; an MLP adds every body parameter."""
     dhp, matched = DHPSoftmax(5, 4), MatchedSoftmax(5, 4)
     assert set(dhp.slow_parameters()) == {"theta"} and dhp.slow_parameters()["theta"] is dhp.theta
@@ -372,7 +372,7 @@ def test_slow_parameters_groups():
 
 
 def test_dhp_parameter_initialisation():
-    """SPEC §1 init: alpha = 0.01 * U(0, 1), eta = eta_init (scalar shape (1,) or m x d), hebb zero."""
+    """docs/method.md (DHP Softmax) init: alpha = 0.01 * U(0, 1), eta = eta_init (scalar shape (1,) or m x d), hebb zero."""
     torch.manual_seed(0)
     layer = DHPSoftmax(30, 10, eta_init=0.001)
     assert ((layer.alpha >= 0) & (layer.alpha < 0.01)).all() and layer.alpha.max() > 0.009
@@ -383,7 +383,7 @@ def test_dhp_parameter_initialisation():
 
 
 # ---------------------------------------------------------------------------------------------------------------
-# slow-weight init: Listing 1's quirk (SPEC §1)
+# slow-weight init: Listing 1's quirk (docs/method.md (DHP Softmax))
 # ---------------------------------------------------------------------------------------------------------------
 def test_slow_weight_init_bound_is_one_over_sqrt_out_features():
     """kaiming_uniform_(a=sqrt 5) on the in x out tensor takes fan_in = out_features: the bound is
@@ -408,7 +408,7 @@ def test_slow_weight_init_bound_is_one_over_sqrt_out_features():
 
 
 # ---------------------------------------------------------------------------------------------------------------
-# eta_grad_horizon (SPEC §1 open question)
+# eta_grad_horizon (docs/method.md (DHP Softmax) open question)
 # ---------------------------------------------------------------------------------------------------------------
 def _horizon_batches(m, d, T, g):
     out = []
@@ -443,7 +443,7 @@ def _brute_force_eta_grad(layer, batches, t, horizon):
 @pytest.mark.parametrize("per_connection", [False, True], ids=["scalar-eta", "per-connection-eta"])
 @pytest.mark.parametrize("horizon", [1, 2, 3, None], ids=["k=1", "k=2", "k=3", "full"])
 def test_eta_grad_horizon_matches_brute_force_truncated_backprop(horizon, per_connection):
-    """eta_grad_horizon (DHPSoftmax docstring, SPEC §1 'detaching every k'): the O(1) forward-mode sensitivity
+    """eta_grad_horizon (DHPSoftmax docstring, docs/method.md (DHP Softmax) 'detaching every k'): the O(1) forward-mode sensitivity
     gives, at every step t, the same d loss_t / d eta as backpropagating through the whole chain of Hebbian
     updates with the trace detached after updates k, 2k, ... (None: never), class means held constant. So at
     steps that are multiples of k the gradient reaches back exactly k updates; right after, only 1."""
@@ -570,7 +570,7 @@ def test_mlp_constructor_errors():
 # models: multi-head slicing
 # ---------------------------------------------------------------------------------------------------------------
 def test_a_heads_batch_updates_only_its_trace_columns():
-    """Multi-head (SPEC §4): the model returns every unit's logits and labels are global unit indices, so a
+    """Multi-head (docs/method.md (benchmarks)): the model returns every unit's logits and labels are global unit indices, so a
     task-2 batch (units 2, 3) updates only trace columns 2 and 3."""
     torch.manual_seed(0)
     model = MLP(6, (5,), 6, output="dhp", eta_init=0.2).to(DT)

@@ -1,5 +1,5 @@
 """dhclib.method.metrics: average accuracy (curve and final), BWT, input validation, mean ± SEM, R from tidy rows and the
-per-group summary over seeds (SPEC §6), on small hand-written cases."""
+per-group summary over seeds (docs/method.md (metrics)), on small hand-written cases."""
 
 from __future__ import annotations
 

@@ -35,7 +35,7 @@ R_D = np.array([[1.0, np.nan], [1.0, 0.9]])  # avg 0.95, BWT  0.0
 
 
 def test_paper_tables_are_the_papers_numbers():
-    """SPEC §7: Table 1 (as fractions), Table 4, Figure 8; spot values and shapes."""
+    """docs/method.md (results): Table 1 (as fractions), Table 4, Figure 8; spot values and shapes."""
     t1 = paper.table1()
     assert len(t1) == 32 and set(t1["benchmark"]) == {"permuted_mnist", "imbalanced_permuted_mnist", "split_mnist",
                                                        "vision_mixture"}

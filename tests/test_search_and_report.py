@@ -42,7 +42,7 @@ def _forbid_training(monkeypatch):
 # ---------------------------------------------------------------------------------------------------------------
 @pytest.mark.parametrize("benchmark", sorted(paper.search_grids()))
 def test_each_grid_holds_the_papers_lambda_and_is_increasing(benchmark):
-    """SPEC §5: the lambda the paper chose is a point of its (expanded) grid, for every regulariser; grids are
+    """docs/method.md (strengths): the lambda the paper chose is a point of its (expanded) grid, for every regulariser; grids are
     strictly increasing and positive (a log axis). Split CIFAR-10/100 had no search (Appendix D): no grid."""
     assert set(paper.search_grids()) == set(paper.paper_lambdas()) - {"split_cifar10_100"}
     for reg, chosen in paper.paper_lambdas()[benchmark].items():

@@ -1,5 +1,5 @@
 """dhclib.method.train and dhclib.run: evaluation, the early-stopping protocol, the NaN guard, determinism, end to end
-(SPEC §4 protocol and A.1, SPEC §1 traces, SPEC §6 R and BWT)."""
+(docs/method.md (benchmarks) protocol and A.1, docs/method.md (DHP Softmax) traces, docs/method.md (metrics) R and BWT)."""
 
 from __future__ import annotations
 
@@ -21,7 +21,7 @@ from dhclib.method.models import MLP
 from dhclib.runs.build import build_model, build_regulariser, build_tasks
 from dhclib.method.train import evaluate, train_task
 
-# Small overrides for every synthetic run (quick profile; SPEC §4 protocol scaled down).
+# Small overrides for every synthetic run (quick profile; docs/method.md (benchmarks) protocol scaled down).
 TINY = dict(n_tasks=2, train_size=500, max_epochs=2, min_epochs=1)
 
 
@@ -60,7 +60,7 @@ def _head_task(x, y) -> Task:
 
 
 def test_evaluate_predicts_within_the_head():
-    """Multi-head (SPEC §4): the prediction is the argmax over the task's head only. Unit 0 has the largest logit
+    """Multi-head (docs/method.md (benchmarks)): the prediction is the argmax over the task's head only. Unit 0 has the largest logit
     everywhere, so an argmax over all units would score 0; within the head (units 2, 3) 3 of 4 are right."""
     x = torch.zeros(4, 784)
     x[:, 0] = torch.arange(4, dtype=torch.float)
@@ -78,7 +78,7 @@ def test_evaluate_predicts_within_the_head():
 
 
 def test_evaluate_leaves_trace_and_mode_alone(idx_root):
-    """evaluate never updates the Hebbian trace (eval mode, SPEC §1) and restores the model's training mode."""
+    """evaluate never updates the Hebbian trace (eval mode, docs/method.md (DHP Softmax)) and restores the model's training mode."""
     cfg = resolve_config("permuted_mnist", "dhp", 0, "quick", "cpu", n_tasks=1, hidden=[16], train_size=100)
     (task,) = build_tasks(cfg, idx_root)
     model = build_model(cfg)
@@ -135,7 +135,7 @@ def _capture_at_task_end(monkeypatch, reg, model):
 
 
 def test_early_stopping_restores_best_weights_trace_and_regulariser(idx_root, monkeypatch):
-    """A.1 / SPEC §4: after early stopping, the weights AND the Hebbian trace AND the regulariser state are those
+    """A.1 / docs/method.md (benchmarks): after early stopping, the weights AND the Hebbian trace AND the regulariser state are those
     of the best validation epoch (here epoch 3 of 6), not of the last epoch."""
     cfg, task, model, reg = _one_task_setup(idx_root, "dhp+si", min_epochs=2, patience=3, max_epochs=10)
     scores = [0.1, 0.5, 0.9, 0.3, 0.2, 0.1, 0.1, 0.1, 0.1, 0.1]
@@ -209,7 +209,7 @@ def test_no_early_stopping_runs_exactly_max_epochs_and_keeps_the_last_state(idx_
 
 
 def test_split_mnist_run_uses_exactly_max_epochs(idx_root):
-    """End to end: Split MNIST (no early stopping, SPEC §4) runs max_epochs epochs on every task."""
+    """End to end: Split MNIST (no early stopping, docs/method.md (benchmarks)) runs max_epochs epochs on every task."""
     r = dhclib.run("split_mnist", "dhp", 0, "quick", "cpu", data_dir=idx_root, n_tasks=2, max_epochs=4, min_epochs=4,
                    train_size=100)
     assert r.tasks["epochs"].tolist() == [4, 4]
@@ -347,7 +347,7 @@ def _total_steps(result, batch_size=64) -> int:
 
 @pytest.mark.parametrize("method", ["dhp+si", "dhp+ewc", "dhp+mas"])
 def test_dhp_with_each_regulariser_end_to_end(idx_root, method):
-    """DHP Softmax + SI / Online EWC / MAS runs end to end (SPEC §3): finite R, BWT and average accuracy; the Fig. 3
+    """DHP Softmax + SI / Online EWC / MAS runs end to end (docs/method.md (consolidation)): finite R, BWT and average accuracy; the Fig. 3
     traces (loss, eta, ||Hebb||_F, ||alpha||_F) are recorded every trace_every steps."""
     r = dhclib.run("permuted_mnist", method, 0, "quick", "cpu", data_dir=idx_root, trace_every=3,
                    **dict(TINY, train_size=200))
@@ -363,7 +363,7 @@ def test_dhp_with_each_regulariser_end_to_end(idx_root, method):
     assert tr["step"].tolist() == list(range(0, total, 3))
     assert set(tr["task"]) == {0, 1}
     assert np.isfinite(tr[["loss", "eta", "hebb_norm", "alpha_norm"]].to_numpy()).all()
-    assert tr["eta"].iloc[0] == pytest.approx(1e-3, rel=0.05)  # SPEC §1: eta starts at 0.001
+    assert tr["eta"].iloc[0] == pytest.approx(1e-3, rel=0.05)  # docs/method.md (DHP Softmax): eta starts at 0.001
     assert tr["hebb_norm"].iloc[-1] > 0  # the trace has been written
 
 

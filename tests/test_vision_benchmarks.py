@@ -1,4 +1,4 @@
-"""The CNN benchmarks (SPEC §4): Vision Datasets Mixture and Split CIFAR-10/100 tasks, Table 3's CNN and Zenke et
+"""The CNN benchmarks (docs/method.md (benchmarks)): Vision Datasets Mixture and Split CIFAR-10/100 tasks, Table 3's CNN and Zenke et
 al.'s network, their profiles, the ``scratch`` reference and Adam. All on generated files in the real formats."""
 
 from __future__ import annotations
@@ -42,7 +42,7 @@ def test_vision_mixture_tasks_in_the_papers_order_with_one_head_each(fake_root):
 
 
 def test_grayscale_tasks_are_zero_padded_and_replicated_and_scaled_per_batch(fake_root):
-    """A.4: 28x28 grayscale zero-padded to 32x32, replicated to 3 channels; pixels in [0, 1] (SPEC §4)."""
+    """A.4: 28x28 grayscale zero-padded to 32x32, replicated to 3 channels; pixels in [0, 1] (docs/method.md (benchmarks))."""
     task = benchmarks.vision_mixture(0, data_dir=fake_root, vision_tasks=("mnist",))[0]
     raw = vision_data.load_mnist_uint8(fake_root)["x_train"]
     x = task.inputs(task.x_train, torch.arange(5))
@@ -150,7 +150,7 @@ def test_cnn_trains_a_few_steps_with_each_output_layer(net, output):
 # profiles and methods
 # ---------------------------------------------------------------------------------------------------------------
 def test_vision_mixture_paper_profile_follows_spec():
-    """SPEC §4-§5: Table 3's CNN, batch 32, SGD 0.01, 50 epochs; per-connection eta 1e-4; lambdas 100 / 0.1 / 1.0."""
+    """docs/method.md (benchmarks, strengths): Table 3's CNN, batch 32, SGD 0.01, 50 epochs; per-connection eta 1e-4; lambdas 100 / 0.1 / 1.0."""
     c = resolve_config("vision_mixture", "dhp+si", 0, "paper")
     assert (c.network, c.batch_size, c.lr, c.optimizer, c.min_epochs, c.max_epochs, c.early_stopping) == (
         "table3_cnn", 32, 0.01, None, 50, 50, False)

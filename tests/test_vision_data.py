@@ -1,4 +1,4 @@
-"""dhclib.data.vision and dhclib.data.fake: the CNN benchmarks' datasets (SPEC §4, Vision Datasets Mixture and
+"""dhclib.data.vision and dhclib.data.fake: the CNN benchmarks' datasets (docs/method.md (benchmarks), Vision Datasets Mixture and
 Split CIFAR-10/100) read from generated roots in the real on-disk formats, and from the real root when present."""
 
 from __future__ import annotations
@@ -419,7 +419,7 @@ def test_notmnist_offline_download_mentions_resplit(tmp_path, serve, isolated_ca
 # pad_to_rgb32
 # ---------------------------------------------------------------------------------------------------------------
 def test_pad_to_rgb32_centres_and_replicates():
-    """SPEC §4: 28x28 zero-padded to 32x32 (2 pixels each side), replicated to 3 channels."""
+    """docs/method.md (benchmarks): 28x28 zero-padded to 32x32 (2 pixels each side), replicated to 3 channels."""
     x = torch.randint(1, 256, (4, 28, 28), dtype=torch.uint8)  # no zeros inside, so the border is visible
     out = vd.pad_to_rgb32(x)
     assert out.shape == (4, 3, 32, 32) and out.dtype == torch.uint8

@@ -1,4 +1,4 @@
-"""Continual-learning benchmarks: a data root and a seed in, a list of tasks out (SPEC §4).
+"""Continual-learning benchmarks: a data root and a seed in, a list of tasks out (docs/method.md (benchmarks)).
 
 One module per benchmark family declares its builder, settings, profiles and paper facts and registers them
 (:func:`dhclib.registry.register_benchmark`): ``permuted`` (Permuted and Imbalanced Permuted MNIST),

@@ -1,4 +1,4 @@
-"""Permuted MNIST and Imbalanced Permuted MNIST (SPEC §4, A.1-A.2): MNIST under a fixed random pixel permutation
+"""Permuted MNIST and Imbalanced Permuted MNIST (docs/method.md (benchmarks), A.1-A.2): MNIST under a fixed random pixel permutation
 per task, one shared 10-way head; the imbalanced one keeps Table 2's class counts per task."""
 
 from __future__ import annotations
@@ -24,7 +24,7 @@ __all__ = ["permuted_mnist", "imbalanced_permuted_mnist", "table2_counts", "Perm
 
 @dataclass(frozen=True)
 class PermutedSettings(TaskSettings):
-    """Permuted MNIST's options and their defaults (SPEC §4): 10 tasks, 10% of each task's training data held out."""
+    """Permuted MNIST's options and their defaults (docs/method.md (benchmarks)): 10 tasks, 10% of each task's training data held out."""
 
     n_tasks: int = 10
     val_fraction: float = 0.1
@@ -34,7 +34,7 @@ class PermutedSettings(TaskSettings):
 
 def permuted_mnist(seed: int, settings: PermutedSettings | None = None, data_dir=None, device="cpu",
                    download: bool = True, **options) -> list[Task]:
-    """Permuted MNIST (SPEC §4): each task a fixed random pixel permutation of MNIST, one shared 10-way head.
+    """Permuted MNIST (docs/method.md (benchmarks)): each task a fixed random pixel permutation of MNIST, one shared 10-way head.
     ``settings``, or its fields as keyword ``options`` (:func:`~dhclib.benchmarks.tasks.settings_of`)."""
     s = settings_of(PermutedSettings, settings, options, "permuted_mnist")
     data = load_mnist(data_dir, device, download)
@@ -70,7 +70,7 @@ class ImbalancedSettings(PermutedSettings):
 
 def imbalanced_permuted_mnist(seed: int, settings: ImbalancedSettings | None = None, data_dir=None, device="cpu",
                               download: bool = True, **options) -> list[Task]:
-    """Imbalanced Permuted MNIST (A.2; SPEC §4): Permuted MNIST with class-imbalanced training sets.
+    """Imbalanced Permuted MNIST (A.2; docs/method.md (benchmarks)): Permuted MNIST with class-imbalanced training sets.
 
     ``imbalance="table2"`` (default) keeps exactly Table 2's number of training samples per task and class (which
     samples: drawn with the trial's seed); ``"random"`` draws a fresh removal probability r ~ U(0, 1) per task and
@@ -105,7 +105,7 @@ def imbalanced_permuted_mnist(seed: int, settings: ImbalancedSettings | None = N
     return tasks
 
 
-# SPEC §4 (the tasks: PermutedSettings): MLP 400-400, at least 10 epochs with early stopping (patience 5).
+# docs/method.md (benchmarks) (the tasks: PermutedSettings): MLP 400-400, at least 10 epochs with early stopping (patience 5).
 _PAPER = dict(hidden=(400, 400), min_epochs=10, max_epochs=100, patience=5, early_stopping=True)
 # The quick profile scales the same protocol down (README: "Profiles").
 _QUICK = dict(train_size=5000, test_size=2000, val_fraction=0.05, min_epochs=3, max_epochs=6, patience=2,

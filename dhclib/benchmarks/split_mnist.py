@@ -1,4 +1,4 @@
-"""Split MNIST (SPEC §4, A.3): five two-class tasks, one 2-unit head each (task-incremental).
+"""Split MNIST (docs/method.md (benchmarks), A.3): five two-class tasks, one 2-unit head each (task-incremental).
 
 Where the paper is silent: its training loss spans the task's head (ours, the default), or all ten output units
 (``loss_units="all"``, a labelled reading); either way a task is predicted within its head.
@@ -24,7 +24,7 @@ LOSS_UNITS = ("head", "all")
 
 @dataclass(frozen=True)
 class SplitMNISTSettings(TaskSettings):
-    """Split MNIST's options and defaults (SPEC §4: five tasks, no validation split) and ``loss_units`` (the
+    """Split MNIST's options and defaults (docs/method.md (benchmarks): five tasks, no validation split) and ``loss_units`` (the
     module docstring)."""
 
     n_tasks: int = 5
@@ -39,7 +39,7 @@ class SplitMNISTSettings(TaskSettings):
 
 def split_mnist(seed: int, settings: SplitMNISTSettings | None = None, data_dir=None, device="cpu",
                 download: bool = True, **options) -> list[Task]:
-    """Split MNIST (SPEC §4): tasks 0/1, 2/3, 4/5, 6/7, 8/9, one 2-unit head each (task-incremental); with
+    """Split MNIST (docs/method.md (benchmarks)): tasks 0/1, 2/3, 4/5, 6/7, 8/9, one 2-unit head each (task-incremental); with
     ``loss_units="all"`` each task's training loss spans all ten output units. ``settings``, or its fields as
     keyword ``options`` (:func:`~dhclib.benchmarks.tasks.settings_of`)."""
     s = settings_of(SplitMNISTSettings, settings, options, "split_mnist")
@@ -58,7 +58,7 @@ def split_mnist(seed: int, settings: SplitMNISTSettings | None = None, data_dir=
     return tasks
 
 
-# SPEC §4 (the tasks: SplitMNISTSettings): MLP 256-256, exactly 10 epochs per task, no early stopping.
+# docs/method.md (benchmarks) (the tasks: SplitMNISTSettings): MLP 256-256, exactly 10 epochs per task, no early stopping.
 _PAPER = dict(hidden=(256, 256), min_epochs=10, max_epochs=10, patience=5,
               early_stopping=False)
 

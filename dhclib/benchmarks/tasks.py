@@ -1,4 +1,4 @@
-"""What the benchmark builders share (SPEC §4): the settings every builder takes and the helpers that hold out a
+"""What the benchmark builders share (docs/method.md (benchmarks)): the settings every builder takes and the helpers that hold out a
 validation split, subsample the test set and assemble a :class:`~dhclib.method.task.Task`. Everything random
 (permutations, class-count sampling, validation split, subsets) is drawn from streams derived from the trial's
 seed (:func:`dhclib.seeds.rng`), so a task sequence is fully determined by its seed and options.

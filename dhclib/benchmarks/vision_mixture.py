@@ -1,4 +1,4 @@
-"""The Vision Datasets Mixture (Sec. 4.4, A.4; SPEC §4): MNIST, notMNIST, FashionMNIST, SVHN and CIFAR-10 in turn,
+"""The Vision Datasets Mixture (Sec. 4.4, A.4; docs/method.md (benchmarks)): MNIST, notMNIST, FashionMNIST, SVHN and CIFAR-10 in turn,
 one 10-way head each, learned by Table 3's CNN."""
 
 from __future__ import annotations
@@ -81,7 +81,7 @@ class VisionMixtureSettings(TaskSettings):
 
 def vision_mixture(seed: int, settings: VisionMixtureSettings | None = None, data_dir=None, device="cpu",
                    download: bool = True, **options) -> list[Task]:
-    """The Vision Datasets Mixture (Sec. 4.4, A.4; SPEC §4): one dataset per task, one 10-way head each.
+    """The Vision Datasets Mixture (Sec. 4.4, A.4; docs/method.md (benchmarks)): one dataset per task, one 10-way head each.
 
     The paper's order is MNIST, notMNIST, FashionMNIST, SVHN, CIFAR-10 (``vision_tasks``, a parameter: e.g. the
     tasks whose data exist on a machine). Images are 3x32x32 (the grayscale sets zero-padded and replicated),

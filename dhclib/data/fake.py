@@ -1,4 +1,4 @@
-"""Small generated data roots in the real on-disk formats of the SPEC §4 image datasets, for pipeline checks only.
+"""Small generated data roots in the real on-disk formats of the docs/method.md (benchmarks) image datasets, for pipeline checks only.
 
 The files have the exact formats and layout :mod:`dhclib.data.vision` and :mod:`dhclib.data.idx` read (IDX ``.gz``,
 SVHN ``.mat``, CIFAR pickles), but the pixels are random: each class is a fixed random pattern plus uniform noise,

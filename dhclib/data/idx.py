@@ -155,7 +155,7 @@ _ON_DEVICE: dict[int, dict[str, dict[str, torch.Tensor]]] = {}
 def load_mnist(
     data_dir: str | os.PathLike | None = None, device: str | torch.device = "cpu", download: bool = True
 ) -> dict[str, torch.Tensor]:
-    """MNIST as float tensors on ``device``: images flattened to (N, 784) and scaled to [0, 1] (SPEC §4), labels int64.
+    """MNIST as float tensors on ``device``: images flattened to (N, 784) and scaled to [0, 1] (docs/method.md (benchmarks)), labels int64.
 
     Made once per decoded dataset and device in a process and shared by every run there (read-only): the trials of
     a stack gather their batches from one tensor, and 80 trials on a GPU hold MNIST once, not 80 times."""

@@ -1,6 +1,6 @@
-"""Reading the CNN benchmarks' datasets (SPEC §4: Vision Datasets Mixture, Split CIFAR-10/100) as uint8 CPU tensors.
+"""Reading the CNN benchmarks' datasets (docs/method.md (benchmarks): Vision Datasets Mixture, Split CIFAR-10/100) as uint8 CPU tensors.
 
-SPEC §4 (``../shared/paper/SPEC.md``): the Vision Datasets Mixture is MNIST, notMNIST, FashionMNIST, SVHN and
+docs/method.md (benchmarks): the Vision Datasets Mixture is MNIST, notMNIST, FashionMNIST, SVHN and
 CIFAR-10; "MNIST / notMNIST / FashionMNIST zero-padded to 32×32 and replicated to 3 channels" (:func:`pad_to_rgb32`);
 "notMNIST = letters A–J, 60,000 train / 10,000 test in MNIST's file format". Split CIFAR-10/100 (Appendix D) uses
 CIFAR-10 and CIFAR-100.
@@ -192,12 +192,12 @@ def _tensors(x_train, y_train, x_test, y_test) -> Arrays:
 # MNIST, FashionMNIST, notMNIST (IDX)
 # ---------------------------------------------------------------------------------------------------------------
 def load_mnist_uint8(data_dir: str | os.PathLike | None = None, download: bool = True) -> Arrays:
-    """MNIST as uint8 (N, 28, 28) images and int64 labels (dhclib.data.idx.load_idx_dataset; SPEC §4 Vision Mixture)."""
+    """MNIST as uint8 (N, 28, 28) images and int64 labels (dhclib.data.idx.load_idx_dataset; docs/method.md (benchmarks) Vision Mixture)."""
     return _check("mnist", data.load_idx_dataset("MNIST", data_dir, download))
 
 
 def load_fashion_mnist(data_dir: str | os.PathLike | None = None, download: bool = True) -> Arrays:
-    """FashionMNIST from ``<root>/FashionMNIST/raw/`` (IDX, as MNIST), uint8 (N, 28, 28); SPEC §4 Vision Mixture."""
+    """FashionMNIST from ``<root>/FashionMNIST/raw/`` (IDX, as MNIST), uint8 (N, 28, 28); docs/method.md (benchmarks) Vision Mixture."""
     return _check("fashion_mnist", data.load_idx_dataset("FashionMNIST", data_dir, download))
 
 
@@ -236,7 +236,7 @@ def load_notmnist(
 ) -> Arrays:
     """notMNIST (letters A–J = labels 0–9) from ``<root>/notMNIST/raw/`` as uint8 (N, 28, 28) images.
 
-    Default: the official 60,000 / 10,000 split of the ``davidflanagan/notMNIST-to-MNIST`` files (SPEC §4), the four
+    Default: the official 60,000 / 10,000 split of the ``davidflanagan/notMNIST-to-MNIST`` files (docs/method.md (benchmarks)), the four
     IDX files of MNIST's names (``.gz`` or not). Missing files are downloaded (``download=True``) from
     :data:`NOTMNIST_URL` into the cache and kept only if their md5 matches :data:`NOTMNIST_MD5`.
 
@@ -321,7 +321,7 @@ def _read_svhn_mat(path: Path) -> tuple[np.ndarray, np.ndarray]:
 def load_svhn(data_dir: str | os.PathLike | None = None, download: bool = True) -> Arrays:
     """SVHN (cropped digits) from ``<root>/SVHN/{train,test}_32x32.mat`` as uint8 (N, 3, 32, 32); label 10 -> 0.
 
-    SPEC §4 Vision Mixture, task 4. Online, torchvision's SVHN downloads the files into the cache.
+    docs/method.md (benchmarks) Vision Mixture, task 4. Online, torchvision's SVHN downloads the files into the cache.
     """
     def fetch() -> None:
         import torchvision.datasets as tvd
@@ -369,7 +369,7 @@ def _cifar_fetch(cls_name: str) -> Callable[[], None]:
 def load_cifar10(data_dir: str | os.PathLike | None = None, download: bool = True) -> Arrays:
     """CIFAR-10 from ``<root>/cifar-10-batches-py/`` (data_batch_1..5, test_batch) as uint8 (N, 3, 32, 32).
 
-    SPEC §4: Vision Mixture task 5 and the first task of Split CIFAR-10/100. Read here (not through torchvision, whose
+    docs/method.md (benchmarks): Vision Mixture task 5 and the first task of Split CIFAR-10/100. Read here (not through torchvision, whose
     md5 checks would reject generated test roots); online, torchvision's CIFAR10 downloads into the cache.
     """
     files = _resolve("cifar10", data_dir, download, _cifar_fetch("CIFAR10"))
@@ -385,7 +385,7 @@ def load_cifar10(data_dir: str | os.PathLike | None = None, download: bool = Tru
 def load_cifar100(data_dir: str | os.PathLike | None = None, download: bool = True) -> Arrays:
     """CIFAR-100 from ``<root>/cifar-100-python/{train,test}`` as uint8 (N, 3, 32, 32) with the 100 fine labels.
 
-    SPEC §4 Split CIFAR-10/100 (Appendix D): tasks 2-6 are 10 consecutive fine classes each.
+    docs/method.md (benchmarks) Split CIFAR-10/100 (Appendix D): tasks 2-6 are 10 consecutive fine classes each.
     """
     files = _resolve("cifar100", data_dir, download, _cifar_fetch("CIFAR100"))
 
@@ -402,7 +402,7 @@ def load_cifar100(data_dir: str | os.PathLike | None = None, download: bool = Tr
 def pad_to_rgb32(x: torch.Tensor) -> torch.Tensor:
     """(N, 28, 28) -> (N, 3, 32, 32), same dtype: zero-padded 2 pixels on each side and replicated to 3 channels.
 
-    SPEC §4: "MNIST / notMNIST / FashionMNIST zero-padded to 32×32 and replicated to 3 channels", so all five tasks
+    docs/method.md (benchmarks): "MNIST / notMNIST / FashionMNIST zero-padded to 32×32 and replicated to 3 channels", so all five tasks
     of the Vision Datasets Mixture share the CNN's 3 x 32 x 32 input.
     """
     if x.dim() != 3 or tuple(x.shape[1:]) != (28, 28):

@@ -1,4 +1,4 @@
-"""Synaptic consolidation regularisers: Online EWC, SI and MAS (Eq. 1 and 4; SPEC §3).
+"""Synaptic consolidation regularisers: Online EWC, SI and MAS (Eq. 1 and 4; docs/method.md (consolidation)).
 
 Each adds ``lam * sum_k Omega_k (theta_k - theta*_k)^2`` over the model's SLOW weights (``model.slow_parameters()``:
 never DHP's alpha or eta) and differs only in how it estimates the importance Omega. The trainer calls five
@@ -61,7 +61,7 @@ class Consolidation:
     name = "none"
     label = "Finetune"
     Settings = NoSettings
-    paper: dict[str, dict[str, float]] = {}  # benchmark -> the paper's values of the settings (SPEC §5)
+    paper: dict[str, dict[str, float]] = {}  # benchmark -> the paper's values of the settings (docs/method.md (strengths))
     search_grid: dict[str, tuple[float, ...]] = {}  # benchmark -> Appendix A's lambda grid
     strength_symbol = r"$\lambda$"  # how the paper writes lam (SI: c)
     remedy = "a smaller lam"  # said when the penalty is too stiff for SGD (dhclib.method.train)
@@ -217,7 +217,7 @@ class SISettings(Settings):
 
 @register_regulariser
 class SI(Consolidation):
-    """Synaptic Intelligence (Zenke et al., 2017; SPEC §3).
+    """Synaptic Intelligence (Zenke et al., 2017; docs/method.md (consolidation)).
 
     Every step: ``omega += -g * delta`` (g: gradient of the task loss without the penalty; delta: the step's change
     of the weight). At the task's end: ``Omega += omega / (Delta^2 + xi)`` with Delta the weight's total change over
@@ -230,7 +230,7 @@ class SI(Consolidation):
     strength_symbol = "$c$"
     step_state = ("path",)
     step_scratch = ("_grad", "_prev")
-    # SPEC §5 (Appendix A): c and xi per benchmark; Split CIFAR-10/100 (Appendix D gives none): Zenke et al.'s.
+    # docs/method.md (strengths) (Appendix A): c and xi per benchmark; Split CIFAR-10/100 (Appendix D gives none): Zenke et al.'s.
     paper = {"permuted_mnist": {"lam": 0.1, "si_xi": 0.1}, "imbalanced_permuted_mnist": {"lam": 1.0, "si_xi": 0.1},
              "split_mnist": {"lam": 1.0, "si_xi": 0.001}, "vision_mixture": {"lam": 0.1, "si_xi": 0.1},
              "split_cifar10_100": {"lam": 0.1, "si_xi": 0.001}}
@@ -316,7 +316,7 @@ class _SampledImportance(Consolidation):
 
 @dataclass(frozen=True)
 class EWCSettings(Settings):
-    """Online EWC's strength, decay gamma (SPEC §3: 1), Fisher samples and estimator (dhclib.method.importance),
+    """Online EWC's strength, decay gamma (docs/method.md (consolidation): 1), Fisher samples and estimator (dhclib.method.importance),
     and the logits the Fisher is estimated on (``importance_logits``: "full", as trained, or "slow", DHP
     Softmax's plastic term left out)."""
 
@@ -337,7 +337,7 @@ class EWCSettings(Settings):
 
 @register_regulariser
 class OnlineEWC(_SampledImportance):
-    """Online EWC (Schwarz et al., 2018; SPEC §3).
+    """Online EWC (Schwarz et al., 2018; docs/method.md (consolidation)).
 
     After each task: the diagonal Fisher F_new of the task's training data (per-sample squared gradients of
     log p(y|x) over the active head, averaged over ``samples`` seeded random training samples, or all with None;
@@ -352,7 +352,7 @@ class OnlineEWC(_SampledImportance):
     label = "Online EWC"
     Settings = EWCSettings
     remedy = "a smaller lam or fisher_mode='batch'"
-    # SPEC §5; Split CIFAR-10/100 is not run with Online EWC in the paper (Figure 8): lam must then be given.
+    # docs/method.md (strengths); Split CIFAR-10/100 is not run with Online EWC in the paper (Figure 8): lam must then be given.
     paper = {"permuted_mnist": {"lam": 100.0}, "imbalanced_permuted_mnist": {"lam": 400.0},
              "split_mnist": {"lam": 400.0}, "vision_mixture": {"lam": 100.0}}
     # Appendix A, expanded: Permuted {10, 20, 50, ..., 400} -> 1-2-5 up to 100, then steps of 100; Imbalanced
@@ -402,7 +402,7 @@ class MASSettings(Settings):
 
 @register_regulariser
 class MAS(_SampledImportance):
-    """Memory Aware Synapses (Aljundi et al., 2018; SPEC §3).
+    """Memory Aware Synapses (Aljundi et al., 2018; docs/method.md (consolidation)).
 
     After each task: ``Omega_new = mean_n |d ||f(x_n)||_2^2 / d theta|`` (per sample, abs before the mean; f the
     active-head logits) over ``samples`` seeded random training samples; ``Omega = Omega + Omega_new``. With

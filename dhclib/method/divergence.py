@@ -1,4 +1,4 @@
-"""Why a run diverged, from measured quantities (issue #12 item 4; SPEC §1, §3, §4).
+"""Why a run diverged, from measured quantities (issue #12 item 4; docs/method.md (DHP Softmax), §3, §4).
 
 When a task's training loss becomes NaN/inf the network is already non-finite, so the causes are measured on
 states known to be finite, which :class:`~dhclib.method.train.TaskState` keeps: first the network as the task

@@ -1,7 +1,7 @@
-"""Per-sample gradient statistics for Online EWC's Fisher and MAS's importance (SPEC §3).
+"""Per-sample gradient statistics for Online EWC's Fisher and MAS's importance (docs/method.md (consolidation)).
 
 Both need, for every slow weight w, a sum over samples n of a function of the per-sample gradient:
-``sum_n g_n(w)^2`` (Fisher) or ``sum_n |g_n(w)|`` (MAS). SPEC §3 suggests torch.func; ``vmap(grad)`` materialises
+``sum_n g_n(w)^2`` (Fisher) or ``sum_n |g_n(w)|`` (MAS). torch.func would give them; ``vmap(grad)`` materialises
 one gradient per sample (and, for the exact Fisher, per class), which measured 28 s for 2,000 samples x 10
 classes on the Permuted MNIST MLP on a 2-core CPU. What is computed instead depends on the layer; the results are
 the same (tests check every path against torch.func).
@@ -237,7 +237,7 @@ def sample_grad_stats(
     generator: torch.Generator | None = None,
     chunk: int = 512,
 ) -> dict[str, Tensor]:
-    """Mean over the samples of a per-sample gradient statistic, for every slow weight (SPEC §3).
+    """Mean over the samples of a per-sample gradient statistic, for every slow weight (docs/method.md (consolidation)).
 
     ``kind="fisher"``: diagonal Fisher, ``E_x E_{y~p(y|x)} [(d log p(y|x) / d w)^2]`` over the active head
     (``fisher_mode="exact"``: the expectation over y in closed form, weighted by the predicted probabilities;
@@ -347,7 +347,7 @@ def sample_grad_stats(
 
 
 def batch_fisher(model: nn.Module, x: Tensor, y: Tensor, head: slice, batch_size: int = 64) -> dict[str, Tensor]:
-    """The mini-batch Fisher shortcut (SPEC §3, "peers differ here: batch vs per-sample"): not the default.
+    """The mini-batch Fisher shortcut (docs/method.md (consolidation), "peers differ here: batch vs per-sample"): not the default.
 
     ``mean_b (d mean_{n in b} -log p(y_n|x_n) / d w)^2`` over consecutive mini-batches b of ``batch_size``
     samples with their true (local head) labels. It squares a batch-mean gradient, so it is roughly the

@@ -1,7 +1,7 @@
-"""Output layers: the DHP Softmax layer and its capacity-matched baseline (SPEC §1-§2).
+"""Output layers: the DHP Softmax layer and its capacity-matched baseline (docs/method.md (DHP Softmax, baseline)).
 
 Both layers take the same call, ``layer(h, y=None)``, so a model swaps one for the other. Both expose
-``slow_parameters()`` (what a consolidation regulariser may touch, SPEC §3) and ``sample_grad_stat`` (the
+``slow_parameters()`` (what a consolidation regulariser may touch, docs/method.md (consolidation)) and ``sample_grad_stat`` (the
 closed-form per-sample gradient statistic used by Online EWC and MAS, see ``dhclib.method.importance``).
 """
 
@@ -21,7 +21,7 @@ __all__ = ["DHPSoftmax", "DHPSettings", "MatchedSoftmax", "hebbian_update", "slo
 
 
 def slow_weight_init(in_features: int, out_features: int) -> Tensor:
-    """Slow weights initialised as Listing 1 does (SPEC §1).
+    """Slow weights initialised as Listing 1 does (docs/method.md (DHP Softmax)).
 
     ``kaiming_uniform_(theta, a=sqrt(5))`` on an in x out tensor: PyTorch takes fan_in = out_features, so the
     bound is 1/sqrt(out_features) (0.316 for 10 classes), not nn.Linear's 1/sqrt(in_features). This is the
@@ -55,7 +55,7 @@ def hebbian_update(hebb: Tensor, h: Tensor, y: Tensor, eta: Tensor) -> Tensor:
 
 
 class DHPSoftmax(nn.Module):
-    """Differentiable Hebbian Plasticity softmax layer (Sec. 3, Eq. 2-3, Algorithm 1, Listing 1; SPEC §1).
+    """Differentiable Hebbian Plasticity softmax layer (Sec. 3, Eq. 2-3, Algorithm 1, Listing 1; docs/method.md (DHP Softmax)).
 
     ``z = h @ (theta + alpha * hebb)``. In training mode with labels, the trace ``hebb`` is first updated with
     the batch's class-mean activations (Eq. 3) and the logits use the updated trace; in evaluation mode, or
@@ -69,12 +69,12 @@ class DHPSoftmax(nn.Module):
         eta_per_connection: learn one eta per connection (m x d) instead of one scalar (Appendix A.4).
         eta_grad_horizon: how far back eta's gradient reaches through the trace. 1 (the default, as in
             Listing 1): only through this step's update. k > 1: the carried gradient is cut after every k-th
-            update (SPEC §1: "detach every k"), so it reaches back between 1 and k updates. ``None``: through
+            update (docs/method.md (DHP Softmax): "detach every k"), so it reaches back between 1 and k updates. ``None``: through
             the whole history. k > 1 and ``None`` are computed in O(1) memory with a forward-mode sensitivity
-            ``d hebb / d eta`` (SPEC §1, open question); the class means of earlier batches are held constant,
+            ``d hebb / d eta`` (docs/method.md (DHP Softmax), open question); the class means of earlier batches are held constant,
             so the extra gradient reaches eta only, never the hidden layers of earlier steps.
         eta_clamp: keep the effective eta in [0, 1] (clamped in the forward pass). Off by default: Listing 1
-            leaves eta unconstrained, and SPEC §1 reports it drifting outside (0, 1) on some seeds.
+            leaves eta unconstrained, and docs/method.md (DHP Softmax) reports it drifting outside (0, 1) on some seeds.
     """
 
     def __init__(
@@ -114,13 +114,13 @@ class DHPSoftmax(nn.Module):
         return self.eta.clamp(0.0, 1.0) if self.eta_clamp else self.eta
 
     def reset_hebb(self) -> None:
-        """Zero the trace (SPEC §1: only at the start of task 1)."""
+        """Zero the trace (docs/method.md (DHP Softmax): only at the start of task 1)."""
         self.hebb.zero_()
         self.hebb_sensitivity.zero_()
         self.steps.zero_()
 
     def slow_parameters(self) -> dict[str, nn.Parameter]:
-        """The parameters consolidation may regularise: theta only, never alpha or eta (SPEC §3)."""
+        """The parameters consolidation may regularise: theta only, never alpha or eta (docs/method.md (consolidation))."""
         return {"theta": self.theta}
 
     @contextlib.contextmanager
@@ -178,7 +178,7 @@ class DHPSoftmax(nn.Module):
 
 
 class MatchedSoftmax(nn.Module):
-    """Capacity-matched softmax layer for the non-DHP methods (Sec. 4; SPEC §2).
+    """Capacity-matched softmax layer for the non-DHP methods (Sec. 4; docs/method.md (baseline)).
 
     ``z = h @ (theta + theta2)``: theta initialised as DHP's theta, theta2 (m x d) as DHP's alpha; both are slow
     weights, trained and regularised. Accepts and ignores ``y`` so that a model can swap it for DHPSoftmax.
@@ -208,7 +208,7 @@ class MatchedSoftmax(nn.Module):
 
 @dataclass(frozen=True)
 class DHPSettings(Settings):
-    """DHP Softmax's options in a run config (SPEC §1; the defaults are the MNIST benchmarks': eta 0.001, one
+    """DHP Softmax's options in a run config (docs/method.md (DHP Softmax); the defaults are the MNIST benchmarks': eta 0.001, one
     scalar eta, Listing 1's one-step gradient, no clamp). ``eta_grad_horizon``: 1 | k | ``"full"``."""
 
     eta_init: float = 1e-3

@@ -1,4 +1,4 @@
-"""Continual-learning metrics: pure functions of the accuracy matrix R (SPEC §6), and mean ± SEM over trials."""
+"""Continual-learning metrics: pure functions of the accuracy matrix R (docs/method.md (metrics)), and mean ± SEM over trials."""
 
 from __future__ import annotations
 
@@ -31,7 +31,7 @@ def average_accuracy(R) -> float:
 
 
 def bwt(R) -> float:
-    """Backward transfer ``1/(T-1) sum_{i<T} (R[T, i] - R[i, i])`` (Lopez-Paz & Ranzato 2017; SPEC §6).
+    """Backward transfer ``1/(T-1) sum_{i<T} (R[T, i] - R[i, i])`` (Lopez-Paz & Ranzato 2017; docs/method.md (metrics)).
 
     Negative values mean forgetting. Undefined (NaN) for a single task.
     """

@@ -1,7 +1,7 @@
-"""Networks: a body (the MLPs and CNNs of SPEC §4) and an output layer (DHP Softmax or the matched baseline).
+"""Networks: a body (the MLPs and CNNs of docs/method.md (benchmarks)) and an output layer (DHP Softmax or the matched baseline).
 
 A model knows nothing about tasks: ``model(x, y)`` returns the logits of every output unit (all heads); the
-trainer slices the active head for the loss and the prediction (multi-head, SPEC §4). Labels ``y`` are always global output-unit indices, so the Hebbian trace keeps one
+trainer slices the active head for the loss and the prediction (multi-head, docs/method.md (benchmarks)). Labels ``y`` are always global output-unit indices, so the Hebbian trace keeps one
 column per unit.
 """
 
@@ -23,8 +23,8 @@ __all__ = ["Classifier", "MLP", "TableCNN", "ZenkeCNN", "NETWORKS", "NetworkSett
 
 
 def output_layer(width: int, out_features: int, output: str, **layer_kwargs) -> nn.Module:
-    """The registered output layer ``output`` (``registry.LAYERS``: DHP Softmax, SPEC §1, or the capacity-matched
-    baseline, SPEC §2) on top of a body of width ``width``, with its settings' keyword arguments."""
+    """The registered output layer ``output`` (``registry.LAYERS``: DHP Softmax, docs/method.md (DHP Softmax), or the capacity-matched
+    baseline, docs/method.md (baseline)) on top of a body of width ``width``, with its settings' keyword arguments."""
     spec = registry.layer(output)  # an unknown name: ConfigError (a ValueError) naming the registered ones
     if layer_kwargs and spec.settings is None:
         raise ValueError(f"options {sorted(layer_kwargs)} given for the {output!r} output layer, which takes none "
@@ -47,14 +47,14 @@ class Classifier(nn.Module):
         return self.out(self.body(x), y)
 
     def slow_parameters(self) -> dict[str, nn.Parameter]:
-        """Every parameter a regulariser may consolidate: all but DHP's alpha and eta (SPEC §3)."""
+        """Every parameter a regulariser may consolidate: all but DHP's alpha and eta (docs/method.md (consolidation))."""
         params = {f"body.{k}": p for k, p in self.body.named_parameters()}
         params.update({f"out.{k}": p for k, p in self.out.slow_parameters().items()})
         return params
 
 
 class MLP(Classifier):
-    """Fully connected ReLU network with a DHP or capacity-matched softmax output layer (SPEC §4).
+    """Fully connected ReLU network with a DHP or capacity-matched softmax output layer (docs/method.md (benchmarks)).
 
     Permuted MNIST: ``MLP(784, (400, 400), 10)``; Split MNIST: ``MLP(784, (256, 256), 10)``.
 
@@ -96,12 +96,12 @@ def _fc_width(body: nn.Sequential, in_shape: tuple[int, int, int]) -> int:
 
 
 class TableCNN(Classifier):
-    """The Vision Datasets Mixture CNN of Table 3 (Appendix A.4; SPEC §4).
+    """The Vision Datasets Mixture CNN of Table 3 (Appendix A.4; docs/method.md (benchmarks)).
 
     conv 20 (5x5, padding 1) -> LeakyReLU -> max-pool 2 -> conv 50 (5x5, padding 1) -> LeakyReLU -> max-pool 2
     -> conv 50 (5x5, padding 1) -> LeakyReLU -> max-pool 2 -> FC 500 -> LeakyReLU -> output layer. The paper's
     text says two conv layers and a LeakyReLU slope of 0.3; Table 3 says three and 0.2: we follow Table 3
-    (SPEC §4) and keep both as arguments. On 3x32x32 inputs the feature map before the FC layer is 50x2x2.
+    (docs/method.md (benchmarks)) and keep both as arguments. On 3x32x32 inputs the feature map before the FC layer is 50x2x2.
     """
 
     inputs = "image"
@@ -125,7 +125,7 @@ class TableCNN(Classifier):
 
 
 class ZenkeCNN(Classifier):
-    """The Split CIFAR-10/100 network of Zenke et al. (2017), Appendix D's benchmark (SPEC §4 leaves it open).
+    """The Split CIFAR-10/100 network of Zenke et al. (2017), Appendix D's benchmark (docs/method.md (benchmarks) leaves it open).
 
     Four 3x3 convolutions in two blocks, conv 32 ('same') -> ReLU -> conv 32 (no padding) -> ReLU -> max-pool 2
     -> dropout 0.25, then the same with 64 channels, -> FC 512 -> ReLU -> dropout 0.5 -> output layer; on 3x32x32
@@ -161,7 +161,7 @@ NETWORKS = {"mlp": MLP, "table3_cnn": TableCNN, "zenke_cnn": ZenkeCNN}
 
 @dataclass(frozen=True)
 class NetworkSettings(Settings):
-    """The network of a run config (SPEC §4): ``network`` None is the MLP of ``hidden``; for a CNN ``hidden``
+    """The network of a run config (docs/method.md (benchmarks)): ``network`` None is the MLP of ``hidden``; for a CNN ``hidden``
     are the widths of its fully connected layers."""
 
     hidden: tuple[int, ...] = (400, 400)

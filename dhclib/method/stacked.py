@@ -12,7 +12,7 @@ importance, anchors and path integrals, and DHP Softmax a per-trial trace and et
 per step does not grow with the number of trials (what a GPU pays for). An optimiser with state (Adam) steps each
 trial on its own instead.
 
-The protocol is per trial (SPEC §4, A.1; :class:`dhclib.method.train.TaskState`): a trial whose task has ended
+The protocol is per trial (docs/method.md (benchmarks), A.1; :class:`dhclib.method.train.TaskState`): a trial whose task has ended
 (early stopping) leaves the stack, frozen, until every trial has ended the task; a trial whose loss becomes
 NaN/inf ends with its usual :class:`~dhclib.errors.PlasticInstabilityError` and the others go on. Evaluation is
 batched over the trials too (:func:`evaluate_stacked`: one vmapped forward pass per chunk, each trial on its own
@@ -316,7 +316,7 @@ def train_epoch_stacked(trials: list[Trial], states: list[TaskState], protocol: 
 def train_stack(trials: list[Trial], protocol: Protocol, progress: bool = False, desc: str = "tasks",
                 cuda_graphs: bool = False) -> list[SequenceLog | PlasticInstabilityError]:
     """Learn every trial's tasks in order, in lockstep (module docstring), and test every task seen after each
-    one (SPEC §6). Returns, per trial, its :class:`~dhclib.method.train.SequenceLog`, or the error that ended it
+    one (docs/method.md (metrics)). Returns, per trial, its :class:`~dhclib.method.train.SequenceLog`, or the error that ended it
     if its loss became NaN/inf. A single trial is :func:`~dhclib.method.train.train_sequence` itself.
     ``cuda_graphs``: see :func:`train_epoch_stacked`."""
     if len(trials) == 1:

@@ -1,4 +1,4 @@
-"""What the trainer learns from: a :class:`Task`, the interface every benchmark's builder returns (SPEC §4).
+"""What the trainer learns from: a :class:`Task`, the interface every benchmark's builder returns (docs/method.md (benchmarks)).
 
 A Task is plain data: row indices into dataset tensors that live once on the training device and are shared by
 all tasks, an optional input permutation (an index, applied per batch, never a copied dataset), the task's classes
@@ -48,7 +48,7 @@ class Task:
         """Rows of ``x`` with this task's input permutation applied, as float in [0, 1].
 
         Image datasets of the CNN benchmarks stay uint8 on the device (4x less memory than float: the five
-        Vision Mixture datasets are about 1.1 GB as uint8); they are scaled per batch (SPEC §4: pixels in [0, 1]).
+        Vision Mixture datasets are about 1.1 GB as uint8); they are scaled per batch (docs/method.md (benchmarks): pixels in [0, 1]).
         """
         xb = x.index_select(0, rows)
         if xb.dtype == torch.uint8:

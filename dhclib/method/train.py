@@ -1,4 +1,4 @@
-"""The sequential training protocol (SPEC §4, Appendix A.1) and batched evaluation.
+"""The sequential training protocol (docs/method.md (benchmarks), Appendix A.1) and batched evaluation.
 
 Tasks are learned one after the other with plain SGD (or Adam where a protocol says so: Split CIFAR-10/100). Each epoch is followed by a validation pass; with early
 stopping, training runs at least ``min_epochs``, stops once the validation score has not improved for
@@ -41,7 +41,7 @@ SELECT_METRICS = ("accuracy", "loss")
 
 @dataclass(frozen=True)
 class Protocol(Settings):
-    """How each task is learned (SPEC §4, A.1): the optimiser (None: plain SGD, the paper's; ``"adam"``: Split
+    """How each task is learned (docs/method.md (benchmarks), A.1): the optimiser (None: plain SGD, the paper's; ``"adam"``: Split
     CIFAR-10/100 after Zenke et al.), batch size and learning rate, the epochs (at least ``min_epochs``, at most
     ``max_epochs``; with ``early_stopping``, stop after ``patience`` epochs without a better validation score,
     ``select_on`` "val" (ours) or "test" (the paper's wording, flagged), compared by ``select_metric`` "accuracy"
@@ -271,7 +271,7 @@ class TaskLog:
 
 
 def make_optimizer(model: nn.Module, protocol: Protocol) -> torch.optim.Optimizer:
-    """A new optimiser per task: plain SGD (SPEC §4), or Adam (betas 0.9, 0.999) for ``optimizer="adam"``."""
+    """A new optimiser per task: plain SGD (docs/method.md (benchmarks)), or Adam (betas 0.9, 0.999) for ``optimizer="adam"``."""
     if protocol.optimizer == "adam":
         return torch.optim.Adam(model.parameters(), lr=protocol.lr)
     return torch.optim.SGD(model.parameters(), lr=protocol.lr)
@@ -282,7 +282,7 @@ def _snapshot(model: nn.Module, reg: Consolidation) -> tuple[dict, dict]:
 
 
 class TaskState:
-    """One trial's progress through one task under the protocol of SPEC §4 / A.1 (the module docstring): its
+    """One trial's progress through one task under the protocol of docs/method.md (benchmarks) / A.1 (the module docstring): its
     optimiser and data order, the epochs, early stopping and the restore of the best epoch. The one-at-a-time
     loop (:func:`train_task`) and the stacked engine (:mod:`dhclib.method.stacked`) both drive it."""
 
@@ -359,7 +359,7 @@ class TaskState:
 
 def train_task(model: nn.Module, task: Task, reg: Consolidation, protocol: Protocol, seed: int,
                tracer: Tracer | None = None, bar=None) -> TaskLog:
-    """Learn one task with the protocol of SPEC §4 / A.1 (see the module docstring)."""
+    """Learn one task with the protocol of docs/method.md (benchmarks) / A.1 (see the module docstring)."""
     state = TaskState(model, task, reg, protocol, seed, bar)
     while True:
         epoch = state.next_epoch()
@@ -388,7 +388,7 @@ class SequenceLog:
 
 def train_sequence(model: nn.Module, tasks: list[Task], reg: Consolidation, protocol: Protocol, seed: int,
                    progress: bool = False, fresh_model=None, desc: str = "tasks") -> SequenceLog:
-    """Learn ``tasks`` in order (SPEC §4) and test every task seen after each one (SPEC §6).
+    """Learn ``tasks`` in order (docs/method.md (benchmarks)) and test every task seen after each one (docs/method.md (metrics)).
 
     ``fresh_model(t) -> (model, regulariser)``: learn every task after the first with a new network instead
     (the ``scratch`` reference of Figure 8); task i is then always tested with the network that learned it.

@@ -1,6 +1,6 @@
-"""The paper's reported numbers, as data (SPEC §7), for the notebooks to put beside ours.
+"""The paper's reported numbers, as data (docs/method.md (results)), for the notebooks to put beside ours.
 
-The tables live as CSV files in ``dhclib/paper_data/`` (typed from SPEC §7 and the paper's Table 2); this module
+The tables live as CSV files in ``dhclib/paper_data/`` (typed from the paper's Table 1, Figure 8 and Table 2); this module
 only reads them. Accuracies are fractions in [0, 1] here, like dhclib's own, although the paper prints percent.
 """
 

@@ -141,7 +141,7 @@ def _runs_of_one_benchmark(df: pd.DataFrame, pairs, who: str):
 def paired_tests(df: pd.DataFrame, pairs: Sequence[tuple[str, str]] | None = None) -> pd.DataFrame:
     """Each DHP variant against its baseline, paired by seed, for the average accuracy and the BWT after the last
     task, on one benchmark's runs: a DHP run and its baseline's run of the same seed share the initialisation of
-    the slow weights, the permutations and the data order (SPEC §5's seeding), so they are pairs, and the test of
+    the slow weights, the permutations and the data order (docs/method.md (strengths)'s seeding), so they are pairs, and the test of
     their differences is far more sensitive than Welch's test, which treats them as independent.
 
     Over the seeds both have: ``pairs`` (their number), ``<metric>_gain`` (mean of variant − baseline),
@@ -329,7 +329,7 @@ def eta_table(sweep: pd.DataFrame) -> pd.DataFrame:
 def grid_table(grid: pd.DataFrame, param: str = "lam") -> pd.DataFrame:
     """The search of Appendix A in numbers: per benchmark, method and value of ``param`` (a :func:`dhclib.run_grid`
     frame), average accuracy and BWT after the last task (mean over the seeds run), and whether the value is the
-    paper's choice (SPEC §5). Values whose runs diverged (``grid.attrs["diverged"]``) are rows with
+    paper's choice (docs/method.md (strengths)). Values whose runs diverged (``grid.attrs["diverged"]``) are rows with
     ``diverged=True`` and NaN results, never dropped."""
     runs = per_run(grid, by=("benchmark", "method", param)) if len(grid) else pd.DataFrame(
         columns=["benchmark", "method", param, "seed", "avg_acc", "bwt"])
@@ -412,7 +412,7 @@ def dhp_verdicts(df: pd.DataFrame, benchmark: str, alpha: float = 0.05) -> pd.Da
 
 
 def figure3_checks(summary: pd.DataFrame) -> pd.DataFrame:
-    """Figure 3's claims (SPEC §7) tested on a :func:`trace_summary`: the largest eta during task 1 (paper: about
+    """Figure 3's claims (docs/method.md (results)) tested on a :func:`trace_summary`: the largest eta during task 1 (paper: about
     0.024), the share of traced steps with eta < 0 after task 1, the largest ||Hebb||_F within any task and
     ||Hebb||_F after the last task, each relative to after task 1 (paper: grows without runaway), whether eta is
     lower after the last task than its peak over tasks 1-3 (paper: it decays after task 3), and the share of tasks

@@ -1,7 +1,7 @@
 """The report's tables: every stored run of a result store, classified and compared with the paper (issue #3,
 item 8), as frames (written as ``report_<name>.csv`` by :mod:`dhclib.paper.report_md`).
 
-Runs are sorted by their variant, the settings that differ from the paper's configuration (SPEC §4-§5), as each
+Runs are sorted by their variant, the settings that differ from the paper's configuration (docs/method.md (benchmarks, strengths)), as each
 stored record describes itself (:func:`dhclib.runs.store.variant_of`): none = a Table 1 run; only ``lam`` = the
 search of Appendix A; only ``eta_init`` = Table 4; anything else = a labelled variant (e.g. ``fisher_mode=batch``).
 """

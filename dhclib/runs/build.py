@@ -54,13 +54,13 @@ def device_description(device: str | torch.device) -> str:
 
 
 def build_tasks(cfg: RunConfig, data_dir=None):
-    """The task sequence of the config: its benchmark's builder with the benchmark's settings (SPEC §4)."""
+    """The task sequence of the config: its benchmark's builder with the benchmark's settings (docs/method.md (benchmarks))."""
     return registry.benchmark(cfg.benchmark).build(cfg.seed, cfg.task_settings, data_dir=data_dir, device=cfg.device,
                                                    download=cfg.download)
 
 
 def build_model(cfg: RunConfig, in_features: int = 784, out_features: int = 10, init_key: object = 0) -> torch.nn.Module:
-    """The network of SPEC §4 for the config, initialised from the trial's seed (``init_key``: which of the
+    """The network of docs/method.md (benchmarks) for the config, initialised from the trial's seed (``init_key``: which of the
     ``scratch`` method's fresh networks, one per task)."""
     layer_kwargs = cfg.layer_settings.layer_kwargs() if cfg.layer_settings is not None else {}
     torch.manual_seed(rng(cfg.seed, "init", *([init_key] if init_key else [])).initial_seed())

@@ -2,8 +2,8 @@
 
 Everything that decides a run's numbers comes from the declarations of its parts (``dhclib.registry``): the
 benchmark's settings and profiles (``dhclib/benchmarks/``), the training :class:`~dhclib.method.train.Protocol`, the
-network (:class:`~dhclib.method.models.NetworkSettings`), the output layer's settings (DHP Softmax's eta, SPEC §1) and
-the regulariser's (its λ and options, with the paper's values per benchmark, SPEC §5). A config holds one typed
+network (:class:`~dhclib.method.models.NetworkSettings`), the output layer's settings (DHP Softmax's eta, docs/method.md (DHP Softmax)) and
+the regulariser's (its λ and options, with the paper's values per benchmark, docs/method.md (strengths)). A config holds one typed
 settings object per part and is stored flat (:meth:`RunConfig.to_dict`); a field that does not apply to the run
 (eta for a non-DHP method, xi for a non-SI method...) is not part of it, and overriding one is an error, so the
 store key depends only on what the run used.
@@ -107,7 +107,7 @@ def _missing_values(regulariser: str, benchmark: str, given: dict | None = None)
 
 @dataclass(frozen=True)
 class RunConfig:
-    """Everything that determines a run's numbers (SPEC §4-§5): the run's identity and one settings object per
+    """Everything that determines a run's numbers (docs/method.md (benchmarks, strengths)): the run's identity and one settings object per
     part. Each part's fields read as attributes (``cfg.lr``, ``cfg.lam``); a field another part would have reads
     None (``cfg.eta_init`` of a non-DHP method). See the README's table for each field."""
 
@@ -228,7 +228,7 @@ def resolve_config(
     benchmark: str, method: str, seed: int = 0, profile: str = "paper", device: str = "cpu", /, **overrides
 ) -> RunConfig:
     """Build and validate a :class:`RunConfig`: each part's defaults, then the benchmark's profile, then the
-    paper's values of the regulariser for the benchmark (SPEC §5), then ``overrides``."""
+    paper's values of the regulariser for the benchmark (docs/method.md (strengths)), then ``overrides``."""
     check_reserved(overrides)
     bench = registry.benchmark(benchmark)
     spec = registry.method(method)

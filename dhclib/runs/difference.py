@@ -1,4 +1,4 @@
-"""A run's variant: the settings of its config that differ from the paper's configuration (SPEC §4-§5).
+"""A run's variant: the settings of its config that differ from the paper's configuration (docs/method.md (benchmarks, strengths)).
 
 A plan records it with each run it asks for (:attr:`dhclib.runs.store.RunResult.purpose`); a record stored before
 the purpose was recorded holds only its full config, and the store derives its variant here from that config

@@ -57,7 +57,7 @@ def claim_path(out_dir, cfg: RunConfig) -> Path:
 
 
 def run_config(cfg: RunConfig, data_dir=None, progress: bool = False) -> RunResult:
-    """Train one resolved config (SPEC §4) and return its result (not stored: :func:`train_and_store` stores), with
+    """Train one resolved config (docs/method.md (benchmarks)) and return its result (not stored: :func:`train_and_store` stores), with
     one torch thread like every engine (:func:`~dhclib.runs.executors.one_torch_thread`)."""
     with one_torch_thread():
         t0 = time.perf_counter()
