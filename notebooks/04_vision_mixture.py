@@ -5,14 +5,14 @@
 #
 # Reproduces the Vision Datasets Mixture column of Table 1 (average test accuracy and BWT after the last task, all eight methods) and Figure 6 (average accuracy against the number of tasks learned) of *Differentiable Hebbian Consolidation for Continual Learning*, next to the paper's numbers.
 #
-# The defaults (`profile="quick"`) run on a CPU in minutes with a scaled-down protocol (README: "Profiles"), so their numbers are **not** comparable to the paper's one to one; `profile="paper"` follows SPEC §4–§5 exactly. Runs are stored in a resumable result store: re-running trains only what is missing.
+# The defaults (`profile="quick"`) run on a CPU in minutes with a scaled-down protocol (docs/guide.md, "Benchmarks, methods, profiles"), so their numbers are **not** comparable to the paper's one to one; `profile="paper"` follows the paper's protocol (docs/method.md) exactly. Runs are stored in a resumable result store: re-running trains only what is missing.
 
 # %% tags=["parameters"]
-profile = "quick"  # "quick" (CPU, minutes) | "paper" (SPEC §4-§5 exactly; a GPU is advised)
+profile = "quick"  # "quick" (CPU, minutes) | "paper" (the paper's protocol, docs/method.md; a GPU is advised)
 methods = "all"  # Table 1's eight, or a list such as ["finetune", "dhp"]
 trials = 2  # seeds 0 .. trials-1 (the paper: 10)
 device = "auto"  # "auto" | "cpu" | "cuda"
-engine = "stack:auto"  # where and how runs train, e.g. "here", "local:2", "local:2,stack:8" (README, "Engines")
+engine = "stack:auto"  # where and how runs train, e.g. "here", "local:2", "local:2,stack:8" (docs/engines.md)
 overrides = {}  # config overrides passed to dhclib, e.g. {"max_epochs": 20}
 missing = "train"  # runs not in the store: "train" them, or "skip" (tabulate only what is stored)
 variants = []  # extra labelled rows: [{"methods": [...], "overrides": {...}}]
@@ -29,7 +29,7 @@ from dhclib import paper, plots, report
 from dhclib.paper import notebook
 from dhclib.runs.outputs import save_table
 
-# reference("table1"): the committed table the checked cells compare with (README, "Reproducibility")
+# reference("table1"): the committed table the checked cells compare with (docs/reproducibility.md)
 out_dir, store_dir, reference = notebook.setup(NOTEBOOK, profile, engine)
 TITLE = dhclib.registry.benchmark(BENCHMARK).title
 
@@ -77,7 +77,7 @@ notebook.check_diverged(diverged, reference)
 table = notebook.table1(df, BENCHMARK, out_dir, {"tasks": f"{len(vision_tasks)} of 5"})  # the paper's: all five
 
 # %% [markdown]
-# **Regression check.** The exact numbers above depend on the machine's numeric path (torch build, CPU kernels, BLAS: README, "Reproducibility"); the same seed on another machine gives somewhat different accuracies. The cell below is the one the tests compare: each method's mean average accuracy and BWT must lie within 2.5 and 3 points of the committed reference (`tests/reference/`), and the trial counts and verdicts must be the same. The largest change measured across numeric paths on the quick profile was 1.39 points; a method broken on purpose (MAS with its penalty switched off) falls by 6.1 points and fails it (`tests/test_regression.py`).
+# **Regression check.** The exact numbers above depend on the machine's numeric path (torch build, CPU kernels, BLAS: docs/reproducibility.md); the same seed on another machine gives somewhat different accuracies. The cell below is the one the tests compare: each method's mean average accuracy and BWT must lie within 2.5 and 3 points of the committed reference (`tests/reference/`), and the trial counts and verdicts must be the same. The largest change measured across numeric paths on the quick profile was 1.39 points; a method broken on purpose (MAS with its penalty switched off) falls by 6.1 points and fails it (`tests/test_regression.py`).
 
 # %%
 # NBVAL_CHECK_OUTPUT

@@ -6,12 +6,12 @@
 # The defaults run the quick profile on a CPU in minutes; its numbers are not comparable to the paper's one to one.
 
 # %% tags=["parameters"]
-profile = "quick"  # "quick" (CPU, minutes) | "paper" (SPEC §4-§5 exactly; a GPU is advised)
+profile = "quick"  # "quick" (CPU, minutes) | "paper" (the paper's protocol, docs/method.md; a GPU is advised)
 trials = 3  # Figure 3's trials (seeds 0 .. trials-1)
 sweep_trials = 1  # Table 4's trials per eta (the paper: 5)
 eta_inits = [0.1, 0.01, 0.001, 0.0005, 0.0001]  # Table 4's values
 device = "auto"  # "auto" | "cpu" | "cuda"
-engine = "stack:auto"  # where and how runs train, e.g. "here", "local:2", "local:2,stack:8" (README, "Engines")
+engine = "stack:auto"  # where and how runs train, e.g. "here", "local:2", "local:2,stack:8" (docs/engines.md)
 overrides = {}  # config overrides passed to dhclib, e.g. {"max_epochs": 20}
 missing = "train"  # runs not in the store: "train" them, or "skip" (tabulate only what is stored)
 
@@ -24,7 +24,7 @@ from dhclib import paper, plots, report
 from dhclib.paper import notebook
 from dhclib.runs.outputs import save_table
 
-# reference("table1"): the committed table the checked cells compare with (README, "Reproducibility")
+# reference("table1"): the committed table the checked cells compare with (docs/reproducibility.md)
 out_dir, store_dir, reference = notebook.setup(NOTEBOOK, profile, engine)
 
 # %% [markdown]
@@ -50,7 +50,7 @@ save_table(summary, out_dir, "traces_by_task")
 notebook.display_table(summary.round(4))
 
 # %% [markdown]
-# **Regression check.** The traces' exact values depend on the machine's numeric path (README, "Reproducibility"). The cell below, the one the tests compare, requires each task's η, ‖Hebb‖_F and ‖α‖_F within 25% of the committed reference (`tests/reference/`), and Table 4's means within 2.5 points.
+# **Regression check.** The traces' exact values depend on the machine's numeric path (docs/reproducibility.md). The cell below, the one the tests compare, requires each task's η, ‖Hebb‖_F and ‖α‖_F within 25% of the committed reference (`tests/reference/`), and Table 4's means within 2.5 points.
 
 # %%
 # NBVAL_CHECK_OUTPUT
@@ -58,7 +58,7 @@ notebook.check(summary, reference("traces_by_task"),
                keys=["task"], values=["eta_end", "eta_max", "hebb_norm_end", "hebb_norm_max", "alpha_norm_end"])
 
 # %% [markdown]
-# Figure 3's claims against our traces (eta with its gradient truncated to one step, as in Listing 1: `eta_grad_horizon=1`; SPEC §1):
+# Figure 3's claims against our traces (eta with its gradient truncated to one step, as in Listing 1: `eta_grad_horizon=1`; docs/method.md):
 
 # %%
 checks = report.figure3_checks(summary)

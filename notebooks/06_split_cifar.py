@@ -1,16 +1,16 @@
 # %% [markdown]
 # # Split CIFAR-10/100: Figure 8
 #
-# Appendix D replicates the Split CIFAR-10/100 experiment of Zenke et al. (2017): the network first learns all of CIFAR-10, then five tasks of ten consecutive CIFAR-100 classes (0–9, …, 40–49), one 10-way head per task. Figure 8 shows the test accuracy on every task after the last one for DHP Softmax, and quotes Finetune, SI and training from scratch (a new network per task) from von Oswald et al. (2019). The network and protocol are Zenke et al.'s (README, "Choices": Adam, batch 256, 60 epochs per task; our decisions where the paper is silent are there too).
+# Appendix D replicates the Split CIFAR-10/100 experiment of Zenke et al. (2017): the network first learns all of CIFAR-10, then five tasks of ten consecutive CIFAR-100 classes (0–9, …, 40–49), one 10-way head per task. Figure 8 shows the test accuracy on every task after the last one for DHP Softmax, and quotes Finetune, SI and training from scratch (a new network per task) from von Oswald et al. (2019). The network and protocol are Zenke et al.'s (docs/choices.md: Adam, batch 256, 60 epochs per task; our decisions where the paper is silent are there too).
 #
-# **What the committed notebook holds.** The workplace where it was committed has no CIFAR data, so it is committed without outputs and `make test` skips it with the reason; a pipeline check runs it on generated files. `make reproduce` runs it where `cifar-10-batches-py/` and `cifar-100-python/` are under the data root (README, "Data").
+# **What the committed notebook holds.** The workplace where it was committed has no CIFAR data, so it is committed without outputs and `make test` skips it with the reason; a pipeline check runs it on generated files. `make reproduce` runs it where `cifar-10-batches-py/` and `cifar-100-python/` are under the data root (docs/data.md).
 
 # %% tags=["parameters"]
-profile = "quick"  # "quick" (CPU, minutes) | "paper" (SPEC §4-§5 exactly; a GPU is advised)
+profile = "quick"  # "quick" (CPU, minutes) | "paper" (the paper's protocol, docs/method.md; a GPU is advised)
 methods = "all"  # Figure 8's: finetune, dhp, si, dhp+si, scratch
 trials = 3  # seeds 0 .. trials-1 (the paper: 10)
 device = "auto"  # "auto" | "cpu" | "cuda"
-engine = "stack:auto"  # where and how runs train, e.g. "here", "local:2", "local:2,stack:8" (README, "Engines")
+engine = "stack:auto"  # where and how runs train, e.g. "here", "local:2", "local:2,stack:8" (docs/engines.md)
 overrides = {}  # config overrides passed to dhclib, e.g. {"max_epochs": 20}
 missing = "train"  # runs not in the store: "train" them, or "skip" (tabulate only what is stored)
 
@@ -24,7 +24,7 @@ from dhclib import paper, plots, report
 from dhclib.paper import notebook
 from dhclib.runs.outputs import save_table
 
-# reference("table1"): the committed table the checked cells compare with (README, "Reproducibility")
+# reference("table1"): the committed table the checked cells compare with (docs/reproducibility.md)
 out_dir, store_dir, reference = notebook.setup(NOTEBOOK, profile, engine)
 from dhclib.benchmarks import SPLIT_CIFAR_TASK_NAMES
 

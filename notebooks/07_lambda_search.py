@@ -1,17 +1,17 @@
 # %% [markdown]
 # # The consolidation-strength search of Appendix A
 #
-# The paper chose λ for Online EWC, SI (λ is SI's c) and MAS by a grid search on one task sequence (one seed), and used the same λ with and without DHP Softmax (SPEC §5). Its grids are printed with ellipses; `dhclib.paper.search_grids()` holds our expansion of each (declared beside each regulariser's class) (the printed values, the evident step, and always the paper's choice). This notebook runs those grids for Split MNIST (A.3) and, on the quick profile, Permuted MNIST (A.1), and asks: is the paper's λ the best of its grid here?
+# The paper chose λ for Online EWC, SI (λ is SI's c) and MAS by a grid search on one task sequence (one seed), and used the same λ with and without DHP Softmax (docs/method.md). Its grids are printed with ellipses; `dhclib.paper.search_grids()` holds our expansion of each (declared beside each regulariser's class) (the printed values, the evident step, and always the paper's choice). This notebook runs those grids for Split MNIST (A.3) and, on the quick profile, Permuted MNIST (A.1), and asks: is the paper's λ the best of its grid here?
 #
 # The defaults run the quick profile on a CPU in minutes: the best λ of the quick profile need not be the best of the paper's protocol (`profile="paper"` runs Split MNIST's search as the paper did).
 
 # %% tags=["parameters"]
-profile = "quick"  # Split MNIST's search: "quick" (CPU, a minute) | "paper" (SPEC §4, as the paper searched)
+profile = "quick"  # Split MNIST's search: "quick" (CPU, a minute) | "paper" (the paper's protocol, as the paper searched)
 permuted_profile = "quick"  # Permuted MNIST's search (the paper profile costs about 10 min a run on a CPU)
 seed = 0  # the paper searched on one task sequence, i.e. one seed
 regularisers = ["ewc", "si", "mas"]  # the baselines whose lambda the paper searched
 device = "auto"  # "auto" | "cpu" | "cuda"
-engine = "stack:auto"  # where and how runs train, e.g. "here", "local:2", "local:2,stack:8" (README, "Engines")
+engine = "stack:auto"  # where and how runs train, e.g. "here", "local:2", "local:2,stack:8" (docs/engines.md)
 overrides = {}  # config overrides passed to dhclib for both searches
 missing = "train"  # runs not in the store: "train" them, or "skip" (tabulate only what is stored)
 beyond = {"si": [2.0, 5.0, 10.0, 50.0, 100.0]}  # Permuted MNIST: values past the paper's grid (ours, labelled)
@@ -26,7 +26,7 @@ from dhclib import paper, plots, report
 from dhclib.paper import notebook
 from dhclib.runs.outputs import save_table
 
-# reference("table1"): the committed table the checked cells compare with (README, "Reproducibility")
+# reference("table1"): the committed table the checked cells compare with (docs/reproducibility.md)
 out_dir, store_dir, reference = notebook.setup(NOTEBOOK, profile, engine)
 from dhclib.runs.outputs import store_root
 
@@ -48,7 +48,7 @@ save_table(split_table, out_dir, "split_mnist_grid");
 notebook.display_table(report.percent(split_table, 2))
 
 # %% [markdown]
-# **Regression check.** The cells the tests compare require every grid point's average accuracy and BWT within 2.5 and 3 points of the committed reference (`tests/reference/`; the exact numbers depend on the machine's numeric path, README "Reproducibility"), and the same trials and divergences. The best λ of a grid is not checked where grid points lie within the tolerance of each other; its accuracy is.
+# **Regression check.** The cells the tests compare require every grid point's average accuracy and BWT within 2.5 and 3 points of the committed reference (`tests/reference/`; the exact numbers depend on the machine's numeric path, docs/reproducibility.md), and the same trials and divergences. The best λ of a grid is not checked where grid points lie within the tolerance of each other; its accuracy is.
 
 # %%
 # NBVAL_CHECK_OUTPUT
