@@ -66,7 +66,7 @@ def main() -> None:
     ap.add_argument("--out", default="gpu_check.md")
     ap.add_argument("--smoke", action="store_true")
     ap.add_argument("--cuda-graphs", action="store_true",
-                    help="part 2 with each stacked step replayed as a CUDA graph (dhclib.run_many(engine="stack:N+graphs"))")
+                    help="part 2 with each stacked step replayed as a CUDA graph (dhclib.run_many(engine='stack:N+graphs'))")
     args = ap.parse_args()
     device = str(resolve_device(args.device))
     kind = "SMOKE RUN: the numbers mean nothing" if args.smoke else "paper profile"

@@ -160,7 +160,7 @@ def check(table: pd.DataFrame, reference: Path, keys: Sequence[str], values: Seq
         folder = reference.parent
         if folder not in _UNREFERENCED:
             _UNREFERENCED.add(folder)
-            print(f"no reference for this profile ({regression.relative(folder)}): nothing is compared")
+            print(f"no reference for this profile ({regression.repo_relative(folder)}): nothing is compared")
         return
     ref = pd.read_csv(reference)
     for count in _COUNTS:  # a table of other trial counts than the reference's is another experiment

@@ -93,7 +93,7 @@ def check_table(ours: pd.DataFrame, reference: pd.DataFrame | str | Path | None,
     tolerance = TOLERANCE if tolerance is None else tolerance
     if reference is None or (isinstance(reference, (str, Path)) and not Path(reference).is_file()):
         # named relative to the repository, so that the printed check is the same on every machine
-        where = "" if reference is None else f" {relative(Path(reference))}"
+        where = "" if reference is None else f" {repo_relative(Path(reference))}"
         return pd.DataFrame({"check": [f"no committed reference{where}: nothing to compare"]})
     ref = pd.read_csv(reference) if isinstance(reference, (str, Path)) else reference
     keys = list(keys)
@@ -141,7 +141,7 @@ def _show(value) -> str:
     return f"{float(value):g}" if isinstance(value, (int, float, np.number)) else repr(value)
 
 
-def relative(path: Path) -> str:
+def repo_relative(path: Path) -> str:
     """``path`` named relative to the repository where it lies in it (the same printed text on every machine)."""
     try:
         return str(path.resolve().relative_to(_REPO))
