@@ -23,6 +23,9 @@ DEVICE  ?=
 TRIALS  ?=
 MISSING ?=
 ENGINE  ?=
+# Where make reproduce and make notebooks write, asked for (dhclib/runs/outputs.py): the committed outputs/ unless
+# DHC_OUTPUT_ROOT says otherwise; a notebook run without it writes its tables and figures to outputs/scratch/.
+OUTPUT_ROOT := $(or $(DHC_OUTPUT_ROOT),outputs)
 UNIT_SHARDS ?= 2
 NOTEBOOKS := 01_permuted_mnist 02_imbalanced_permuted_mnist 03_split_mnist 04_vision_mixture 05_ablation 06_split_cifar 07_lambda_search
 # Two lanes of notebooks, one torch thread each (notebooks/lanes.sh says why); 05 reuses 01's runs: same lane.
@@ -72,7 +75,7 @@ nbval: $(VENV)/.installed
 
 reproduce: $(VENV)/.installed
 	$(if $(STACK)$(EXECUTOR),$(error STACK= and EXECUTOR= were replaced by ENGINE= (e.g. ENGINE=stack:8 or ENGINE=local:2): docs/engines.md, "What replaced what"))
-	NB_OUT=outputs/$(PROFILE) NB_ARGS="--log-output -p profile $(PROFILE) $(if $(DEVICE),-p device $(DEVICE)) \
+	DHC_OUTPUT_ROOT=$(abspath $(OUTPUT_ROOT)) NB_OUT=$(OUTPUT_ROOT)/$(PROFILE) NB_ARGS="--log-output -p profile $(PROFILE) $(if $(DEVICE),-p device $(DEVICE)) \
 	  $(if $(TRIALS),-p trials $(TRIALS)) $(if $(MISSING),-p missing $(MISSING)) $(if $(ENGINE),-p engine $(ENGINE)) \
 	  $(PAPER_ARGS)" \
 	  NB_NEEDS="$(PAPER_NEEDS)" bash notebooks/lanes.sh execute $(PY) $(LANES)
@@ -93,7 +96,7 @@ report: $(VENV)/.installed
 	$(if $(filter paper,$(PROFILE)),$(PY) scripts/readme_tables.py --store outputs/paper README.md docs/findings.md)
 
 notebooks: $(VENV)/.installed
-	bash notebooks/lanes.sh execute $(PY) $(LANES)
+	DHC_OUTPUT_ROOT=$(abspath $(OUTPUT_ROOT)) bash notebooks/lanes.sh execute $(PY) $(LANES)
 
 # JupyterLab with this repository's settings (.jupyter/): notebooks/ paired with their .py (jupytext), and every save
 # normalised as the notebook lanes write it (scripts/normalize_notebook.py).

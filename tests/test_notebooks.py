@@ -287,3 +287,27 @@ def test_a_notebooks_engine_is_checked_and_its_workers_held_for_the_kernel(tmp_p
         notebook.setup("01_x", "quick", "slurm:time_min=x")
     with pytest.raises(ConfigError, match=r"^engine: 'local:0' needs N >= 1; accepted: "):
         notebook.setup("01_x", "quick", "local:0")
+
+@pytest.mark.parametrize("params, message", [
+    ({"profile": "fast"}, "ConfigError: unknown profile 'fast'; accepted: 'paper', 'quick'"),
+    ({"trials": 0}, "ConfigError: trials must be a whole number >= 1 (seeds 0 .. trials-1), got 0"),
+    ({"methods": '["finetune", "dhp"]'}, "ConfigError: methods given as the text '[\"finetune\", \"dhp\"]': write "
+                                         "comma-separated names"),
+    ({"methods": ["nope"]}, "ConfigError: unknown method 'nope'; accepted: finetune, dhp, "),
+    ({"engine": "local:0"}, "ConfigError: engine: 'local:0' needs N >= 1; accepted: "),
+], ids=["profile", "trials", "methods-as-text", "method", "engine"])
+def test_a_bad_notebook_parameter_is_one_line_and_leaves_nothing_behind(params, message, tmp_path, monkeypatch):
+    """Papermill with a bad parameter, as a user types it: the failing cell's output is the error's one line
+    (dhclib.errors.DhcError renders no stack in IPython), raised before the notebook writes anything: no output or
+    store folder appears."""
+    papermill = pytest.importorskip("papermill")
+    monkeypatch.setenv("DHC_OUTPUT_ROOT", str(tmp_path / "outputs"))
+    executed = tmp_path / "03.ipynb"
+    with pytest.raises(papermill.PapermillExecutionError):
+        papermill.execute_notebook(str(NOTEBOOKS / "03_split_mnist.ipynb"), str(executed), cwd=str(NOTEBOOKS),
+                                   progress_bar=False, kernel_name="python3", parameters=params)
+    errors = [o for c in nbformat.read(executed, as_version=4).cells if c.cell_type == "code"
+              for o in c.get("outputs", []) if o.output_type == "error"]
+    assert len(errors) == 1 and len(errors[0].traceback) == 1, errors
+    assert errors[0].traceback[0].startswith(message)
+    assert not (tmp_path / "outputs").exists()

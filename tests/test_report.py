@@ -147,13 +147,19 @@ def test_figures_are_drawn_and_saved_as_png_and_pdf(tmp_path):
 
 
 def test_output_dirs_and_save_table(tmp_path, monkeypatch):
-    """Defaults: <root>/<profile>/<notebook>/ for artefacts and <root>/<profile>/ for the store, root from
-    $DHC_OUTPUT_ROOT; explicit folders win."""
-    monkeypatch.setenv("DHC_OUTPUT_ROOT", str(tmp_path))
+    """With $DHC_OUTPUT_ROOT: <root>/<profile>/<notebook>/ for artefacts and <root>/<profile>/ for the store.
+    Without it (a run nobody asked to commit): the repository's store, and artefacts in the untracked
+    outputs/scratch/, never the committed outputs/<profile>/<notebook>/; from notebooks/ as from the root."""
+    monkeypatch.setenv("DHC_OUTPUT_ROOT", str(tmp_path / "root"))
     out, store = output_dirs("01_x", "quick")
-    assert out == tmp_path / "quick" / "01_x" and store == tmp_path / "quick" and out.is_dir()
-    out, store = output_dirs("01_x", "quick", tmp_path / "a", tmp_path / "b")
-    assert (out, store) == (tmp_path / "a", tmp_path / "b")
+    assert out == tmp_path / "root" / "quick" / "01_x" and store == tmp_path / "root" / "quick"
+    monkeypatch.delenv("DHC_OUTPUT_ROOT")
+    (tmp_path / "notebooks").mkdir()
+    for cwd in (tmp_path, tmp_path / "notebooks"):
+        monkeypatch.chdir(cwd)
+        out, store = output_dirs("01_x", "paper")
+        assert out == tmp_path / "outputs" / "scratch" / "paper" / "01_x" and store == tmp_path / "outputs" / "paper"
+    assert not (tmp_path / "outputs").exists()  # made by the first table or run written, not before
     path = save_table(pd.DataFrame({"x": [1]}), out, "t")
     assert pd.read_csv(path)["x"].tolist() == [1] and not list(out.glob(".*tmp"))
 

@@ -95,6 +95,18 @@ def test_missing_skip_trains_nothing_and_lists_what_is_absent(idx_root, tmp_path
         dhclib.run_many("split_mnist", "dhp", "0", "quick", "cpu", idx_root, out, missing="never", **SMALL)
 
 
+def test_a_batch_says_how_many_runs_it_trains_before_its_bar(idx_root, tmp_path, capsys):
+    """With progress on, the line before the bar counts the runs to train, those already stored and the engine;
+    nothing is said when nothing trains, or with progress off."""
+    out = tmp_path / "store"
+    dhclib.run_many("split_mnist", "finetune", "0", "quick", "cpu", idx_root, out, progress=False, **SMALL)
+    assert "training" not in capsys.readouterr().out
+    dhclib.run_many("split_mnist", "finetune,dhp", "0", "quick", "cpu", idx_root, out, progress="runs", **SMALL)
+    assert "training 1 of 2 runs (1 already stored) on engine 'here'\n" in capsys.readouterr().out
+    dhclib.run_many("split_mnist", "finetune,dhp", "0", "quick", "cpu", idx_root, out, progress="runs", **SMALL)
+    assert "training" not in capsys.readouterr().out
+
+
 def test_variants_are_labelled_stored_apart_and_reused(idx_root, tmp_path, monkeypatch):
     """A variant's runs carry their setting in the method name, use their own store key, and are reloaded."""
     out = tmp_path / "store"

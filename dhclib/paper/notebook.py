@@ -6,6 +6,7 @@ and the figures."""
 
 from __future__ import annotations
 
+import os
 from functools import partial
 from pathlib import Path
 from typing import Callable, Sequence
@@ -29,7 +30,8 @@ __all__ = ["setup", "VARIANTS", "variants_of", "train", "list_missing", "show", 
 
 def setup(notebook: str, profile: str, engine: Engine | str | None = None) -> tuple[Path, Path, Callable[[str], Path]]:
     """``(out_dir, store_dir, reference)`` of a notebook (:func:`dhclib.runs.outputs.output_dirs`: by profile,
-    under ``$DHC_OUTPUT_ROOT`` if set); ``reference("table1")`` is the committed table its checked cells compare
+    under ``$DHC_OUTPUT_ROOT`` if set, else the committed store and an untracked folder for the artefacts, which
+    the notebook names); ``reference("table1")`` is the committed table its checked cells compare
     with (docs/reproducibility.md). The notebook's ``engine`` is checked here, before anything trains, and its
     workers (if any) are started once and kept while the kernel lives (:func:`dhclib.runs.executors.hold`): every
     cell trains on them, a cell run again starts no second pool or cluster."""
@@ -38,8 +40,19 @@ def setup(notebook: str, profile: str, engine: Engine | str | None = None) -> tu
         raise ConfigError(f"unknown profile {profile!r}; accepted: {', '.join(map(repr, PROFILES))}")
     engine = Engine.of(engine)  # a bad engine string fails here, before anything is written
     out_dir, store = output_dirs(notebook, profile)
+    if not os.environ.get("DHC_OUTPUT_ROOT"):  # said once, so that nobody looks for them under outputs/<profile>/
+        print(f"tables and figures go to {_shown(out_dir)}/ (untracked); runs are read from and added to "
+              f"{_shown(store)}/; DHC_OUTPUT_ROOT=<folder> writes both under <folder>/{profile}/ instead")
     hold(engine, store)
     return out_dir, store, partial(regression.reference_path, notebook, profile=profile)
+
+
+def _shown(path: Path) -> str:
+    """``path`` relative to the working directory (``../outputs/...`` from notebooks/)."""
+    try:
+        return os.path.relpath(path)
+    except ValueError:  # another drive (Windows)
+        return str(path)
 
 
 # The labelled rows a benchmark notebook shows beside Table 1's when its ``variants`` parameter is None, by profile:

@@ -85,6 +85,10 @@ def execute(plan: list[Planned], out_dir, engine: Engine | str | None = None, da
     if missing == "train":  # after the data: a batch that cannot train leaves no empty store folder behind
         check_store(out_dir)
     if todo:
+        if progress:  # before the bar, which counts runs but cannot say where they train
+            kept = [f"{len(plan) - len(todo) - len(out.diverged)} already stored"]
+            kept += [f"{len(out.diverged)} recorded as diverged"] if out.diverged else []
+            print(f"training {len(todo)} of {len(plan)} runs ({', '.join(kept)}) on engine '{engine}'", flush=True)
         with workers(engine, out_dir) as executor:
             _train(plan, todo, done, out, executor, out_dir, engine, data_dir, progress, on_diverge == "record")
     for i in sorted(done):

@@ -1,9 +1,15 @@
-"""Where a notebook's runs and artefacts go (issue #3: ``outputs/<profile>/<notebook>/``), and saving tables.
+"""Where a notebook's runs and artefacts go, and saving tables.
 
 Runs go to one result store per profile, ``<root>/<profile>/runs/...``, shared by all notebooks so that a run
-needed twice (e.g. DHP on Permuted MNIST in 01 and in the ablation) is trained once; a notebook's tables, figures
-and executed copy go to ``<root>/<profile>/<notebook>/``. ``<root>`` is ``outputs`` beside the notebooks, or
-``$DHC_OUTPUT_ROOT`` (the tests point it at a temporary folder so that nbval trains afresh).
+needed twice (e.g. DHP on Permuted MNIST in 01 and in the ablation) is trained once. A store only ever gains files
+(a run is written once, under its key), so the committed store can be shared by every run of a notebook.
+
+A notebook's tables, figures and executed copy are another matter: ``outputs/<profile>/<notebook>/`` holds the
+committed ones, which only an asked-for run may rewrite. Asking is setting ``$DHC_OUTPUT_ROOT`` (``make notebooks``
+and ``make reproduce`` set it to ``outputs``; the tests point it at a temporary folder so that nbval trains
+afresh): artefacts then go to ``<root>/<profile>/<notebook>/``. A notebook run without it (JupyterLab, a plain
+papermill call) reads and adds to the repository's store, ``outputs/<profile>/``, and writes its artefacts to the
+untracked ``outputs/scratch/<profile>/<notebook>/``.
 """
 
 from __future__ import annotations
@@ -15,21 +21,22 @@ import pandas as pd
 
 from dhclib.runs.store import write_atomic
 
-__all__ = ["output_dirs", "store_root", "save_table"]
+__all__ = ["output_dirs", "store_root", "save_table", "SCRATCH"]
+
+SCRATCH = "scratch"  # outputs/scratch/: git-ignored, for the artefacts of runs nobody asked to commit
 
 
-def output_dirs(notebook: str, profile: str, output_dir=None, store_dir=None) -> tuple[Path, Path]:
-    """``(output_dir, store_dir)`` for a notebook: explicit values win, else the defaults above."""
-    root = Path(os.environ.get("DHC_OUTPUT_ROOT") or _repo_outputs())
-    out = Path(output_dir) if output_dir else root / profile / notebook
-    out.mkdir(parents=True, exist_ok=True)
-    return out, store_root(profile, store_dir)
+def output_dirs(notebook: str, profile: str) -> tuple[Path, Path]:
+    """``(output_dir, store_dir)`` of a notebook, as the module docstring says. Neither is made here: the first
+    table or run written makes its folder, so a notebook stopped by a bad parameter leaves no folder behind."""
+    root = os.environ.get("DHC_OUTPUT_ROOT")
+    out = Path(root) / profile / notebook if root else _repo_outputs() / SCRATCH / profile / notebook
+    return out, store_root(profile)
 
 
-def store_root(profile: str, store_dir=None) -> Path:
-    """The result store of ``profile`` (``<root>/<profile>``), unless ``store_dir`` is given."""
-    if store_dir:
-        return Path(store_dir)
+def store_root(profile: str) -> Path:
+    """The result store of ``profile``: ``<root>/<profile>``, ``<root>`` being ``$DHC_OUTPUT_ROOT`` or the
+    repository's ``outputs``."""
     return Path(os.environ.get("DHC_OUTPUT_ROOT") or _repo_outputs()) / profile
 
 
