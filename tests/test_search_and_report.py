@@ -107,6 +107,25 @@ def test_a_batch_says_how_many_runs_it_trains_before_its_bar(idx_root, tmp_path,
     assert "training" not in capsys.readouterr().out
 
 
+def test_the_runs_a_table_lacks_are_listed_by_row_benchmark_and_grid_value(capsys):
+    """``notebook.list_missing``: one line per row label and seed span; the benchmark named where the runs span
+    several (notebook 05's Table 4), a grid's value where they come from one (``eta_init``)."""
+    from dhclib.paper import notebook
+
+    rows = [dict(benchmark=b, method="dhp", base_method="dhp", variant="", seed=s, config_key="k", eta_init=e)
+            for b in ("permuted_mnist", "split_mnist") for e in (0.1, 0.01) for s in (0, 1, 2, 4)]
+    notebook.list_missing(rows)
+    out = capsys.readouterr().out.splitlines()
+    assert out[0].startswith("16 runs are not in the store") and len(out) == 5
+    assert "  permuted_mnist: dhp, eta_init=0.1: seeds 0-2, 4" in out
+    assert "  split_mnist: dhp, eta_init=0.01: seeds 0-2, 4" in out
+    notebook.list_missing([dict(benchmark="split_mnist", method="ewc [fisher_mode=batch]", base_method="ewc",
+                                variant="fisher_mode=batch", seed=3, config_key="k")])
+    assert capsys.readouterr().out.splitlines()[1] == "  ewc [fisher_mode=batch]: seeds 3"
+    notebook.list_missing([])
+    assert capsys.readouterr().out == ""
+
+
 def test_variants_are_labelled_stored_apart_and_reused(idx_root, tmp_path, monkeypatch):
     """A variant's runs carry their setting in the method name, use their own store key, and are reloaded."""
     out = tmp_path / "store"

@@ -104,15 +104,22 @@ def train(benchmark: str, methods, trials: int, profile: str, device: str, store
 
 
 def list_missing(left_out: list[dict]) -> None:
-    """Say which runs the tables lack because they are not in the store (``missing="skip"``), per row label."""
+    """Say which runs the tables lack because they are not in the store (``missing="skip"``): per row label, with
+    the benchmark where they span several and a grid's value (e.g. ``eta_init=0.1``) where they come from one."""
     if not left_out:
         return
+    several = len({run["benchmark"] for run in left_out}) > 1
     by_label: dict[str, list[int]] = {}
     for run in left_out:
-        by_label.setdefault(run["method"], []).append(int(run["seed"]))
+        grid = [f"{k}={v}" for k, v in run.items() if k not in _IDENTITY]
+        label = (f"{run['benchmark']}: " if several else "") + ", ".join([run["method"], *grid])
+        by_label.setdefault(label, []).append(int(run["seed"]))
     print(f"{len(left_out)} runs are not in the store and were not trained (missing='skip'); their rows lack them:")
     for label, seeds in by_label.items():
         print(f"  {label}: seeds {_seed_ranges(sorted(seeds))}")
+
+
+_IDENTITY = {"benchmark", "method", "base_method", "variant", "seed", "config_key"}  # what every missing run names
 
 
 def _seed_ranges(seeds: list[int]) -> str:
