@@ -38,6 +38,11 @@ def test_etas_course_beside_figure_3():
                                  "eta_later_min": -0.02, "eta_end": 0.005}
     one_task = eta_trajectory(t[t["task"] == 0])
     assert one_task["eta_end"] == 0.010 and np.isnan(one_task["eta_later_min"])
+    # with the run's tasks: task 1 ran 3 epochs and early stopping restored epoch 2, whose last step had eta 0.024
+    t["epoch"] = [2, 1, 2, 3, 1, 2]
+    tasks = pd.DataFrame({"task": [1, 0], "epochs": [2, 3], "best_epoch": [1, 2]})
+    both = eta_trajectory(t, tasks)
+    assert both["task1_epochs"] == 3 and both["eta_task1_restored"] == 0.024 and both["eta_task1_end"] == 0.010
 
 
 def test_a_collapsed_task_is_named_with_its_trace_at_the_restored_epoch():

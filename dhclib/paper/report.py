@@ -468,16 +468,25 @@ def trace_runaway(traces: pd.DataFrame, factor: float = RUNAWAY_FACTOR) -> pd.Da
     return per[["task", "hebb_norm_max", "task1_median", "ratio", "runaway", "eta_min", "eta_negative_share"]]
 
 
-def eta_trajectory(traces: pd.DataFrame) -> dict[str, float]:
+def eta_trajectory(traces: pd.DataFrame, tasks: pd.DataFrame | None = None) -> dict[str, float]:
     """η's course over one DHP run's traced steps, to lay beside Figure 3 (the paper: η rises to about 0.024 in
     task 1, then decays): its largest value in task 1 and its value at task 1's last traced step, its largest and
-    smallest value after task 1, and its value at the run's last traced step."""
+    smallest value after task 1, and its value at the run's last traced step. With the run's ``tasks`` also the
+    epochs task 1 ran and η at the end of the epoch early stopping restored for it (η is restored with the
+    weights, so later tasks start from that value: what reading "validation error" as accuracy or as loss
+    changes, A.1)."""
     t = traces.sort_values("step")
     first = t["task"] == t["task"].min()
     later = t.loc[~first, "eta"]
-    return {"eta_task1_max": float(t.loc[first, "eta"].max()), "eta_task1_end": float(t.loc[first, "eta"].iloc[-1]),
-            "eta_later_max": float(later.max()) if len(later) else np.nan,
-            "eta_later_min": float(later.min()) if len(later) else np.nan, "eta_end": float(t["eta"].iloc[-1])}
+    out = {"eta_task1_max": float(t.loc[first, "eta"].max()), "eta_task1_end": float(t.loc[first, "eta"].iloc[-1]),
+           "eta_later_max": float(later.max()) if len(later) else np.nan,
+           "eta_later_min": float(later.min()) if len(later) else np.nan, "eta_end": float(t["eta"].iloc[-1])}
+    if tasks is not None and len(tasks) and {"task", "epochs", "best_epoch"} <= set(tasks.columns):
+        one = tasks.sort_values("task").iloc[0]
+        at = t[(t["task"] == one["task"]) & (t["epoch"] == one["best_epoch"])]
+        out["task1_epochs"] = float(one["epochs"])
+        out["eta_task1_restored"] = float(at["eta"].iloc[-1]) if len(at) else np.nan
+    return out
 
 
 # What each run records per task at its restored epoch (dhclib.method.train.mechanism); NaN for older runs.

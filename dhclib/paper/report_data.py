@@ -152,7 +152,7 @@ def _instability(results: list[RunResult]) -> tuple[pd.DataFrame, pd.DataFrame]:
                      seed=r.config["seed"])
         method = r.config["method"]
         per = trace_runaway(r.traces)
-        eta = {k: round(v, 4) for k, v in eta_trajectory(r.traces).items()}
+        eta = {k: round(v, 4) for k, v in eta_trajectory(r.traces, r.tasks).items()}
         runaway.append(dict(ident, **eta, task1_median=round(float(per["task1_median"].iloc[0]), 2),
                             hebb_norm_max=round(float(per["hebb_norm_max"].max()), 1),
                             ratio=round(float(per["ratio"].max()), 1),

@@ -106,12 +106,16 @@ def _render_instability(tables: dict[str, pd.DataFrame]) -> list[str]:
            "the trace by 1 + |η| (Eq. 2), so a run with many negative-η steps can grow it without bound. Per "
            "benchmark and method (`eta_negative_share`: mean share of traced steps with η < 0 after task 1):", "",
            md(summary)]
-    eta_cols = ["eta_task1_max", "eta_task1_end", "eta_later_max", "eta_later_min", "eta_end"]
-    if set(eta_cols) <= set(r.columns):
-        course = r.groupby(["benchmark", "method"], sort=False)[eta_cols].mean().round(4).reset_index()
+    eta_cols = [c for c in ("task1_epochs", "eta_task1_max", "eta_task1_end", "eta_task1_restored", "eta_later_max",
+                            "eta_later_min", "eta_end") if c in r.columns]
+    if eta_cols:
+        course = r.groupby(["benchmark", "method"], sort=False)[eta_cols].mean().reset_index().round(
+            {c: 1 if c == "task1_epochs" else 4 for c in eta_cols})
         out += ["", "η's course, mean over each row's runs, to lay beside Figure 3 (the paper: η rises to about 0.024 "
-                    "in task 1, then decays): its largest value in task 1 and at task 1's end, its largest and "
-                    "smallest after task 1, and at the last traced step:", "", md(course)]
+                    "in task 1, then decays): the epochs task 1 ran; η's largest value in task 1, at task 1's last "
+                    "epoch and at the epoch early stopping restored for it (η is restored with the weights: later "
+                    "tasks start from it); its largest and smallest after task 1, and at the last traced step:", "",
+                md(course)]
     flagged = r[r["runaway_tasks"] != "-"].drop(columns=eta_cols, errors="ignore")
     if len(flagged):
         out += ["", f"The runs whose trace ran away (`runaway_tasks`; the other {len(r) - len(flagged)} DHP runs: in "
