@@ -58,7 +58,8 @@ def _shown(path: Path) -> str:
 # The labelled rows a benchmark notebook shows beside Table 1's when its ``variants`` parameter is None, by profile:
 # on the quick profile SI with the strength of our quick-profile search (notebook 07); on the paper profile the rows
 # the findings rest on (README): Online EWC with the mini-batch Fisher, where the paper's diverges, the
-# interventions on DHP Softmax + MAS's collapse, and Split MNIST with the loss over all output units. A row the store lacks runs for is listed as such, never hidden.
+# interventions on DHP Softmax + MAS's collapse, and Split MNIST with the loss over all output units. A row the
+# store lacks runs for is listed as such, never hidden.
 _FISHER_BATCH = {"methods": ["ewc", "dhp+ewc"], "overrides": {"fisher_mode": "batch"}}
 _PAPER_PERMUTED = [
     _FISHER_BATCH,

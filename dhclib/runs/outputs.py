@@ -21,7 +21,7 @@ import pandas as pd
 
 from dhclib.runs.store import write_atomic
 
-__all__ = ["output_dirs", "store_root", "save_table", "SCRATCH"]
+__all__ = ["output_dirs", "store_root", "save_table"]
 
 SCRATCH = "scratch"  # outputs/scratch/: git-ignored, for the artefacts of runs nobody asked to commit
 

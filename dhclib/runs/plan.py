@@ -50,8 +50,9 @@ def as_names(value, what: str, everything: Iterable[str]) -> list[str]:
     """A comma-separated string or an iterable of names; ``"all"`` means every one of ``everything``."""
     if isinstance(value, str):
         if value.lstrip().startswith(("[", "(")):  # a list typed as text, e.g. papermill's -p (which passes text)
+            two = list(everything)[:2]
             raise ConfigError(f"{what} given as the text {value!r}: write comma-separated names (e.g. "
-                              f"'finetune,dhp') or pass a real list (papermill: -y '{what}: [finetune, dhp]')")
+                              f"'{','.join(two)}') or pass a real list (papermill: -y '{what}: [{', '.join(two)}]')")
         value = list(everything) if value == "all" else [v.strip() for v in value.split(",") if v.strip()]
     value = list(value)
     if not value:
