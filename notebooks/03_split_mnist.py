@@ -13,7 +13,7 @@ device = "auto"  # "auto" | "cpu" | "cuda"
 engine = "stack:auto"  # where and how runs train, e.g. "here", "local:2", "local:2,stack:8" (docs/engines.md)
 overrides = {}  # config overrides passed to dhclib, e.g. {"max_epochs": 20}
 missing = "train"  # runs not in the store: "train" them, or "skip" (tabulate only what is stored)
-variants = None  # extra labelled rows [{"methods": [...], "overrides": {...}}]; None: the profile's (below)
+variants = None  # extra labelled rows [{"methods": [...], "overrides": {...}[, "seeds": "0-4"]}]; None: the profile's
 
 # %%
 NOTEBOOK = "03_split_mnist"

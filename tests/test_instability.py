@@ -152,3 +152,43 @@ def test_final_averages_are_table1s_column_as_fractions():
     marks = paper.final_averages("imbalanced_permuted_mnist")
     assert marks["ewc"] == pytest.approx(0.8718) and marks["dhp+mas"] == pytest.approx(0.8880)
     assert set(marks) == set(paper.table1("imbalanced_permuted_mnist")["method"])
+
+
+def test_a_notebook_shows_the_mechanism_and_each_settings_effect_for_exactly_its_runs(tmp_path, capsys):
+    """Notebooks 01/02's collapse section: `notebook.settings` pairs a labelled row with its method in the paper's
+    configuration, and `notebook.mechanism` reads back exactly the notebook's runs (a stored run of another seed or
+    benchmark is left out) and counts their tasks, in Table 1's order, as REPORT.md does."""
+    from dhclib.paper import notebook
+    from dhclib.runs.config import resolve_config
+    from dhclib.runs.store import RunResult, result_path, write_atomic
+
+    R = np.array([[0.95, np.nan, np.nan], [0.90, 0.96, np.nan], [0.30, 0.94, 0.97]])
+    t = _traces({0: [10, 20, 20, 900], 1: [20, 30, 40, 50], 2: [20, 20, 20, 20]}).assign(alpha_norm=2.0)
+    tasks = pd.DataFrame({"task": [0, 1, 2], "best_epoch": [2, 1, 2]})
+    store = tmp_path / "paper"
+    for bench, method, seed, extra, shift in (("permuted_mnist", "dhp+mas", 0, {}, 0.0),
+                                              ("permuted_mnist", "dhp+mas", 1, {}, 0.02),
+                                              ("permuted_mnist", "dhp+mas", 2, {}, 0.0),  # not the notebook's
+                                              ("split_mnist", "dhp+mas", 0, {}, 0.0),  # nor this
+                                              ("permuted_mnist", "dhp+mas", 0, {"importance_logits": "slow"}, 0.01),
+                                              ("permuted_mnist", "dhp+mas", 1, {"importance_logits": "slow"}, 0.05)):
+        cfg = resolve_config(bench, method, seed, "paper", "cpu", **extra)
+        r = RunResult(config=dict(cfg.to_dict(), key=cfg.key()), R=R + shift * np.tril(np.ones_like(R)),
+                      traces=t, epochs=pd.DataFrame(), tasks=tasks, wall_time=1.0, versions={},
+                      device_name="cpu: test", purpose={"variant": extra} if extra else {})
+        write_atomic(result_path(store, cfg), r.to_json())
+    variants = [{"methods": ["dhp+mas"], "overrides": {"importance_logits": "slow"}}]
+    df, _ = notebook.train("permuted_mnist", ["dhp+mas"], 2, "paper", "cpu", store, tmp_path / "nb", variants,
+                           missing="skip")
+    effects = notebook.settings(df, tmp_path / "nb")
+    assert list(effects["variant"]) == ["dhp+mas [importance_logits=slow]"] and int(effects["pairs"].iat[0]) == 2
+    assert effects["avg_acc_gain"].iat[0] == pytest.approx((0.01 - 0.0 + 0.05 - 0.02) / 2)
+    m = notebook.mechanism(df, "permuted_mnist", store, tmp_path / "nb")
+    assert list(m["method"]) == ["dhp+mas", "dhp+mas [importance_logits=slow]"] and list(m["runs"]) == [2, 2]
+    assert list(m["forgotten"]) == [2, 2] and list(m["runaway_forgotten"]) == [2, 2]  # task 1, at a runaway restore
+    shown = capsys.readouterr().out
+    assert "accuracy right after learning a task (%)" in shown and (tmp_path / "nb" / "mechanism.csv").is_file()
+    only_main, _ = notebook.train("permuted_mnist", ["dhp+mas"], 2, "paper", "cpu", store, tmp_path / "nb",
+                                  [], missing="skip")
+    assert notebook.settings(only_main, tmp_path / "nb").empty
+    assert "nothing to pair: no labelled row" in capsys.readouterr().out

@@ -121,7 +121,7 @@ def test_the_runs_a_table_lacks_are_listed_by_row_benchmark_and_grid_value(capsy
     assert "  split_mnist: dhp, eta_init=0.01: seeds 0-2, 4" in out
     notebook.list_missing([dict(benchmark="split_mnist", method="ewc [fisher_mode=batch]", base_method="ewc",
                                 variant="fisher_mode=batch", seed=3, config_key="k")])
-    assert capsys.readouterr().out.splitlines()[1] == "  ewc [fisher_mode=batch]: seeds 3"
+    assert capsys.readouterr().out.splitlines()[1] == "  ewc [fisher_mode=batch]: seed 3"
     notebook.list_missing([])
     assert capsys.readouterr().out == ""
 
@@ -145,10 +145,25 @@ def test_variants_are_labelled_stored_apart_and_reused(idx_root, tmp_path, monke
     ([{"methods": ["ewc"]}], "has no overrides"),
     ([{"methods": ["ewc"], "overrides": {"fisher_mode": "batch"}, "lam": 3}], "a variant is"),
     (["ewc"], "a variant is"),
+    ([{"methods": ["ewc"], "overrides": {"fisher_mode": "batch"}, "seeds": "2-1"}], "seed range '2-1' is empty"),
 ])
 def test_bad_variants_are_one_line_errors(variants, match, tmp_path):
     with pytest.raises(dhclib.ConfigError, match=match):
         dhclib.run_variants("split_mnist", variants, out_dir=tmp_path, progress=False)
+
+
+def test_a_variant_with_its_own_seeds_runs_only_those_of_the_batch():
+    """A labelled row run on fewer seeds than Table 1's (e.g. an intervention on seeds 0-4 beside 10 trials): its
+    spec's "seeds" keeps only those of the batch's seeds, so nothing else is planned or listed as missing."""
+    from dhclib.runs import plan
+
+    spec = {"methods": ["dhp", "dhp+mas"], "overrides": {"eta_clamp": True}, "seeds": "0-2"}
+    planned = plan.variants("permuted_mnist", [spec], "0-9", "paper")
+    assert sorted((p.config.method, p.config.seed) for p in planned) == [
+        (m, s) for m in ("dhp", "dhp+mas") for s in (0, 1, 2)]
+    assert [p.config.seed for p in plan.variants("permuted_mnist", [spec], "1,5", "paper")] == [1, 1]
+    assert plan.variants("permuted_mnist", [dict(spec, seeds="7")], "0-2", "paper") == []
+    assert len(plan.variants("permuted_mnist", [{k: v for k, v in spec.items() if k != "seeds"}], "0-3")) == 8
 
 
 def test_variant_label_is_rendered_and_its_parts_travel_with_the_rows():
@@ -351,6 +366,38 @@ def test_readme_tables_are_rendered_from_the_store_and_written_between_their_mar
         with_readme_tables("no markers here", {"split_mnist": "| a |"})
     assert script.main(["--store", str(out), str(tmp_path / "missing.md")]) == 2
     assert "no such file" in capsys.readouterr().err
+
+
+def test_a_notebooks_table1_says_what_a_survivors_only_mean_rests_on(tmp_path, capsys):
+    """A notebook's Table 1 (`notebook.train`, then `notebook.table1`) joins Table 1's runs and the labelled rows;
+    the diverged runs of both reach the table, so a mean of fewer runs than were started reads "2 of 3; 1 diverged",
+    also in the saved CSV (pandas drops a frame's attrs when two frames' differ, which once lost them)."""
+    from dhclib.paper import notebook
+
+    store, out = tmp_path / "paper", tmp_path / "nb"
+    for seed, R in enumerate((R_LOW, R_HIGH)):
+        _store_run(store, "permuted_mnist", "finetune", seed, R)
+    _store_run(store, "permuted_mnist", "finetune", 2, R_HIGH)
+    _store_run(store, "permuted_mnist", "dhp+mas", 0, R_HIGH, eta_clamp=True)
+    ewc = [dhclib.resolve_config("permuted_mnist", "ewc", s, "paper", "cpu") for s in (0, 1)]
+    clamp = dhclib.resolve_config("permuted_mnist", "dhp+mas", 1, "paper", "cpu", eta_clamp=True)
+    _store_run(store, "permuted_mnist", "ewc", 2, R_LOW)
+    for cfg, purpose in ((ewc[0], {}), (ewc[1], {}), (clamp, {"variant": {"eta_clamp": True}})):
+        _write_atomic(result_path(store, cfg, "diverged"),
+                      dict(benchmark=cfg.benchmark, method=cfg.method, seed=cfg.seed, config_key=cfg.key(),
+                           message="loss nan", config=cfg.to_dict(), purpose=purpose))
+    variants = [{"methods": ["dhp+mas"], "overrides": {"eta_clamp": True}}]
+    df, diverged = notebook.train("permuted_mnist", ["finetune", "ewc"], 3, "paper", "cpu", store, out, variants,
+                                  missing="skip")
+    printed = capsys.readouterr().out
+    assert len(diverged) == 3 and "5 runs, 3 diverged" in printed
+    assert "1 run is not in the store and was not trained" in printed and "[eta_clamp=True]: seed 2" in printed
+    table = notebook.table1(df, "permuted_mnist", out).set_index("method")
+    rows = table.loc[["finetune", "ewc", "dhp+mas [eta_clamp=True]"], ["trials", "diverged", "rests_on"]]
+    assert [tuple(r) for r in rows.itertuples(index=False)] == [
+        (3, 0, ""), (1, 2, "1 of 3; 2 diverged"), (1, 1, "1 of 2; 1 diverged")]
+    saved = pd.read_csv(out / "table1.csv", keep_default_na=False).set_index("method")
+    assert saved.loc["ewc", "rests_on"] == "1 of 3; 2 diverged"
 
 
 def test_cli_report_and_grid_errors(tmp_path, capsys):

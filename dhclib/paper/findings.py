@@ -18,7 +18,7 @@ from dhclib.runs.config import BENCHMARK_NAMES
 
 __all__ = ["README_TABLES", "HEADLINE_BENCHMARKS", "headline_table", "paper_gain", "readme_tables", "with_readme_tables", "by_seed_table", "by_seed_note", "by_seed_name",
            "BY_SEED_PAIRS", "short_label", "settings_table", "placed",
-           "mechanism_table", "MECHANISM_NOTE"]
+           "mechanism_table", "mechanism_frame", "MECHANISM_NOTE"]
 
 
 
@@ -112,17 +112,24 @@ def _instability_table(tables: dict[str, pd.DataFrame]) -> str:
 
 
 def mechanism_table(tables: dict[str, pd.DataFrame]) -> str:
-    """Per benchmark and row (:func:`_mechanism`), in REPORT.md's order: what happened to the tasks before the last
-    one, with the trace's columns for DHP rows and the recorded mechanism where runs record it ("" without runs)."""
+    """Per benchmark and row (:func:`dhclib.paper.report_data.mechanism`), in REPORT.md's order: what happened to
+    the tasks before the last one ("" without runs)."""
     m = tables.get("mechanism", pd.DataFrame())
     if not len(m):
         return ""
-    rows = []
+    order = sorted(range(len(m)), key=lambda i: _row_order(tables, m["benchmark"].iat[i], m["method"].iat[i]))
+    return md(mechanism_frame(m.iloc[order]))
 
+
+def mechanism_frame(m: pd.DataFrame) -> pd.DataFrame:
+    """The mechanism table (:func:`dhclib.paper.report_data.mechanism`) as a reader sees it, in ``m``'s order:
+    accuracies in %, counts of tasks, the trace's columns "—" for rows without a trace, and the recorded mechanism
+    "—" where no run of the row records it (with "k of n runs" where only some do)."""
     def count(v) -> str:
         return "—" if pd.isna(v) else str(int(v))
 
-    for x in sorted(m.itertuples(index=False), key=lambda x: _row_order(tables, x.benchmark, x.method)):
+    rows = []
+    for x in m.itertuples(index=False):
         ratio = "—"
         if x.recorded:
             ratio = f"{x.plastic_ratio_median:.2f}; {x.plastic_ratio_max:.2f}" if not pd.isna(x.plastic_ratio_median) \
@@ -133,11 +140,11 @@ def mechanism_table(tables: dict[str, pd.DataFrame]) -> str:
                      int(x.forgotten), "—" if pd.isna(x.alpha_after_last) else f"{x.alpha_after_last:.2f}",
                      ratio + (seen if ratio != "—" else ""),
                      "—" if pd.isna(x.stiffness_max) else f"{x.stiffness_max:.3g}" + seen])
-    return md(pd.DataFrame(rows, columns=[
+    return pd.DataFrame(rows, columns=[
         "benchmark", "method", "runs", "accuracy right after learning a task (%)",
         "restores at a runaway-trace epoch", f"of those, forgotten by > {100 * COLLAPSE_DROP:g} points",
         "forgotten with a normal trace", f"all forgotten by > {100 * COLLAPSE_DROP:g} points",
-        "‖α‖_F after the last task", "‖α⊙Hebb‖_F / ‖θ‖_F at restore (median; max)", "largest lr·2λΩ"]))
+        "‖α‖_F after the last task", "‖α⊙Hebb‖_F / ‖θ‖_F at restore (median; max)", "largest lr·2λΩ"])
 
 
 def settings_table(tables: dict[str, pd.DataFrame]) -> str:
@@ -266,7 +273,7 @@ def readme_tables(tables: dict[str, pd.DataFrame]) -> dict[str, str]:
     against its baseline, paired by seed), ``instability`` (runaway traces and collapsed tasks per DHP row),
     ``<dhp>_by_seed`` (each pair of :data:`BY_SEED_PAIRS` seed by seed, with its collapsed tasks:
     :func:`by_seed_table`, e.g. ``dhp_mas_by_seed``) and
-    ``mechanism`` (what happens to each row's tasks: :func:`_mechanism_table`) and ``settings`` (each labelled
+    ``mechanism`` (what happens to each row's tasks: :func:`mechanism_table`) and ``settings`` (each labelled
     setting against its method's paper configuration: :func:`_settings_table`)."""
     return {"headline": headline_table(tables), "split_mnist": _split_table(tables["table1"]),
             "permuted_and_imbalanced": _permuted_and_imbalanced_table(tables),

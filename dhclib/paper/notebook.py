@@ -16,12 +16,14 @@ import pandas as pd
 from dhclib import registry
 from dhclib.errors import ConfigError
 from dhclib.runs.config import PROFILES
-from dhclib.paper import final_averages, paper_results, plots, regression, report
+from dhclib.paper import final_averages, paper_results, plots, regression, report, report_data
+from dhclib.paper.findings import mechanism_frame
 from dhclib.paper.report import percent
 from dhclib.runs.engine import Engine
 from dhclib.runs.executors import hold
 from dhclib.runs.outputs import output_dirs, save_table
-from dhclib.runs.runner import run_many, run_variants
+from dhclib.runs.runner import concat_runs, run_many, run_variants
+from dhclib.runs.store import load_results
 
 __all__ = ["setup", "VARIANTS", "variants_of", "train", "list_missing", "show", "display_table", "Rendered", "check", "paper_claim", "list_diverged", "check_diverged", "table1",
            "check_table1", "paired", "verdicts", "check_verdicts", "accuracy_figure", "first_and_latest_figure",
@@ -58,19 +60,22 @@ def _shown(path: Path) -> str:
 # The labelled rows a benchmark notebook shows beside Table 1's when its ``variants`` parameter is None, by profile:
 # on the quick profile SI with the strength of our quick-profile search (notebook 07); on the paper profile the rows
 # the findings rest on (README): Online EWC with the mini-batch Fisher, where the paper's diverges, the
-# interventions on DHP Softmax + MAS's collapse, and Split MNIST with the loss over all output units. A row the
-# store lacks runs for is listed as such, never hidden.
+# interventions on DHP Softmax + MAS's collapse, early stopping on the validation loss (Permuted MNIST), and Split
+# MNIST with the loss over all output units. A row the store lacks runs for is listed as such, never hidden.
 _FISHER_BATCH = {"methods": ["ewc", "dhp+ewc"], "overrides": {"fisher_mode": "batch"}}
-_PAPER_PERMUTED = [
+_PAPER_PERMUTED = [  # each on the seeds it was run on (scripts/paper_runs.sh, scripts/collapse_runs.sh)
     _FISHER_BATCH,
-    {"methods": ["dhp", "dhp+mas"], "overrides": {"eta_clamp": True}},
-    {"methods": ["dhp+mas"], "overrides": {"importance_logits": "slow"}},
-    {"methods": ["mas", "dhp+mas"], "overrides": {"mas_mode": "batch"}},
+    {"methods": ["dhp", "dhp+mas"], "overrides": {"eta_clamp": True}, "seeds": "0-2"},
+    {"methods": ["dhp+mas"], "overrides": {"importance_logits": "slow"}, "seeds": "0-4"},
+    {"methods": ["mas", "dhp+mas"], "overrides": {"mas_mode": "batch"}, "seeds": "0-4"},
 ]
+# the other reading of A.1's early stopping (on the validation loss), against η's course and the DHP gains
+_STOP_ON_LOSS = {"methods": ["finetune", "dhp", "mas", "dhp+mas"], "overrides": {"select_metric": "loss"},
+                 "seeds": "0-2"}
 VARIANTS: dict[str, dict[str, list[dict]]] = {
     "quick": {"permuted_mnist": [{"methods": ["si", "dhp+si"], "overrides": {"lam": 50.0}}],
               "imbalanced_permuted_mnist": [_FISHER_BATCH]},
-    "paper": {"permuted_mnist": _PAPER_PERMUTED, "imbalanced_permuted_mnist": _PAPER_PERMUTED,
+    "paper": {"permuted_mnist": [*_PAPER_PERMUTED, _STOP_ON_LOSS], "imbalanced_permuted_mnist": _PAPER_PERMUTED,
               "split_mnist": [{"methods": ["finetune", "dhp", "si", "dhp+si"], "overrides": {"loss_units": "all"}}]},
 }
 
@@ -94,9 +99,9 @@ def train(benchmark: str, methods, trials: int, profile: str, device: str, store
                   on_diverge="record", missing=missing, engine=engine, **overrides)
     extra = run_variants(benchmark, variants_of(benchmark, profile, variants), seeds, profile, device, None, store_dir, progress="runs",
                          missing=missing, engine=engine, **overrides)
-    failed = df.attrs["diverged"] + extra.attrs["diverged"]
-    left_out = df.attrs["missing"] + extra.attrs["missing"]
-    df = pd.concat([df, extra], ignore_index=True)
+    # concat_runs, not pd.concat: pandas drops attrs that differ, and Table 1 counts the diverged runs from them
+    df = concat_runs([df, extra])
+    failed, left_out = df.attrs["diverged"], df.attrs["missing"]
     save_table(df, out_dir, "results_tidy")
     diverged = pd.DataFrame(failed, columns=["method", "seed", "message"])
     save_table(diverged, out_dir, "diverged")
@@ -116,9 +121,11 @@ def list_missing(left_out: list[dict]) -> None:
         grid = [f"{k}={v}" for k, v in run.items() if k not in _IDENTITY]
         label = (f"{run['benchmark']}: " if several else "") + ", ".join([run["method"], *grid])
         by_label.setdefault(label, []).append(int(run["seed"]))
-    print(f"{len(left_out)} runs are not in the store and were not trained (missing='skip'); their rows lack them:")
+    n = len(left_out)
+    print(f"{n} run{' is' if n == 1 else 's are'} not in the store and {'was' if n == 1 else 'were'} not trained "
+          "(missing='skip'); their rows lack them:")
     for label, seeds in by_label.items():
-        print(f"  {label}: seeds {_seed_ranges(sorted(seeds))}")
+        print(f"  {label}: seed{'' if len(seeds) == 1 else 's'} {_seed_ranges(sorted(seeds))}")
 
 
 _IDENTITY = {"benchmark", "method", "base_method", "variant", "seed", "config_key"}  # what every missing run names
@@ -268,6 +275,36 @@ def paired(df: pd.DataFrame, out_dir) -> pd.DataFrame:
     """Each DHP variant against its baseline, paired by seed (:func:`dhclib.paper.report.paired_tests`), saved as
     ``paired_tests`` and printed."""
     return show(report.paired_tests(df), out_dir, "paired_tests", 3)
+
+
+def settings(df: pd.DataFrame, out_dir) -> pd.DataFrame:
+    """What each labelled setting does to the method it changes: every labelled row against the same method in the
+    paper's configuration, paired by seed (:func:`dhclib.paper.report_data.setting_effects`, REPORT.md's table of
+    the same name), saved as ``settings`` and printed; one line instead where no labelled row has a method with
+    runs in the paper's configuration to pair with."""
+    main = df[df["variant"] == ""]
+    table = report_data.setting_effects(df, main) if len(df) > len(main) else pd.DataFrame()
+    if not len(table):
+        print("nothing to pair: no labelled row (parameter `variants`) whose method has runs in the paper's "
+              "configuration here")
+        return table
+    return show(table, out_dir, "settings", 3)
+
+
+def mechanism(df: pd.DataFrame, benchmark: str, store_dir, out_dir) -> pd.DataFrame:
+    """What happened to each task before the last one, per row of this notebook's runs (exactly those of ``df``,
+    read back from the store for their traces; :func:`dhclib.paper.report_data.mechanism`, REPORT.md's table "What
+    happens to each task"), in Table 1's order; saved as ``mechanism`` and shown as REPORT.md shows it."""
+    keys = set(df["config_key"])
+    table = report_data.mechanism([r for r in load_results(store_dir, benchmark) if r.config["key"] in keys])
+    if not len(table):
+        print("no stored run to read")
+        return table
+    order = {m: i for i, m in enumerate(report.method_order(list(table["method"]), df))}
+    table = table.sort_values("method", key=lambda c: c.map(order), ignore_index=True)
+    save_table(table, out_dir, "mechanism")
+    display_table(mechanism_frame(table).drop(columns="benchmark"))
+    return table
 
 
 def verdicts(df: pd.DataFrame, benchmark: str, out_dir) -> pd.DataFrame:

@@ -22,7 +22,7 @@ from dhclib.paper.report import (collapsed_tasks, eta_table, eta_trajectory, gri
 from dhclib.runs.labels import label_rows, variant_label
 from dhclib.runs.store import RunResult, load_diverged, load_results, record_identity, variant_of
 
-__all__ = ["classify_runs", "report_tables", "instability_by_row", "COLLAPSED_COLUMNS"]
+__all__ = ["classify_runs", "report_tables", "instability_by_row", "mechanism", "setting_effects", "COLLAPSED_COLUMNS"]
 
 
 def classify_runs(results: list[RunResult]) -> dict[str, pd.DataFrame]:
@@ -66,9 +66,9 @@ def report_tables(store_dir) -> dict[str, pd.DataFrame]:
     paper), ``paired`` (each DHP variant against its baseline, paired by seed), ``search`` (:func:`dhclib.paper.report.grid_best` of the lambda searches), ``eta`` (Table 4),
     ``variants``, ``diverged``, ``hardware`` (device, runs, summed and median wall time per benchmark), ``runaway``
     and ``collapsed`` (the plastic instability per DHP run and per forgotten task), ``settings`` (each labelled
-    variant against its method in the paper's configuration, paired by seed: :func:`_setting_effects`),
+    variant against its method in the paper's configuration, paired by seed: `setting_effects`),
     ``mechanism`` (per row, what
-    happens to its tasks: :func:`_mechanism`) and ``seeds`` (every Table 1 and labelled run's average accuracy and
+    happens to its tasks: `mechanism`) and ``seeds`` (every Table 1 and labelled run's average accuracy and
     BWT after the last task, one row per benchmark, row label and seed)."""
     results = load_results(store_dir)
     diverged = load_diverged(store_dir)
@@ -93,7 +93,7 @@ def report_tables(store_dir) -> dict[str, pd.DataFrame]:
             extra = [p for p in pairs_present(both["method"].unique(), rows=both)
                      if p not in registry.pairs()]
             paired.append(paired_tests(both, extra).assign(benchmark=b))
-            settings.append(_setting_effects(both, main).assign(benchmark=b))
+            settings.append(setting_effects(both, main).assign(benchmark=b))
     search = pd.DataFrame()
     if len(kinds["search"]):
         search = grid_best(grid_table(kinds["search"], "lam"), "lam")
@@ -114,10 +114,10 @@ def report_tables(store_dir) -> dict[str, pd.DataFrame]:
     seeds = per_run(pd.concat(scored, ignore_index=True)) if scored else pd.DataFrame()
     return {"table1": cat(t1), "paired": cat(paired), "search": search, "eta": eta, "variants": cat(variants),
             "diverged": div, "hardware": hardware, "runaway": runaway, "collapsed": collapsed,
-            "mechanism": _mechanism(results), "settings": cat(settings), "seeds": seeds}
+            "mechanism": mechanism(results), "settings": cat(settings), "seeds": seeds}
 
 
-def _setting_effects(both: pd.DataFrame, main: pd.DataFrame) -> pd.DataFrame:
+def setting_effects(both: pd.DataFrame, main: pd.DataFrame) -> pd.DataFrame:
     """What each labelled setting does to the method it changes: every labelled variant of one benchmark against
     the same method in the paper's configuration, paired by seed (:func:`dhclib.paper.report.paired_tests`), e.g.
     ``mas [mas_mode=batch]`` against ``mas``: the intervention's effect, where the DHP-against-baseline table
@@ -179,7 +179,7 @@ def _alpha_after_last(r: RunResult) -> float:
     return float(at["alpha_norm"].iloc[-1]) if len(at) else np.nan
 
 
-def _mechanism(results: list[RunResult]) -> pd.DataFrame:
+def mechanism(results: list[RunResult]) -> pd.DataFrame:
     """Per benchmark and row (Table 1's and the labelled variants', not the grids), over every task but the last
     of every run (:func:`dhclib.paper.report.task_states`): the mean accuracy right after learning a task; for DHP
     rows the tasks restored at an epoch whose trace had run away, how many of those were forgotten by more than

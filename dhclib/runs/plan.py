@@ -72,16 +72,19 @@ def variants(benchmark: str, specs: Iterable[dict], seeds="0", profile: str = "p
              **overrides) -> list[Planned]:
     """Extra, clearly labelled rows beside Table 1's: each spec is ``{"methods": [...], "overrides": {...}}``; its
     runs are labelled by their own overrides (:func:`dhclib.runs.labels.label_of`); ``overrides`` apply to every
-    variant (a profile-wide setting such as ``max_epochs``) and do not enter the label."""
-    out = []
+    variant (a profile-wide setting such as ``max_epochs``) and do not enter the label. A spec's optional
+    ``"seeds"`` (e.g. ``"0-4"``) keeps only those of ``seeds``: a row run on fewer seeds than Table 1's."""
+    out, wanted = [], parse_seeds(seeds)
     for v in specs:
-        if not isinstance(v, dict) or set(v) - {"methods", "overrides"} or "methods" not in v:
-            raise ConfigError(f"a variant is {{'methods': [...], 'overrides': {{...}}}}, got {v!r}")
+        if not isinstance(v, dict) or set(v) - {"methods", "overrides", "seeds"} or "methods" not in v:
+            raise ConfigError(f"a variant is {{'methods': [...], 'overrides': {{...}}[, 'seeds': '0-4']}}, got {v!r}")
         own = dict(v.get("overrides") or {})
         if not own:
             raise ConfigError(f"variant {v!r} has no overrides: it would repeat Table 1's runs")
+        mine = [s for s in wanted if "seeds" not in v or s in parse_seeds(v["seeds"])]
         out += [Planned(p.config, own, plan="variants")
-                for p in table1(benchmark, v["methods"], seeds, profile, device, **dict(overrides, **own))]
+                for p in (table1(benchmark, v["methods"], mine, profile, device, **dict(overrides, **own))
+                          if mine else [])]
     return out
 
 

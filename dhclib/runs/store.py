@@ -243,9 +243,10 @@ def load_diverged(out_dir) -> list[dict]:
     return [r for r in (read_record(p, out_dir) for p in paths) if r is not None]
 
 
-def load_results(out_dir) -> list[RunResult]:
-    """Every run stored under ``out_dir`` (by :func:`dhclib.run_many` or the CLI)."""
-    paths = sorted((Path(out_dir) / "runs").glob("*/*/seed*.json"))
+def load_results(out_dir, benchmark: str | None = None) -> list[RunResult]:
+    """Every run stored under ``out_dir`` (by :func:`dhclib.run_many` or the CLI); with ``benchmark``, only its
+    runs (the others are not read)."""
+    paths = sorted((Path(out_dir) / "runs").glob(f"{benchmark or '*'}/*/seed*.json"))
     return [RunResult.from_json(r) for r in (read_record(p, out_dir) for p in paths) if r is not None]
 
 
