@@ -26,7 +26,7 @@ from dhclib.runs.runner import concat_runs, run_many, run_variants
 from dhclib.runs.store import load_results
 
 __all__ = ["setup", "VARIANTS", "variants_of", "train", "list_missing", "show", "display_table", "Rendered", "check", "paper_claim", "list_diverged", "check_diverged", "table1",
-           "check_table1", "paired", "verdicts", "check_verdicts", "accuracy_figure", "first_and_latest_figure",
+           "check_table1", "paired", "settings", "mechanism", "verdicts", "check_verdicts", "accuracy_figure", "first_and_latest_figure",
            "r_matrices_figure"]
 
 

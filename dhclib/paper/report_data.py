@@ -66,9 +66,9 @@ def report_tables(store_dir) -> dict[str, pd.DataFrame]:
     paper), ``paired`` (each DHP variant against its baseline, paired by seed), ``search`` (:func:`dhclib.paper.report.grid_best` of the lambda searches), ``eta`` (Table 4),
     ``variants``, ``diverged``, ``hardware`` (device, runs, summed and median wall time per benchmark), ``runaway``
     and ``collapsed`` (the plastic instability per DHP run and per forgotten task), ``settings`` (each labelled
-    variant against its method in the paper's configuration, paired by seed: `setting_effects`),
+    variant against its method in the paper's configuration, paired by seed: :func:`setting_effects`),
     ``mechanism`` (per row, what
-    happens to its tasks: `mechanism`) and ``seeds`` (every Table 1 and labelled run's average accuracy and
+    happens to its tasks: :func:`mechanism`) and ``seeds`` (every Table 1 and labelled run's average accuracy and
     BWT after the last task, one row per benchmark, row label and seed)."""
     results = load_results(store_dir)
     diverged = load_diverged(store_dir)
