@@ -320,6 +320,27 @@ def test_write_report_tables_and_text(tmp_path):
     assert write_report(out).read_text() == text  # deterministic: regenerating changes nothing
 
 
+def test_the_report_says_which_code_made_the_runs(tmp_path):
+    """REPORT.md's "Which code made the runs": per benchmark the commit each run recorded, "with local changes"
+    where its checkout had any, and "unknown" for runs stored before runs recorded their code."""
+    out = tmp_path / "paper"
+    for seed, code in enumerate(({"commit": "a" * 40, "dirty": False}, {"commit": "a" * 40, "dirty": False},
+                                 {"commit": "b" * 40, "dirty": True}, {})):
+        cfg = dhclib.resolve_config("split_mnist", "finetune", seed, "paper", "cpu")
+        r = RunResult(config=dict(cfg.to_dict(), key=cfg.key()), R=R_LOW, traces=pd.DataFrame(),
+                      epochs=pd.DataFrame(), tasks=pd.DataFrame(), wall_time=1.0, versions={}, device_name="cpu",
+                      code=code)
+        _write_atomic(result_path(out, cfg), r.to_json())
+    _store_run(out, "permuted_mnist", "finetune", 0, R_LOW)  # an older record: no code
+    text = write_report(out).read_text()
+    section = text[text.index("## Which code made the runs"):]
+    assert "| permuted_mnist | unknown | 1 |" in section
+    rows = [line for line in section.splitlines() if line.startswith("| split_mnist")]
+    assert rows == ["| split_mnist | aaaaaaaaaaaa | 2 |", "| split_mnist | bbbbbbbbbbbb with local changes | 1 |",
+                    "| split_mnist | unknown | 1 |"]
+    assert section.index("| permuted_mnist") < section.index("| split_mnist")  # the registry's order
+
+
 def test_readme_tables_are_rendered_from_the_store_and_written_between_their_markers(tmp_path, capsys):
     """The README's results tables (`scripts/readme_tables.py`, called by `make report PROFILE=paper`): each cell with its trials and diverged runs, "diverged (k)"
     where every run of a row diverged, "not run" where none is stored, a variant's paper value in parentheses; the

@@ -22,7 +22,8 @@ from dhclib.paper.report import (collapsed_tasks, eta_table, eta_trajectory, gri
 from dhclib.runs.labels import label_rows, variant_label
 from dhclib.runs.store import RunResult, load_diverged, load_results, record_identity, variant_of
 
-__all__ = ["classify_runs", "report_tables", "instability_by_row", "mechanism", "setting_effects", "COLLAPSED_COLUMNS"]
+__all__ = ["classify_runs", "report_tables", "instability_by_row", "mechanism", "setting_effects", "code_made",
+           "UNKNOWN_CODE", "COLLAPSED_COLUMNS"]
 
 
 def classify_runs(results: list[RunResult]) -> dict[str, pd.DataFrame]:
@@ -68,8 +69,9 @@ def report_tables(store_dir) -> dict[str, pd.DataFrame]:
     and ``collapsed`` (the plastic instability per DHP run and per forgotten task), ``settings`` (each labelled
     variant against its method in the paper's configuration, paired by seed: :func:`setting_effects`),
     ``mechanism`` (per row, what
-    happens to its tasks: :func:`mechanism`) and ``seeds`` (every Table 1 and labelled run's average accuracy and
-    BWT after the last task, one row per benchmark, row label and seed)."""
+    happens to its tasks: :func:`mechanism`), ``seeds`` (every Table 1 and labelled run's average accuracy and
+    BWT after the last task, one row per benchmark, row label and seed) and ``code`` (which code made the runs:
+    :func:`code_made`)."""
     results = load_results(store_dir)
     diverged = load_diverged(store_dir)
     if not results and not diverged:
@@ -114,7 +116,28 @@ def report_tables(store_dir) -> dict[str, pd.DataFrame]:
     seeds = per_run(pd.concat(scored, ignore_index=True)) if scored else pd.DataFrame()
     return {"table1": cat(t1), "paired": cat(paired), "search": search, "eta": eta, "variants": cat(variants),
             "diverged": div, "hardware": hardware, "runaway": runaway, "collapsed": collapsed,
-            "mechanism": mechanism(results), "settings": cat(settings), "seeds": seeds}
+            "mechanism": mechanism(results), "settings": cat(settings), "seeds": seeds, "code": code_made(results)}
+
+
+UNKNOWN_CODE = "unknown"  # stored before runs recorded their code
+
+
+def code_made(results: list[RunResult]) -> pd.DataFrame:
+    """Which code made the stored runs, per benchmark: the commit each run recorded (the HEAD of the checkout dhclib
+    was imported from, :func:`dhclib.runs.build.code_version`), "with local changes" where its tree had any, and
+    :data:`UNKNOWN_CODE` for a run stored before runs recorded it; with the number of runs of each. Benchmarks in
+    the registry's order; within one the commits in alphabetical order, the unknown last."""
+    def label(code: dict) -> str:
+        if not code or not code.get("commit"):
+            return UNKNOWN_CODE
+        return code["commit"][:12] + (" with local changes" if code.get("dirty") else "")
+
+    rows = pd.DataFrame([dict(benchmark=r.config["benchmark"], code=label(r.code)) for r in results],
+                        columns=["benchmark", "code"])
+    out = rows.groupby(["benchmark", "code"]).size().reset_index(name="runs")
+    place = out["benchmark"].map({b: i for i, b in enumerate(BENCHMARK_NAMES)})
+    keys = pd.DataFrame({"place": place, "unknown": out["code"].eq(UNKNOWN_CODE), "code": out["code"]})
+    return out.loc[keys.sort_values(["place", "unknown", "code"]).index].reset_index(drop=True)
 
 
 def setting_effects(both: pd.DataFrame, main: pd.DataFrame) -> pd.DataFrame:

@@ -89,6 +89,12 @@ def render_report(tables: dict[str, pd.DataFrame], profile: str) -> str:
                 "Wall time of the stored runs (diverged runs not counted) per benchmark and device: their sum in "
                 "hours and the median run in minutes. A run's time includes whatever else shared its machine.", "",
                 md(h)]
+    code = tables.get("code", pd.DataFrame())
+    if len(code):
+        out += ["", "## Which code made the runs", "",
+                "The commit each run recorded (the HEAD of the checkout dhclib ran from), with the runs per benchmark; "
+                "\"with local changes\" where that checkout had uncommitted changes, \"unknown\" for runs stored before "
+                "runs recorded their code.", "", md(code)]
     return "\n".join(out) + "\n"
 
 
