@@ -282,8 +282,7 @@ def settings(df: pd.DataFrame, out_dir) -> pd.DataFrame:
     paper's configuration, paired by seed (:func:`dhclib.paper.report_data.setting_effects`, REPORT.md's table of
     the same name), saved as ``settings`` and printed; one line instead where no labelled row has a method with
     runs in the paper's configuration to pair with."""
-    main = df[df["variant"] == ""]
-    table = report_data.setting_effects(df, main) if len(df) > len(main) else pd.DataFrame()
+    table = report_data.setting_effects(df, df[df["variant"] == ""])
     if not len(table):
         print("nothing to pair: no labelled row (parameter `variants`) whose method has runs in the paper's "
               "configuration here")
