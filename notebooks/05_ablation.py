@@ -68,7 +68,7 @@ notebook.display_table(checks)
 # %% [markdown]
 # ## (b) Table 4 / Figure 4: the initial η
 #
-# The paper: DHP Softmax alone is insensitive to the initial η between 0.1 and 0.0001 (within about 1.2 points on each benchmark). With `missing="skip"` the runs not in the store are listed below, and the table's `trials` column says what each mean rests on.
+# The paper: DHP Softmax alone is insensitive to the initial η between 0.1 and 0.0001 (within about 1.2 points on each benchmark). With `missing="skip"` the runs not in the store are listed below, the table's `trials` column says what each mean rests on, and where runs of a value diverged `rests_on` says so beside it (e.g. "3 of 5; 2 diverged"), as the figure does ("3 of 5" above the point; a red cross where every run diverged).
 
 # %%
 # NBVAL_IGNORE_OUTPUT
@@ -88,5 +88,5 @@ table4 = notebook.show(table4, out_dir, "table4", 1)
 notebook.check(table4, reference("table4"), keys=["benchmark", "eta_init"], values=["avg_acc_mean"], exact=["trials"])
 
 # %%
-fig = plots.eta_sweep(report.eta_runs(sweep), paper.table4(), f"Initial eta ({profile} profile)")
+fig = plots.eta_sweep(table4, paper.table4(), f"Initial eta ({profile} profile)")
 plots.save(fig, out_dir, "figure4_eta_sweep");

@@ -292,6 +292,35 @@ def test_the_default_eta_run_joins_table4(tmp_path):
     assert sorted(eta["eta_init"].unique()) == [0.001, 0.1]
 
 
+def test_table4_says_what_a_mean_of_fewer_runs_than_were_started_rests_on(tmp_path):
+    """Table 4 beside the paper's 5-trial values: an initial eta whose runs partly diverged reads "1 of 2; 1
+    diverged" in REPORT.md's table, its CSV and the notebook's table (run_grid's records); one whose every run
+    diverged stays a row with 0 trials, and the figure marks both."""
+    out = tmp_path / "paper"
+    for seed in (0, 1):
+        _store_run(out, "split_mnist", "dhp", seed, R_LOW)
+    _store_run(out, "split_mnist", "dhp", 0, R_HIGH, eta_init=0.1)
+    for seed, eta in ((1, 0.1), (0, 0.0001)):
+        cfg = dhclib.resolve_config("split_mnist", "dhp", seed, "paper", "cpu", eta_init=eta)
+        _write_atomic(result_path(out, cfg, "diverged"),
+                      dict(benchmark=cfg.benchmark, method=cfg.method, seed=cfg.seed, config_key=cfg.key(),
+                           message="loss nan", config=cfg.to_dict(), purpose={"variant": {"eta_init": eta}}))
+    eta = report_tables(out)["eta"].set_index("eta_init")
+    assert eta.loc[0.1, ["trials", "diverged", "rests_on"]].tolist() == [1, 1, "1 of 2; 1 diverged"]
+    assert eta.loc[0.0001, ["trials", "diverged", "rests_on"]].tolist() == [0, 1, "0 of 1; 1 diverged"]
+    assert np.isnan(eta.loc[0.0001, "avg_acc_mean"]) and eta.loc[0.001, "rests_on"] == ""
+    text = write_report(out).read_text()
+    assert "| Split MNIST | 0.1 | 1 | 90.00 (1 of 2; 1 diverged) | 98.43 | -8.43 |" in text
+    assert "| Split MNIST | 0.0001 | 0 | — (0 of 1; 1 diverged) | 98.43 | — |" in text
+    grid = dhclib.run_grid("split_mnist", "dhp", "eta_init", [0.1, 0.0001], "0-1", "paper", "cpu", out_dir=out,
+                           missing="skip", progress=False)
+    table = report.eta_table(grid)  # the notebook's path: the grid's own diverged records
+    assert table.set_index("eta_init").loc[0.1, "rests_on"] == "1 of 2; 1 diverged"
+    ax = plots.eta_sweep(eta.reset_index(), paper.table4()).axes[0]
+    assert [t.get_text() for t in ax.texts] == ["1 of 2"]
+    assert "diverged (no result)" in [line.get_label() for line in ax.get_lines()]
+
+
 def test_write_report_tables_and_text(tmp_path):
     out = tmp_path / "paper"
     for s, R in enumerate((R_LOW, R_HIGH)):

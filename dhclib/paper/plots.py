@@ -17,6 +17,7 @@ import seaborn as sns
 
 from dhclib import registry
 from dhclib.paper.report import ordered_rows, traces_by_progress
+from dhclib.runs.config import BENCHMARK_NAMES
 from dhclib.runs.labels import label_of
 
 __all__ = ["method_color", "method_label", "accuracy_curves", "first_and_latest", "r_heatmaps", "traces", "eta_sweep",
@@ -167,21 +168,31 @@ def traces(frame: pd.DataFrame, title: str = ""):
     return fig
 
 
-def eta_sweep(ours: pd.DataFrame, paper: pd.DataFrame | None = None, title: str = ""):
+def eta_sweep(table: pd.DataFrame, paper: pd.DataFrame | None = None, title: str = ""):
     """Table 4 / Figure 4: final average accuracy against the initial eta, one panel per benchmark; ours as mean
-    ± SEM over trials, the paper's as crosses. ``ours``: ``benchmark, eta_init, seed, avg_acc``."""
-    benches = list(dict.fromkeys(ours["benchmark"]))
+    ± SEM over trials, the paper's as crosses. ``table``: :func:`dhclib.paper.report.eta_table` (``benchmark,
+    eta_init, trials, diverged, avg_acc_mean, avg_acc_sem``). A mean of fewer runs than were started is marked
+    "k of n"; a value whose every run diverged is a red cross on the panel's floor."""
+    benches = [b for b in BENCHMARK_NAMES if b in set(table["benchmark"])]  # the registry's order, as the notebooks'
     fig, axes = plt.subplots(1, len(benches), figsize=(4.6 * len(benches), 3.8), squeeze=False)
     for ax, bench in zip(axes[0], benches):
-        g = ours[ours["benchmark"] == bench].groupby("eta_init")["avg_acc"]
-        mean, sem = g.mean(), g.sem().fillna(0.0)
-        ax.errorbar(mean.index, 100 * mean, yerr=100 * sem, marker="o", capsize=3, label="dhc")
+        sub = table[table["benchmark"] == bench].sort_values("eta_init")
+        ok = sub[sub["trials"] > 0]
+        ax.errorbar(ok["eta_init"], 100 * ok["avg_acc_mean"], yerr=100 * ok["avg_acc_sem"].fillna(0.0), marker="o",
+                    capsize=3, label="dhc")
+        for _, row in ok[ok["diverged"] > 0].iterrows():
+            ax.annotate(f"{row['trials']} of {row['trials'] + row['diverged']}",
+                        (row["eta_init"], 100 * row["avg_acc_mean"]), textcoords="offset points", xytext=(0, 7),
+                        ha="center", fontsize=7, color="red")
+        bad = sub[sub["trials"] == 0]
+        if len(bad):
+            floor = 100 * ok["avg_acc_mean"].min() if len(ok) else 0.0
+            ax.plot(bad["eta_init"], [floor] * len(bad), "x", color="red", ms=8, label="diverged (no result)")
         if paper is not None:
             p = paper[paper["benchmark"] == bench]
             ax.plot(p["eta_init"], 100 * p["avg_acc"], "x", color="k", label="paper (Table 4)")
         ax.set_xscale("log")
-        name = registry.BENCHMARKS[bench].title if bench in registry.BENCHMARKS else bench
-        ax.set(xlabel=r"initial $\eta$", ylabel="Average test accuracy (%)", title=name)
+        ax.set(xlabel=r"initial $\eta$", ylabel="Average test accuracy (%)", title=registry.benchmark(bench).title)
         ax.grid(alpha=0.3)
         ax.legend(fontsize=7)
     fig.suptitle(title)

@@ -19,7 +19,7 @@ from dhclib.paper import paper_lambdas, paper_results, table4
 from dhclib.runs.labels import LABEL_COLUMNS, label_of, label_rows
 
 __all__ = ["trials_phrase", "rests_on", "task_states", "MECHANISM", "eta_trajectory", "table1_comparison", "paired_tests", "pairs_present", "curves", "first_and_latest", "method_order", "ordered_rows",
-           "run_matrix", "traces_by_progress", "percent", "trace_summary", "eta_runs", "eta_table", "grid_table",
+           "run_matrix", "traces_by_progress", "percent", "trace_summary", "eta_table", "grid_table",
            "grid_best", "dhp_verdicts", "not_shown", "figure3_checks", "final_task_accuracy", "figure8_comparison",
            "vision_tasks_run", "RUNAWAY_FACTOR", "COLLAPSE_DROP", "trace_runaway", "collapsed_tasks"]
 
@@ -312,17 +312,26 @@ def trace_summary(traces: pd.DataFrame) -> pd.DataFrame:
     return out
 
 
-def eta_runs(sweep: pd.DataFrame) -> pd.DataFrame:
-    """One row per run of an ``eta_init`` sweep (:func:`dhclib.run_grid`): benchmark, eta_init, seed, avg_acc, bwt."""
-    return per_run(sweep, by=("benchmark", "eta_init"))
+def eta_table(sweep: pd.DataFrame, diverged=None) -> pd.DataFrame:
+    """Table 4: average accuracy per benchmark and initial eta, mean ± SEM over trials, beside the paper's (5 trials).
 
-
-def eta_table(sweep: pd.DataFrame) -> pd.DataFrame:
-    """Table 4: average accuracy per benchmark and initial eta, mean ± SEM over trials, beside the paper's."""
-    ours = summarize(sweep, by=("benchmark", "eta_init"))[["benchmark", "eta_init", "trials", "avg_acc_mean",
-                                                            "avg_acc_sem"]]
-    out = ours.merge(table4().rename(columns={"avg_acc": "paper_avg_acc"}), on=["benchmark", "eta_init"], how="left")
+    ``diverged``: the records of the sweep's runs that diverged (dicts or a frame with ``benchmark`` and
+    ``eta_init``; default ``sweep.attrs["diverged"]``, as :func:`dhclib.run_grid` returns them): counted per row in
+    ``diverged``, and ``rests_on`` says what a mean of fewer runs than were started rests on (:func:`rests_on`); a
+    value whose every run diverged is a row with 0 trials, never dropped."""
+    cols = ["benchmark", "eta_init", "trials", "avg_acc_mean", "avg_acc_sem"]
+    ours = summarize(sweep, by=("benchmark", "eta_init")) if len(sweep) else pd.DataFrame(columns=cols)
+    lost = pd.DataFrame(sweep.attrs.get("diverged", []) if diverged is None else diverged,
+                        columns=["benchmark", "eta_init"])
+    counts = lost.groupby(["benchmark", "eta_init"]).size().rename("diverged").reset_index()
+    out = ours[cols].merge(counts, on=["benchmark", "eta_init"], how="outer")
+    out["trials"] = out["trials"].fillna(0).astype(int)
+    out["diverged"] = out["diverged"].fillna(0).astype(int)
+    out = out.merge(table4().rename(columns={"avg_acc": "paper_avg_acc"}), on=["benchmark", "eta_init"], how="left")
     out["avg_acc_diff"] = out["avg_acc_mean"] - out["paper_avg_acc"]
+    out["rests_on"] = [rests_on(t, d) for t, d in zip(out["trials"], out["diverged"])]
+    out = out[["benchmark", "eta_init", "trials", "diverged", "avg_acc_mean", "avg_acc_sem", "paper_avg_acc",
+               "avg_acc_diff", "rests_on"]]
     return out.sort_values(["benchmark", "eta_init"], ascending=[True, False], ignore_index=True)
 
 

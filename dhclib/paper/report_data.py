@@ -20,7 +20,8 @@ from dhclib.errors import DhcError
 from dhclib.paper.report import (collapsed_tasks, eta_table, eta_trajectory, grid_best, grid_table, paired_tests,
                                  pairs_present, table1_comparison, task_states, trace_runaway)
 from dhclib.runs.labels import label_rows, variant_label
-from dhclib.runs.store import RunResult, load_diverged, load_results, record_identity, variant_of
+from dhclib.runs.store import (RunResult, load_diverged, load_results, record_identity, record_variant,
+                               variant_of)
 
 __all__ = ["classify_runs", "report_tables", "instability_by_row", "mechanism", "setting_effects", "code_made",
            "UNKNOWN_CODE", "COLLAPSED_COLUMNS"]
@@ -99,7 +100,9 @@ def report_tables(store_dir) -> dict[str, pd.DataFrame]:
     search = pd.DataFrame()
     if len(kinds["search"]):
         search = grid_best(grid_table(kinds["search"], "lam"), "lam")
-    eta = eta_table(kinds["eta"]) if len(kinds["eta"]) else pd.DataFrame()
+    eta_lost = [dict(benchmark=d["benchmark"], eta_init=v["eta_init"]) for d in diverged
+                if set(v := record_variant(d.get("purpose"), d.get("config"))) == {"eta_init"}]
+    eta = eta_table(kinds["eta"], eta_lost) if len(kinds["eta"]) or eta_lost else pd.DataFrame()
     runs = pd.concat([f for f in kinds.values() if len(f)], ignore_index=True) if results else pd.DataFrame()
     hardware = pd.DataFrame()
     if len(runs):
