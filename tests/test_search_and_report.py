@@ -321,6 +321,44 @@ def test_table4_says_what_a_mean_of_fewer_runs_than_were_started_rests_on(tmp_pa
     assert "diverged (no result)" in [line.get_label() for line in ax.get_lines()]
 
 
+def test_the_collapse_is_tested_one_change_at_a_time(tmp_path):
+    """REPORT.md's "one change at a time": each labelled DHP + MAS row against MAS with the same setting where that
+    row is stored (else plain MAS), DHP + MAS against MAS on exactly the same seeds, the forgotten tasks of both, the
+    seeds that diverged; a row whose every run diverged stays in the table."""
+    from dhclib.paper.findings import collapse_table
+    from dhclib.paper.report_data import COLLAPSED_COLUMNS, collapse_tests
+
+    b = "permuted_mnist"
+    for seed in (0, 1, 2):
+        _store_run(tmp_path, b, "mas", seed, R_HIGH)
+        _store_run(tmp_path, b, "dhp+mas", seed, R_LOW)
+    for seed in (0, 1):
+        _store_run(tmp_path, b, "dhp+mas", seed, R_HIGH, eta_clamp=True)
+        _store_run(tmp_path, b, "mas", seed, R_HIGH, mas_mode="batch")
+        _store_run(tmp_path, b, "dhp+mas", seed, R_LOW, mas_mode="batch")
+    kinds = classify_runs(dhclib.load_results(tmp_path))
+    both = pd.concat([kinds["table1"], kinds["variants"]], ignore_index=True)
+    collapsed = pd.DataFrame([[b, m, seed, 1, 0.9, 0.1, 500.0, True, "dhp+mas"]
+                              for m, seed in (("dhp+mas", 0), ("dhp+mas", 2), ("dhp+mas [mas_mode=batch]", 1))],
+                             columns=COLLAPSED_COLUMNS)
+    diverged = [dict(method="dhp+mas [eta_clamp=True]", base_method="dhp+mas", variant="eta_clamp=True", seed=2),
+                dict(method="dhp+mas [eta_grad_horizon=full]", base_method="dhp+mas",
+                     variant="eta_grad_horizon=full", seed=0)]
+    t = collapse_tests(both, collapsed, diverged).set_index("variant")
+    clamp, batch = t.loc["dhp+mas [eta_clamp=True]"], t.loc["dhp+mas [mas_mode=batch]"]
+    assert (clamp["against"], clamp["seeds"], clamp["diverged"]) == ("mas", "0, 1", "2")
+    assert clamp["gap_with"] == pytest.approx(0.0) and clamp["gap_without"] == pytest.approx(-0.15)
+    assert (clamp["forgotten_with"], clamp["forgotten_without"]) == (0, 1)  # seed 2 is not among the pairs
+    assert (batch["against"], batch["lower_with"], batch["forgotten_with"]) == ("mas [mas_mode=batch]", 2, 1)
+    assert t.loc["dhp+mas [eta_grad_horizon=full]", "pairs"] == 0
+    text = collapse_table({"collapse": t.reset_index().assign(benchmark=b), "table1": pd.DataFrame(),
+                           "variants": pd.DataFrame()})
+    rows = {line.split(" | ")[1]: line for line in text.splitlines()[2:]}
+    assert rows["dhp+mas [eta_clamp=True]"].endswith("| 0 / 1 | removed (and 1 run diverged) |")
+    assert rows["dhp+mas [mas_mode=batch]"].endswith("| 1 / 1 | stays |")
+    assert rows["dhp+mas [eta_grad_horizon=full]"].endswith("| 0 diverged | — | — | — | every run diverged |")
+
+
 def test_write_report_tables_and_text(tmp_path):
     out = tmp_path / "paper"
     for s, R in enumerate((R_LOW, R_HIGH)):

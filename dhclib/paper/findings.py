@@ -18,7 +18,7 @@ from dhclib.runs.config import BENCHMARK_NAMES
 
 __all__ = ["README_TABLES", "HEADLINE_BENCHMARKS", "headline_table", "paper_gain", "readme_tables", "with_readme_tables", "by_seed_table", "by_seed_note", "by_seed_name",
            "BY_SEED_PAIRS", "short_label", "settings_table", "placed",
-           "mechanism_table", "mechanism_frame", "MECHANISM_NOTE"]
+           "mechanism_table", "mechanism_frame", "MECHANISM_NOTE", "collapse_table", "COLLAPSE_NOTE"]
 
 
 
@@ -164,6 +164,49 @@ def settings_table(tables: dict[str, pd.DataFrame]) -> str:
                                            "paired t p", "Wilcoxon p"]))
 
 
+def collapse_table(tables: dict[str, pd.DataFrame]) -> str:
+    """DHP + MAS's collapse, one change at a time (:func:`dhclib.paper.report_data.collapse_tests`): per labelled
+    DHP + MAS row, the gap to its MAS and the tasks forgotten, with the change and without it on the same seeds
+    ("" without any such row)."""
+    c = tables.get("collapse", pd.DataFrame())
+    if not len(c):
+        return ""
+
+    def gap(points: float, lower: int, pairs: int, p: float) -> str:
+        if not pairs:
+            return "—"
+        return f"{signed(100 * points, 2, plus=True)} (lower on {int(lower)} of {int(pairs)}; p {pval(p)})"
+
+    def reading(changed: int, without: int, lost: int) -> str:  # a collapse is a task forgotten by > COLLAPSE_DROP
+        text = "stays" if changed else ("removed" if without else "none on these seeds either way")
+        return text + (f" (and {lost} run{'s' if lost > 1 else ''} diverged)" if lost else "")
+
+    rows = []
+    for r in sorted(c.itertuples(index=False), key=lambda r: _row_order(tables, r.benchmark, r.variant)):
+        seeds = "; ".join(x for x in (r.seeds if isinstance(r.seeds, str) else "",
+                                      f"{r.diverged} diverged" if isinstance(r.diverged, str) and r.diverged else "")
+                          if x)
+        rows.append([registry.benchmark(r.benchmark).title, r.variant, r.against, seeds,
+                     gap(r.gap_with, r.lower_with, r.pairs, r.p_with),
+                     gap(r.gap_without, r.lower_without, r.pairs, r.p_without),
+                     f"{int(r.forgotten_with)} / {int(r.forgotten_without)}" if r.pairs else "—",
+                     reading(r.forgotten_with, r.forgotten_without, int(r.diverged_runs)) if r.pairs else "every run diverged"])
+    drop = f"{100 * COLLAPSE_DROP:g}"
+    return md(pd.DataFrame(rows, columns=[
+        "benchmark", "DHP + MAS changed", "against", "seeds", "changed row − against (points)",
+        "without the change: dhp+mas − mas, same seeds", f"tasks forgotten by > {drop} points: changed / without",
+        "the collapse"]))
+
+
+COLLAPSE_NOTE = (
+    "Each labelled DHP + MAS row, over the seeds it shares with its MAS, DHP + MAS and MAS: the row against MAS with "
+    "the same setting (`mas [setting]` where that row is stored, else `mas`), and, on the same seeds, DHP + MAS "
+    "against MAS without the change (average accuracy after the last task; mean difference, the seeds on which the "
+    "DHP + MAS row is lower, paired t-test p); then the tasks each DHP + MAS row forgot by more than "
+    f"{100 * COLLAPSE_DROP:g} points over those seeds. The collapse is such a forgotten task: a change removes it "
+    "where the changed row forgets none and DHP + MAS without the change did")
+
+
 MECHANISM_NOTE = (
     "Per row, over tasks 1 to T−1 of every run (T the last task): the accuracy right after learning a task; for DHP "
     "rows, the tasks whose restored epoch had a runaway trace (largest ‖Hebb‖_F above "
@@ -198,7 +241,7 @@ def by_seed_name(pair: tuple[str, str]) -> str:
 
 # The README's generated blocks, in the order readme_tables renders them.
 README_TABLES = ("headline", "split_mnist", "permuted_and_imbalanced", "paired", "instability",
-                 *(by_seed_name(pair) for pair in BY_SEED_PAIRS), "mechanism", "settings")
+                 *(by_seed_name(pair) for pair in BY_SEED_PAIRS), "mechanism", "settings", "collapse")
 
 
 def by_seed_table(tables: dict[str, pd.DataFrame], pair: tuple[str, str],
@@ -274,12 +317,14 @@ def readme_tables(tables: dict[str, pd.DataFrame]) -> dict[str, str]:
     ``<dhp>_by_seed`` (each pair of :data:`BY_SEED_PAIRS` seed by seed, with its collapsed tasks:
     :func:`by_seed_table`, e.g. ``dhp_mas_by_seed``) and
     ``mechanism`` (what happens to each row's tasks: :func:`mechanism_table`) and ``settings`` (each labelled
-    setting against its method's paper configuration: :func:`_settings_table`)."""
+    setting against its method's paper configuration: :func:`settings_table`) and ``collapse`` (DHP + MAS's
+    collapse, one change at a time: :func:`collapse_table`)."""
     return {"headline": headline_table(tables), "split_mnist": _split_table(tables["table1"]),
             "permuted_and_imbalanced": _permuted_and_imbalanced_table(tables),
             "paired": _paired_table(tables), "instability": _instability_table(tables),
             **{by_seed_name(pair): by_seed_table(tables, pair) for pair in BY_SEED_PAIRS},
-            "mechanism": mechanism_table(tables), "settings": settings_table(tables)}
+            "mechanism": mechanism_table(tables), "settings": settings_table(tables),
+            "collapse": collapse_table(tables)}
 
 
 def _marks(name: str) -> tuple[str, str]:

@@ -19,11 +19,12 @@ from dhclib.runs.config import BENCHMARK_NAMES
 from dhclib.errors import DhcError
 from dhclib.paper.report import (collapsed_tasks, eta_table, eta_trajectory, grid_best, grid_table, paired_tests,
                                  pairs_present, table1_comparison, task_states, trace_runaway)
-from dhclib.runs.labels import label_rows, variant_label
+from dhclib.runs.labels import LABEL_COLUMNS, label_rows, variant_label
 from dhclib.runs.store import (RunResult, load_diverged, load_results, record_identity, record_variant,
                                variant_of)
 
-__all__ = ["classify_runs", "report_tables", "instability_by_row", "mechanism", "setting_effects", "code_made",
+__all__ = ["classify_runs", "report_tables", "instability_by_row", "mechanism", "setting_effects", "collapse_tests",
+           "COLLAPSE_PAIR", "code_made",
            "UNKNOWN_CODE", "COLLAPSED_COLUMNS"]
 
 
@@ -70,7 +71,8 @@ def report_tables(store_dir) -> dict[str, pd.DataFrame]:
     and ``collapsed`` (the plastic instability per DHP run and per forgotten task), ``settings`` (each labelled
     variant against its method in the paper's configuration, paired by seed: :func:`setting_effects`),
     ``mechanism`` (per row, what
-    happens to its tasks: :func:`mechanism`), ``seeds`` (every Table 1 and labelled run's average accuracy and
+    happens to its tasks: :func:`mechanism`), ``collapse`` (DHP + MAS's collapse, one change at a time:
+    :func:`collapse_tests`), ``seeds`` (every Table 1 and labelled run's average accuracy and
     BWT after the last task, one row per benchmark, row label and seed) and ``code`` (which code made the runs:
     :func:`code_made`)."""
     results = load_results(store_dir)
@@ -80,7 +82,8 @@ def report_tables(store_dir) -> dict[str, pd.DataFrame]:
     lost = [{"benchmark": d["benchmark"], "method": _diverged_label(d)} for d in diverged]
     kinds = classify_runs(results)
     benches = [b for b in BENCHMARK_NAMES if any(len(f) and b in set(f["benchmark"]) for f in kinds.values())]
-    t1, paired, variants, settings = [], [], [], []
+    runaway, collapsed = _instability(results)
+    t1, paired, variants, settings, collapse = [], [], [], [], []
     for b in benches:
         main = kinds["table1"][kinds["table1"]["benchmark"] == b] if len(kinds["table1"]) else pd.DataFrame()
         var = kinds["variants"][kinds["variants"]["benchmark"] == b] if len(kinds["variants"]) else pd.DataFrame()
@@ -97,6 +100,9 @@ def report_tables(store_dir) -> dict[str, pd.DataFrame]:
                      if p not in registry.pairs()]
             paired.append(paired_tests(both, extra).assign(benchmark=b))
             settings.append(setting_effects(both, main).assign(benchmark=b))
+            here = collapsed[collapsed["benchmark"] == b] if len(collapsed) else collapsed
+            failed = [dict(record_identity(d), seed=d["seed"]) for d in diverged if d["benchmark"] == b]
+            collapse.append(collapse_tests(both, here, failed).assign(benchmark=b))
     search = pd.DataFrame()
     if len(kinds["search"]):
         search = grid_best(grid_table(kinds["search"], "lam"), "lam")
@@ -114,12 +120,12 @@ def report_tables(store_dir) -> dict[str, pd.DataFrame]:
     div = pd.DataFrame([dict({k: d[k] for k in cols if k != "label"}, label=_diverged_label(d)) for d in diverged],
                        columns=cols)
     cat = (lambda fs: pd.concat(fs, ignore_index=True) if fs else pd.DataFrame())
-    runaway, collapsed = _instability(results)
     scored = [f for f in (kinds["table1"], kinds["variants"]) if len(f)]
     seeds = per_run(pd.concat(scored, ignore_index=True)) if scored else pd.DataFrame()
     return {"table1": cat(t1), "paired": cat(paired), "search": search, "eta": eta, "variants": cat(variants),
             "diverged": div, "hardware": hardware, "runaway": runaway, "collapsed": collapsed,
-            "mechanism": mechanism(results), "settings": cat(settings), "seeds": seeds, "code": code_made(results)}
+            "mechanism": mechanism(results), "settings": cat(settings), "collapse": cat(collapse), "seeds": seeds,
+            "code": code_made(results)}
 
 
 UNKNOWN_CODE = "unknown"  # stored before runs recorded their code
@@ -154,6 +160,48 @@ def setting_effects(both: pd.DataFrame, main: pd.DataFrame) -> pd.DataFrame:
     if not pairs:
         return pd.DataFrame()
     return paired_tests(both, pairs).rename(columns={"baseline": "method", "dhp_variant": "variant"})
+
+
+# The collapse these tests are about: DHP Softmax + MAS against MAS (Table 1's pair).
+COLLAPSE_PAIR = ("mas", "dhp+mas")
+
+
+def collapse_tests(both: pd.DataFrame, collapsed: pd.DataFrame, diverged: list[dict] = ()) -> pd.DataFrame:
+    """DHP + MAS's collapse, one change at a time (issue #27), on one benchmark's runs (``both``: Table 1's and the
+    labelled rows' tidy frames; ``collapsed``: :func:`_instability`'s forgotten tasks; ``diverged``: the identities
+    of its diverged runs, :func:`dhclib.runs.store.record_identity` with ``seed``). For every labelled ``dhp+mas``
+    row, over the seeds it shares with its MAS, ``dhp+mas`` and ``mas``: the row against MAS with the same setting
+    (``mas [setting]`` where stored, else ``mas``), and ``dhp+mas`` against ``mas`` without it, paired by seed
+    (:func:`dhclib.paper.report.paired_tests`), with the tasks each forgot by more than ``COLLAPSE_DROP`` and the
+    row's seeds that diverged (a row whose every run diverged stays, with no pairs). A change that removes the
+    collapse closes the gap and leaves no task forgotten; one that does not, leaves them."""
+    mas, dhp_mas = COLLAPSE_PAIR
+    failed = pd.DataFrame(list(diverged), columns=[*LABEL_COLUMNS, "seed"])
+    parts = pd.concat([label_rows(both), failed[LABEL_COLUMNS]], ignore_index=True).drop_duplicates("method")
+    runs = per_run(both)
+    seeds_of = {m: set(runs.loc[runs["method"] == m, "seed"]) for m in parts["method"]}
+    rows = []
+    for label, base, variant in parts[LABEL_COLUMNS].itertuples(index=False):
+        if base != dhp_mas or not variant or not seeds_of.get(mas) or not seeds_of.get(dhp_mas):
+            continue
+        same = parts[(parts["base_method"] == mas) & (parts["variant"] == variant)]["method"]
+        against = same.iloc[0] if len(same) else mas
+        seeds = sorted(seeds_of[label] & seeds_of[against] & seeds_of[mas] & seeds_of[dhp_mas])
+        lost_seeds = sorted(set(failed.loc[failed["method"] == label, "seed"]) & seeds_of[mas] & seeds_of[dhp_mas])
+        row = dict(variant=label, setting=variant, against=against, pairs=len(seeds),
+                   seeds=", ".join(str(int(s)) for s in seeds), diverged=", ".join(str(int(s)) for s in lost_seeds),
+                   diverged_runs=len(lost_seeds))
+        tests = paired_tests(both[both["seed"].isin(seeds)], [(against, label), (mas, dhp_mas)]) if seeds else None
+        lost = (collapsed[collapsed["seed"].isin(seeds)].groupby("method").size() if len(collapsed)
+                else pd.Series(dtype=int))
+        for i, (name, method) in enumerate((("with", label), ("without", dhp_mas))):
+            t = tests.iloc[i] if tests is not None else None
+            row.update({f"gap_{name}": t["avg_acc_gain"] if t is not None else np.nan,
+                        f"lower_{name}": int(t["pairs"] - t["avg_acc_better"]) if t is not None else 0,
+                        f"p_{name}": t["avg_acc_p"] if t is not None else np.nan,
+                        f"forgotten_{name}": int(lost.get(method, 0))})
+        rows.append(row)
+    return pd.DataFrame(rows)
 
 
 def _diverged_label(record: dict) -> str:

@@ -6,8 +6,8 @@ import numpy as np
 import pandas as pd
 
 from dhclib import registry
-from dhclib.paper.findings import (BY_SEED_PAIRS, MECHANISM_NOTE, by_seed_note, by_seed_table, mechanism_table,
-                                   settings_table, short_label)
+from dhclib.paper.findings import (BY_SEED_PAIRS, COLLAPSE_NOTE, MECHANISM_NOTE, by_seed_note, by_seed_table,
+                                   collapse_table, mechanism_table, settings_table, short_label)
 from dhclib.paper.markdown import md, pm
 from dhclib.paper.report import COLLAPSE_DROP, RUNAWAY_FACTOR, percent
 from dhclib.paper.report_data import instability_by_row
@@ -176,4 +176,8 @@ def _render_instability(tables: dict[str, pd.DataFrame]) -> list[str]:
     if mechanism:
         out += ["", "## What happens to each task: the mechanism, per row", "", MECHANISM_NOTE + ":", "",
                 mechanism]
+    collapse = collapse_table(tables)
+    if collapse:
+        out += ["", "## Why DHP Softmax + MAS collapses: one change at a time", "", COLLAPSE_NOTE + ":", "",
+                collapse]
     return out
