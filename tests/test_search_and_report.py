@@ -336,6 +336,7 @@ def test_the_collapse_is_tested_one_change_at_a_time(tmp_path):
         _store_run(tmp_path, b, "dhp+mas", seed, R_HIGH, eta_clamp=True)
         _store_run(tmp_path, b, "mas", seed, R_HIGH, mas_mode="batch")
         _store_run(tmp_path, b, "dhp+mas", seed, R_LOW, mas_mode="batch")
+    _store_run(tmp_path, b, "dhp+mas", 5, R_LOW, importance_logits="slow")  # no seed shared with mas / dhp+mas
     kinds = classify_runs(dhclib.load_results(tmp_path))
     both = pd.concat([kinds["table1"], kinds["variants"]], ignore_index=True)
     collapsed = pd.DataFrame([[b, m, seed, 1, 0.9, 0.1, 500.0, True, "dhp+mas"]
@@ -357,6 +358,7 @@ def test_the_collapse_is_tested_one_change_at_a_time(tmp_path):
     assert rows["dhp+mas [eta_clamp=True]"].endswith("| 0 / 1 | removed (and 1 run diverged) |")
     assert rows["dhp+mas [mas_mode=batch]"].endswith("| 1 / 1 | stays |")
     assert rows["dhp+mas [eta_grad_horizon=full]"].endswith("| 0 diverged | — | — | — | every run diverged |")
+    assert rows["dhp+mas [importance_logits=slow]"].endswith("| — | — | — | no seed shared with DHP + MAS and MAS |")
 
 
 def test_write_report_tables_and_text(tmp_path):

@@ -190,7 +190,8 @@ def collapse_table(tables: dict[str, pd.DataFrame]) -> str:
                      gap(r.gap_with, r.lower_with, r.pairs, r.p_with),
                      gap(r.gap_without, r.lower_without, r.pairs, r.p_without),
                      f"{int(r.forgotten_with)} / {int(r.forgotten_without)}" if r.pairs else "—",
-                     reading(r.forgotten_with, r.forgotten_without, int(r.diverged_runs)) if r.pairs else "every run diverged"])
+                     reading(r.forgotten_with, r.forgotten_without, int(r.diverged_runs)) if r.pairs
+                     else "every run diverged" if r.diverged_runs else "no seed shared with DHP + MAS and MAS"])
     drop = f"{100 * COLLAPSE_DROP:g}"
     return md(pd.DataFrame(rows, columns=[
         "benchmark", "DHP + MAS changed", "against", "seeds", "changed row − against (points)",
