@@ -81,7 +81,8 @@ def variants(benchmark: str, specs: Iterable[dict], seeds="0", profile: str = "p
         own = dict(v.get("overrides") or {})
         if not own:
             raise ConfigError(f"variant {v!r} has no overrides: it would repeat Table 1's runs")
-        mine = [s for s in wanted if s in parse_seeds(v["seeds"])] if "seeds" in v else wanted
+        own_seeds = set(parse_seeds(v["seeds"])) if "seeds" in v else None
+        mine = wanted if own_seeds is None else [s for s in wanted if s in own_seeds]
         out += [Planned(p.config, own, plan="variants")
                 for p in (table1(benchmark, v["methods"], mine, profile, device, **dict(overrides, **own))
                           if mine else [])]
