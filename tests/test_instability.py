@@ -192,3 +192,44 @@ def test_a_notebook_shows_the_mechanism_and_each_settings_effect_for_exactly_its
                                   [], missing="skip")
     assert notebook.settings(only_main, tmp_path / "nb").empty
     assert "nothing to pair: no labelled row" in capsys.readouterr().out
+
+
+def test_each_labelled_setting_is_set_beside_etas_course_of_its_method_on_the_seeds_both_have(tmp_path):
+    """REPORT.md's "What each labelled setting does to η's course" (issue #27, E2: early stopping on the validation
+    loss): `dhp [select_metric=loss]` against `dhp` over the seeds both have only (seed 0: seed 1 has only `dhp`,
+    seed 2 only the labelled row), each cell labelled / paper's configuration; a run's trace that ran away is
+    counted; a Table 1 row is never set against itself."""
+    from dhclib.paper.findings import course_table
+    from dhclib.paper.report_md import report_tables
+    from dhclib.runs.config import resolve_config
+    from dhclib.runs.store import RunResult, result_path, write_atomic
+
+    n = 10
+    R = np.where(np.tril(np.ones((n, n))) > 0, 0.9, np.nan)
+
+    def store(seed: int, restored: float, epochs: int, negative: bool, hebb_later: float, **overrides) -> None:
+        # task 1: one traced step per epoch, eta 0.02 at epoch 1, `restored` at epoch 2 (the one restored), then
+        # 0.03; every later task two steps, the first with eta < 0 where `negative`
+        rows = [{"task": 0, "epoch": e, "eta": {1: 0.02, 2: restored}.get(e, 0.03), "hebb_norm": 10.0}
+                for e in range(1, epochs + 1)]
+        rows += [{"task": t, "epoch": 1, "eta": eta, "hebb_norm": hebb_later} for t in range(1, n)
+                 for eta in ((-0.01 if negative else 0.01), 0.01)]
+        traces = pd.DataFrame(rows).assign(step=range(len(rows)))
+        tasks = pd.DataFrame({"task": range(n), "epochs": [epochs] + [1] * (n - 1), "best_epoch": [2] + [1] * (n - 1)})
+        cfg = resolve_config("permuted_mnist", "dhp", seed, "paper", "cpu", **overrides)
+        r = RunResult(config=dict(cfg.to_dict(), key=cfg.key()), R=R, traces=traces, epochs=pd.DataFrame(),
+                      tasks=tasks, wall_time=1.0, versions={}, device_name="cpu: test")
+        write_atomic(result_path(tmp_path, cfg), r.to_json())
+
+    store(0, restored=0.002, epochs=5, negative=True, hebb_later=500.0)  # ran away: 500 > 10 x 10
+    store(1, restored=0.004, epochs=7, negative=True, hebb_later=500.0)
+    store(0, restored=0.02, epochs=3, negative=False, hebb_later=20.0, select_metric="loss")
+    store(2, restored=0.5, epochs=9, negative=True, hebb_later=500.0, select_metric="loss")
+    tables = report_tables(tmp_path)
+    course = tables["course"]
+    assert course[["variant", "method", "pairs", "seeds"]].values.tolist() == [
+        ["dhp [select_metric=loss]", "dhp", 1, "0"]]
+    text = course_table(tables)
+    assert ("| Permuted MNIST | dhp [select_metric=loss] | dhp | 0 | 3.0 / 5.0 | 0.0200 / 0.0020 | 0.0100 / −0.0100 "
+            "| 0.000 / 0.500 | 0 / 1 of 1 |") in text
+    assert course_table({"course": pd.DataFrame()}) == ""

@@ -18,7 +18,8 @@ from dhclib.runs.config import BENCHMARK_NAMES
 
 __all__ = ["README_TABLES", "HEADLINE_BENCHMARKS", "headline_table", "paper_gain", "readme_tables", "with_readme_tables", "by_seed_table", "by_seed_note", "by_seed_name",
            "BY_SEED_PAIRS", "short_label", "settings_table", "placed",
-           "mechanism_table", "mechanism_frame", "MECHANISM_NOTE", "collapse_table", "COLLAPSE_NOTE"]
+           "mechanism_table", "mechanism_frame", "MECHANISM_NOTE", "collapse_table", "COLLAPSE_NOTE", "course_table",
+           "COURSE_NOTE"]
 
 
 
@@ -162,6 +163,36 @@ def settings_table(tables: dict[str, pd.DataFrame]) -> str:
     return md(pd.DataFrame(rows, columns=["benchmark", "labelled row", "against", "pairs",
                                            "labelled − paper's configuration (points)", "labelled higher",
                                            "paired t p", "Wilcoxon p"]))
+
+
+COURSE_NOTE = ("Each labelled DHP row against the same method in the paper's configuration, over the seeds both have "
+               "(each cell: labelled / paper's configuration, means over those seeds): the epochs task 1 ran; η at "
+               "the epoch early stopping restored for task 1 (η is restored with the weights, so later tasks start "
+               "from it; Figure 3: about 0.024 near its peak); η's smallest value after task 1; the share of traced "
+               "steps after task 1 with η < 0 (each multiplies the trace by 1 + |η|, Eq. 2); and the runs whose "
+               "trace ran away")
+
+
+def course_table(tables: dict[str, pd.DataFrame]) -> str:
+    """What each labelled setting does to η's course, paired by seed
+    (:func:`dhclib.paper.report_data.course_effects`; "" without any labelled DHP row)."""
+    c = tables.get("course", pd.DataFrame())
+    if not len(c):
+        return ""
+
+    def both(r, col: str, decimals: int) -> str:
+        values = (getattr(r, f"{col}_{who}") for who in ("variant", "method"))
+        return " / ".join("—" if pd.isna(v) else signed(v, decimals) for v in values)
+
+    rows = []
+    for r in sorted(c.itertuples(index=False), key=lambda r: _row_order(tables, r.benchmark, r.variant)):
+        rows.append([registry.benchmark(r.benchmark).title, r.variant, r.method, str(r.seeds),
+                     both(r, "task1_epochs", 1), both(r, "eta_task1_restored", 4), both(r, "eta_later_min", 4),
+                     both(r, "eta_negative_share", 3),
+                     f"{int(r.runaway_runs_variant)} / {int(r.runaway_runs_method)} of {int(r.pairs)}"])
+    return md(pd.DataFrame(rows, columns=["benchmark", "labelled row", "against", "seeds", "task 1 epochs",
+                                          "η restored after task 1", "η's smallest after task 1",
+                                          "share of steps with η < 0 after task 1", "runs whose trace ran away"]))
 
 
 def collapse_table(tables: dict[str, pd.DataFrame]) -> str:

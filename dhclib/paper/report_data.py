@@ -19,12 +19,12 @@ from dhclib.runs.config import BENCHMARK_NAMES
 from dhclib.errors import DhcError
 from dhclib.paper.report import (collapsed_tasks, eta_table, eta_trajectory, grid_best, grid_table, paired_tests,
                                  pairs_present, table1_comparison, task_states, trace_runaway)
-from dhclib.runs.labels import LABEL_COLUMNS, label_rows, variant_label
+from dhclib.runs.labels import LABEL_COLUMNS, label_rows, render_variant, variant_label
 from dhclib.runs.store import (RunResult, load_diverged, load_results, record_identity, record_variant,
                                variant_of)
 
 __all__ = ["classify_runs", "report_tables", "instability_by_row", "mechanism", "setting_effects", "collapse_tests",
-           "COLLAPSE_PAIR", "code_made",
+           "COLLAPSE_PAIR", "code_made", "course_effects", "COURSE",
            "UNKNOWN_CODE", "COLLAPSED_COLUMNS"]
 
 
@@ -71,7 +71,8 @@ def report_tables(store_dir) -> dict[str, pd.DataFrame]:
     and ``collapsed`` (the plastic instability per DHP run and per forgotten task), ``settings`` (each labelled
     variant against its method in the paper's configuration, paired by seed: :func:`setting_effects`),
     ``mechanism`` (per row, what
-    happens to its tasks: :func:`mechanism`), ``collapse`` (DHP + MAS's collapse, one change at a time:
+    happens to its tasks: :func:`mechanism`), ``course`` (what each labelled setting does to η's course:
+    :func:`course_effects`), ``collapse`` (DHP + MAS's collapse, one change at a time:
     :func:`collapse_tests`), ``seeds`` (every Table 1 and labelled run's average accuracy and
     BWT after the last task, one row per benchmark, row label and seed) and ``code`` (which code made the runs:
     :func:`code_made`)."""
@@ -125,7 +126,7 @@ def report_tables(store_dir) -> dict[str, pd.DataFrame]:
     return {"table1": cat(t1), "paired": cat(paired), "search": search, "eta": eta, "variants": cat(variants),
             "diverged": div, "hardware": hardware, "runaway": runaway, "collapsed": collapsed,
             "mechanism": mechanism(results), "settings": cat(settings), "collapse": cat(collapse), "seeds": seeds,
-            "code": code_made(results)}
+            "code": code_made(results), "course": course_effects(runaway)}
 
 
 UNKNOWN_CODE = "unknown"  # stored before runs recorded their code
@@ -226,13 +227,14 @@ def _instability(results: list[RunResult]) -> tuple[pd.DataFrame, pd.DataFrame]:
                      seed=r.config["seed"])
         method = r.config["method"]
         per = trace_runaway(r.traces)
+        parts = dict(base_method=method, variant=render_variant(diff))
         eta = {k: round(v, 4) for k, v in eta_trajectory(r.traces, r.tasks).items()}
         runaway.append(dict(ident, **eta, task1_median=round(float(per["task1_median"].iloc[0]), 2),
                             hebb_norm_max=round(float(per["hebb_norm_max"].max()), 1),
                             ratio=round(float(per["ratio"].max()), 1),
                             runaway_tasks=", ".join(str(t) for t in per.loc[per["runaway"], "task"]) or "-",
                             eta_negative_share=round(float(per.loc[per["task"] > 1, "eta_negative_share"].mean()), 3)
-                            if (per["task"] > 1).any() else np.nan))
+                            if (per["task"] > 1).any() else np.nan, **parts))
         c = collapsed_tasks(r.R, r.traces, r.tasks)
         collapsed += [dict(ident, **row, base_method=method) for row in c.to_dict("records")]
     order = ["benchmark", "method", "seed"]
@@ -290,6 +292,40 @@ def mechanism(results: list[RunResult]) -> pd.DataFrame:
     for col in ("runaway_restores", "runaway_forgotten", "forgotten_normal"):  # no trace, no runaway to count
         out[col] = out[col].where(out["plastic"])
     return out.drop(columns="ratios")
+
+
+# η's course as :func:`course_effects` compares it: the epochs task 1 ran, η at the epoch early stopping restored
+# for task 1 (later tasks start from it), η's smallest value after task 1, and the share of steps after task 1
+# with η < 0 (each multiplies the trace by 1 + |η|, Eq. 2).
+COURSE = ("task1_epochs", "eta_task1_restored", "eta_later_min", "eta_negative_share")
+
+
+def course_effects(runaway: pd.DataFrame) -> pd.DataFrame:
+    """What each labelled setting does to η's course (Figure 3), paired by seed: every labelled DHP row of the
+    runaway table (:func:`_instability`, one row per DHP run) against the same method in the paper's configuration,
+    over the seeds both have, with the mean of each :data:`COURSE` column for the labelled row (``<col>_variant``)
+    and for the method (``<col>_method``) and the runs of each whose trace ran away, e.g. ``dhp
+    [select_metric=loss]`` against ``dhp`` (early stopping on the validation loss: issue #27's E2). A labelled row
+    without a seed in common with its method is left out."""
+    cols = ["benchmark", "variant", "method", "pairs", "seeds"]
+    if not len(runaway) or "base_method" not in runaway:
+        return pd.DataFrame(columns=cols)
+    setting = runaway["variant"].fillna("").astype(str)  # read back from CSV, no setting is NaN
+    rows = []
+    for (bench, label), runs in runaway[setting != ""].groupby(["benchmark", "method"], sort=False):
+        base = runs["base_method"].iloc[0]
+        ref = runaway[(runaway["benchmark"] == bench) & (runaway["method"] == base)]
+        seeds = sorted(set(runs["seed"]) & set(ref["seed"]))
+        if not seeds:
+            continue
+        row = dict(benchmark=bench, variant=label, method=base, pairs=len(seeds),
+                   seeds=", ".join(str(int(s)) for s in seeds))
+        for who, frame in (("variant", runs), ("method", ref)):
+            same = frame[frame["seed"].isin(seeds)]
+            row.update({f"{c}_{who}": float(same[c].mean()) for c in COURSE if c in same})
+            row[f"runaway_runs_{who}"] = int((same["runaway_tasks"] != "-").sum())
+        rows.append(row)
+    return pd.DataFrame(rows) if rows else pd.DataFrame(columns=cols)
 
 
 def instability_by_row(runaway: pd.DataFrame, collapsed: pd.DataFrame) -> pd.DataFrame:

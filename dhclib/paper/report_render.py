@@ -6,8 +6,9 @@ import numpy as np
 import pandas as pd
 
 from dhclib import registry
-from dhclib.paper.findings import (BY_SEED_PAIRS, COLLAPSE_NOTE, MECHANISM_NOTE, by_seed_note, by_seed_table,
-                                   collapse_table, mechanism_table, settings_table, short_label)
+from dhclib.paper.findings import (BY_SEED_PAIRS, COLLAPSE_NOTE, COURSE_NOTE, MECHANISM_NOTE, by_seed_note,
+                                   by_seed_table, collapse_table, course_table, mechanism_table, settings_table,
+                                   short_label)
 from dhclib.paper.markdown import md, pm
 from dhclib.paper.report import COLLAPSE_DROP, RUNAWAY_FACTOR, percent
 from dhclib.paper.report_data import instability_by_row
@@ -138,7 +139,7 @@ def _render_instability(tables: dict[str, pd.DataFrame]) -> list[str]:
                     "epoch and at the epoch early stopping restored for it (η is restored with the weights: later "
                     "tasks start from it); its largest and smallest after task 1, and at the last traced step:", "",
                 md(course)]
-    flagged = r[r["runaway_tasks"] != "-"].drop(columns=eta_cols, errors="ignore")
+    flagged = r[r["runaway_tasks"] != "-"].drop(columns=[*eta_cols, "base_method", "variant"], errors="ignore")
     if len(flagged):
         out += ["", f"The runs whose trace ran away (`runaway_tasks`; the other {len(r) - len(flagged)} DHP runs: in "
                     "no task):", "", md(flagged)]
@@ -172,6 +173,10 @@ def _render_instability(tables: dict[str, pd.DataFrame]) -> list[str]:
                 "Each labelled row against the same method in the paper's configuration, over the seeds both have "
                 "(average accuracy after the last task; paired t-test and Wilcoxon signed-rank p, two-sided):", "",
                 settings]
+    course = course_table(tables)
+    if course:
+        out += ["", "## What each labelled setting does to η's course, paired by seed", "", COURSE_NOTE + ":", "",
+                course]
     mechanism = mechanism_table(tables)
     if mechanism:
         out += ["", "## What happens to each task: the mechanism, per row", "", MECHANISM_NOTE + ":", "",
