@@ -663,3 +663,24 @@ def test_each_labelled_setting_is_paired_with_its_method_in_the_papers_configura
     text = _settings_table(report_tables(tmp_path))
     assert "| Permuted MNIST | mas [mas_mode=batch] | mas | 2 | +15.00 | 2 of 2 |" in text
     assert "eta_clamp" not in text
+
+
+def test_table4_block_sets_each_initial_eta_beside_the_papers_and_says_what_it_rests_on():
+    """docs/findings.md's generated Table 4 (issue #27, item 5): every η the paper reports, per benchmark, ours with
+    the trials it rests on beside the paper's 5-trial mean; a value with diverged runs says how many, one whose every
+    run diverged says so, one with no stored run is "not run" — never a survivors-only mean without its count."""
+    from dhclib.paper.findings import table4_table
+
+    eta = pd.DataFrame({"benchmark": ["permuted_mnist", "permuted_mnist", "split_mnist"],
+                        "eta_init": [0.1, 0.01, 0.001], "trials": [2, 1, 0], "diverged": [1, 0, 1], "avg_acc_mean": [0.81, 0.78, np.nan],
+                        "avg_acc_sem": [0.01, np.nan, np.nan],
+                        "rests_on": [report.rests_on(2, 1), "", report.rests_on(0, 1)]})
+    text = table4_table({"eta": eta})
+    lines = text.splitlines()
+    assert lines[0] == ("| initial η | Permuted MNIST: ours | Permuted MNIST: paper | Imbalanced Permuted MNIST: ours "
+                        "| Imbalanced Permuted MNIST: paper | Split MNIST: ours | Split MNIST: paper |")
+    assert lines[2] == "| 0.1 | 81.00 ± 1.00 (2 of 3; 1 diverged) | 77.43 | not run | 80.00 | not run | 98.43 |"
+    assert lines[3] == "| 0.01 | 78.00 (1) | 78.60 | not run | 80.13 | not run | 98.47 |"
+    assert lines[4] == "| 0.001 | not run | 78.49 | not run | 80.85 | diverged (1) | 98.32 |"
+    assert len(lines) == 7  # the header, its rule and the paper's five values of η
+    assert table4_table({"eta": pd.DataFrame()}) == ""

@@ -10,7 +10,7 @@ import pandas as pd
 
 from dhclib import registry
 from dhclib.errors import DhcError
-from dhclib.paper import paper_results
+from dhclib.paper import paper_results, table4
 from dhclib.paper.markdown import md, pm, pval, signed
 from dhclib.paper.report import COLLAPSE_DROP, RUNAWAY_FACTOR
 from dhclib.paper.report_data import COLLAPSED_COLUMNS, instability_by_row
@@ -19,7 +19,7 @@ from dhclib.runs.config import BENCHMARK_NAMES
 __all__ = ["README_TABLES", "HEADLINE_BENCHMARKS", "headline_table", "paper_gain", "readme_tables", "with_readme_tables", "by_seed_table", "by_seed_note", "by_seed_name",
            "BY_SEED_PAIRS", "short_label", "settings_table", "placed",
            "mechanism_table", "mechanism_frame", "MECHANISM_NOTE", "collapse_table", "COLLAPSE_NOTE", "course_table",
-           "COURSE_NOTE"]
+           "COURSE_NOTE", "table4_table"]
 
 
 
@@ -195,6 +195,34 @@ def course_table(tables: dict[str, pd.DataFrame]) -> str:
                                           "share of steps with η < 0 after task 1", "runs whose trace ran away"]))
 
 
+def table4_table(tables: dict[str, pd.DataFrame]) -> str:
+    """Table 4 (DHP Softmax alone, per initial η) on the benchmarks the paper reports it for: per η, ours (mean ±
+    SEM over the trials stored, with their number, and the runs that diverged, if any) beside the paper's 5-trial
+    mean; "not run" where no run of a value is stored, "diverged (k)" where all k did ("" without any sweep run)."""
+    eta = tables.get("eta", pd.DataFrame())
+    if not len(eta):
+        return ""
+    paper = table4()
+    benches = [b for b in BENCHMARK_NAMES if (paper["benchmark"] == b).any()]
+    rows = []
+    for value in sorted(paper["eta_init"].unique(), reverse=True):
+        row = [f"{value:g}"]
+        for b in benches:
+            ours = eta[(eta["benchmark"] == b) & np.isclose(eta["eta_init"], value)]
+            theirs = paper[(paper["benchmark"] == b) & np.isclose(paper["eta_init"], value)]["avg_acc"]
+            if not len(ours):
+                cell = "not run"
+            else:
+                r = ours.iloc[0]
+                why = r["rests_on"] if isinstance(r["rests_on"], str) and r["rests_on"] else int(r["trials"])
+                cell = (f"{pm(r['avg_acc_mean'], r['avg_acc_sem'])} ({why})" if r["trials"]
+                        else f"diverged ({int(r['diverged'])})")
+            row += [cell, f"{100 * theirs.iloc[0]:.2f}" if len(theirs) else "—"]
+        rows.append(row)
+    columns = ["initial η"] + [f"{registry.benchmark(b).title}: {who}" for b in benches for who in ("ours", "paper")]
+    return md(pd.DataFrame(rows, columns=columns))
+
+
 def collapse_table(tables: dict[str, pd.DataFrame]) -> str:
     """DHP + MAS's collapse, one change at a time (:func:`dhclib.paper.report_data.collapse_tests`): per labelled
     DHP + MAS row, the gap to its MAS and the tasks forgotten, with the change and without it on the same seeds
@@ -273,7 +301,7 @@ def by_seed_name(pair: tuple[str, str]) -> str:
 
 # The README's generated blocks, in the order readme_tables renders them.
 README_TABLES = ("headline", "split_mnist", "permuted_and_imbalanced", "paired", "instability",
-                 *(by_seed_name(pair) for pair in BY_SEED_PAIRS), "mechanism", "settings", "collapse")
+                 *(by_seed_name(pair) for pair in BY_SEED_PAIRS), "mechanism", "settings", "collapse", "table4")
 
 
 def by_seed_table(tables: dict[str, pd.DataFrame], pair: tuple[str, str],
@@ -350,13 +378,13 @@ def readme_tables(tables: dict[str, pd.DataFrame]) -> dict[str, str]:
     :func:`by_seed_table`, e.g. ``dhp_mas_by_seed``) and
     ``mechanism`` (what happens to each row's tasks: :func:`mechanism_table`) and ``settings`` (each labelled
     setting against its method's paper configuration: :func:`settings_table`) and ``collapse`` (DHP + MAS's
-    collapse, one change at a time: :func:`collapse_table`)."""
+    collapse, one change at a time: :func:`collapse_table`) and ``table4`` (the initial η: :func:`table4_table`)."""
     return {"headline": headline_table(tables), "split_mnist": _split_table(tables["table1"]),
             "permuted_and_imbalanced": _permuted_and_imbalanced_table(tables),
             "paired": _paired_table(tables), "instability": _instability_table(tables),
             **{by_seed_name(pair): by_seed_table(tables, pair) for pair in BY_SEED_PAIRS},
             "mechanism": mechanism_table(tables), "settings": settings_table(tables),
-            "collapse": collapse_table(tables)}
+            "collapse": collapse_table(tables), "table4": table4_table(tables)}
 
 
 def _marks(name: str) -> tuple[str, str]:
