@@ -181,7 +181,7 @@ def course_table(tables: dict[str, pd.DataFrame]) -> str:
         return ""
 
     def both(r, col: str, decimals: int) -> str:
-        values = (getattr(r, f"{col}_{who}") for who in ("variant", "method"))
+        values = (getattr(r, f"{col}_{who}", np.nan) for who in ("variant", "method"))  # older runs: no epochs
         return " / ".join("—" if pd.isna(v) else signed(v, decimals) for v in values)
 
     rows = []
