@@ -23,6 +23,13 @@ __all__ = ["README_TABLES", "HEADLINE_BENCHMARKS", "headline_table", "paper_gain
 
 
 
+def _mean_cell(mean: float, sem: float, trials: int, rests_on) -> str:
+    """A mean ± SEM in % with what it rests on in brackets: the trials, or "k of n; m diverged" where some diverged
+    (:func:`dhclib.paper.report.rests_on`; empty, or NaN as read back from CSV, where none did)."""
+    why = rests_on if isinstance(rests_on, str) and rests_on else int(trials)
+    return f"{pm(mean, sem)} ({why})"
+
+
 def _split_table(t: pd.DataFrame) -> str:
     t = t[t["benchmark"] == "split_mnist"]
     rows = pd.DataFrame({
@@ -50,8 +57,7 @@ def _permuted_and_imbalanced_table(tables: dict[str, pd.DataFrame]) -> str:
                 bases[r.method] = None if kind == "table1" else r.base_method
                 cells = rows.setdefault(r.method, {})
                 if r.trials:
-                    why = r.rests_on if isinstance(r.rests_on, str) and r.rests_on else r.trials
-                    cells[b] = f"{pm(r.avg_acc_mean, r.avg_acc_sem)} ({why})"
+                    cells[b] = _mean_cell(r.avg_acc_mean, r.avg_acc_sem, r.trials, r.rests_on)
     for b, label, method in (diverged[["benchmark", "label", "method"]].itertuples(index=False)
                              if len(diverged) else ()):
         if b in benches and label not in rows:  # a variant whose every run diverged: shown, never dropped
@@ -214,8 +220,7 @@ def table4_table(tables: dict[str, pd.DataFrame]) -> str:
                 cell = "not run"
             else:
                 r = ours.iloc[0]
-                why = r["rests_on"] if isinstance(r["rests_on"], str) and r["rests_on"] else int(r["trials"])
-                cell = (f"{pm(r['avg_acc_mean'], r['avg_acc_sem'])} ({why})" if r["trials"]
+                cell = (_mean_cell(r["avg_acc_mean"], r["avg_acc_sem"], r["trials"], r["rests_on"]) if r["trials"]
                         else f"diverged ({int(r['diverged'])})")
             row += [cell, f"{100 * theirs.iloc[0]:.2f}" if len(theirs) else "—"]
         rows.append(row)
