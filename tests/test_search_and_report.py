@@ -13,7 +13,8 @@ matplotlib.use("Agg")
 
 import numpy as np  # noqa: E402
 import pandas as pd  # noqa: E402
-import pytest  # noqa: E402
+import pytest
+from scipy import stats  # noqa: E402
 
 import dhclib  # noqa: E402
 import dhclib.runs.unit  # noqa: E402
@@ -319,6 +320,32 @@ def test_table4_says_what_a_mean_of_fewer_runs_than_were_started_rests_on(tmp_pa
     ax = plots.eta_sweep(eta.reset_index(), paper.table4()).axes[0]
     assert [t.get_text() for t in ax.texts] == ["1 of 2"]
     assert "diverged (no result)" in [line.get_label() for line in ax.get_lines()]
+
+
+def test_table4_sets_each_eta_against_0_001_on_the_same_seeds(tmp_path):
+    """Table 4 paired by seed (App. A.5: "low values led to the best performance"): each initial η against DHP
+    Softmax's own 0.001 (Table 1's run of the same seed) over the seeds both have only; REPORT.md and the findings
+    block show the mean difference, the seeds on which the η is higher and both p-values."""
+    from dhclib.paper.findings import table4_paired_table
+    from dhclib.paper.report_data import eta_effects
+
+    b = "split_mnist"
+    r_mid = np.array([[0.95, np.nan], [0.8, 0.9]])  # avg 0.85
+    for seed, R in ((0, R_LOW), (1, r_mid), (2, R_LOW), (3, R_HIGH)):  # eta 0.001: Table 1's dhp
+        _store_run(tmp_path, b, "dhp", seed, R)
+    for seed, R in ((0, R_HIGH), (1, R_HIGH), (2, r_mid)):  # 0.1: +0.15, +0.05, +0.10; seed 3 has no 0.1 run
+        _store_run(tmp_path, b, "dhp", seed, R, eta_init=0.1)
+    _store_run(tmp_path, b, "dhp", 3, R_LOW, eta_init=0.0001)  # one pair: no test
+    e = eta_effects(classify_runs(dhclib.load_results(tmp_path))["eta"]).set_index("eta_init")
+    assert e.loc[0.1, ["against", "pairs", "avg_acc_better"]].tolist() == [0.001, 3, 3]
+    assert e.loc[0.1, "avg_acc_gain"] == pytest.approx(0.10)
+    assert e.loc[0.1, "avg_acc_p"] == pytest.approx(stats.ttest_rel([0.9, 0.9, 0.85], [0.75, 0.85, 0.75]).pvalue)
+    assert e.loc[0.0001, ["pairs", "avg_acc_better"]].tolist() == [1, 0] and np.isnan(e.loc[0.0001, "avg_acc_p"])
+    text = write_report(tmp_path).read_text()
+    p = e.loc[0.1, "avg_acc_p"]
+    assert f"| 0.1 | +10.00 (higher on 3 of 3; p {p:.3f}, Wilcoxon 0.250) |" in text
+    assert "| 0.0001 | −15.00 (higher on 0 of 1; p —, Wilcoxon —) |" in text
+    assert table4_paired_table({"eta_paired": eta_effects(pd.DataFrame())}) == ""
 
 
 def test_the_collapse_is_tested_one_change_at_a_time(tmp_path):

@@ -19,7 +19,7 @@ from dhclib.runs.config import BENCHMARK_NAMES
 __all__ = ["README_TABLES", "HEADLINE_BENCHMARKS", "headline_table", "paper_gain", "readme_tables", "with_readme_tables", "by_seed_table", "by_seed_note", "by_seed_name",
            "BY_SEED_PAIRS", "short_label", "settings_table", "placed",
            "mechanism_table", "mechanism_frame", "MECHANISM_NOTE", "collapse_table", "COLLAPSE_NOTE", "course_table",
-           "COURSE_NOTE", "table4_table"]
+           "COURSE_NOTE", "table4_table", "table4_paired_table", "TABLE4_PAIRED_NOTE"]
 
 
 
@@ -201,6 +201,19 @@ def course_table(tables: dict[str, pd.DataFrame]) -> str:
                                           "share of steps with η < 0 after task 1", "runs whose trace ran away"]))
 
 
+def _per_eta(frame: pd.DataFrame, values, benches: list[str], cells) -> list[list[str]]:
+    """One row per initial η in ``values`` (largest first): η, then ``cells(benchmark, η, row)`` for each benchmark,
+    ``row`` being ``frame``'s row of that benchmark and η (None where it has none)."""
+    rows = []
+    for value in sorted(values, reverse=True):
+        row = [f"{value:g}"]
+        for b in benches:
+            hit = frame[(frame["benchmark"] == b) & np.isclose(frame["eta_init"], value)]
+            row += cells(b, value, hit.iloc[0] if len(hit) else None)
+        rows.append(row)
+    return rows
+
+
 def table4_table(tables: dict[str, pd.DataFrame]) -> str:
     """Table 4 (DHP Softmax alone, per initial η) on the benchmarks the paper reports it for: per η, ours (mean ±
     SEM over the trials stored, with their number, and the runs that diverged, if any) beside the paper's 5-trial
@@ -210,21 +223,44 @@ def table4_table(tables: dict[str, pd.DataFrame]) -> str:
         return ""
     paper = table4()
     benches = [b for b in BENCHMARK_NAMES if (paper["benchmark"] == b).any()]
-    rows = []
-    for value in sorted(paper["eta_init"].unique(), reverse=True):
-        row = [f"{value:g}"]
-        for b in benches:
-            ours = eta[(eta["benchmark"] == b) & np.isclose(eta["eta_init"], value)]
-            theirs = paper[(paper["benchmark"] == b) & np.isclose(paper["eta_init"], value)]["avg_acc"]
-            if not len(ours):
-                cell = "not run"
-            else:
-                r = ours.iloc[0]
-                cell = (_mean_cell(r["avg_acc_mean"], r["avg_acc_sem"], r["trials"], r["rests_on"]) if r["trials"]
-                        else f"diverged ({int(r['diverged'])})")
-            row += [cell, f"{100 * theirs.iloc[0]:.2f}" if len(theirs) else "—"]
-        rows.append(row)
+
+    def cells(b: str, value: float, r) -> list[str]:
+        theirs = paper[(paper["benchmark"] == b) & np.isclose(paper["eta_init"], value)]["avg_acc"]
+        if r is None:
+            ours = "not run"
+        elif r["trials"]:
+            ours = _mean_cell(r["avg_acc_mean"], r["avg_acc_sem"], r["trials"], r["rests_on"])
+        else:
+            ours = f"diverged ({int(r['diverged'])})"
+        return [ours, f"{100 * theirs.iloc[0]:.2f}" if len(theirs) else "—"]
+
+    rows = _per_eta(eta, paper["eta_init"].unique(), benches, cells)
     columns = ["initial η"] + [f"{registry.benchmark(b).title}: {who}" for b in benches for who in ("ours", "paper")]
+    return md(pd.DataFrame(rows, columns=columns))
+
+
+TABLE4_PAIRED_NOTE = ("Each initial η against η = 0.001 (DHP Softmax's, Table 1's run of the same seed), paired by "
+                      "seed: the mean difference in points of average accuracy after the last task, the seeds on "
+                      "which the η is higher, and the paired t-test's and Wilcoxon's p (two-sided; with 5 pairs "
+                      "Wilcoxon's cannot fall below 0.0625)")
+
+
+def table4_paired_table(tables: dict[str, pd.DataFrame]) -> str:
+    """Table 4 paired by seed (:func:`dhclib.paper.report_data.eta_effects`): per η other than 0.001, one cell per
+    benchmark with paired runs, e.g. "+0.30 (higher on 3 of 5; p 0.620, Wilcoxon 0.812)" ("" without any)."""
+    e = tables.get("eta_paired", pd.DataFrame())
+    if not len(e):
+        return ""
+    benches = [b for b in BENCHMARK_NAMES if (e["benchmark"] == b).any()]
+
+    def cells(b: str, value: float, r) -> list[str]:
+        if r is None or not r["pairs"]:
+            return ["—"]
+        return [f"{signed(100 * r['avg_acc_gain'], 2, plus=True)} (higher on {int(r['avg_acc_better'])} of "
+                f"{int(r['pairs'])}; p {pval(r['avg_acc_p'])}, Wilcoxon {pval(r['avg_acc_wilcoxon_p'])})"]
+
+    rows = _per_eta(e, e["eta_init"].unique(), benches, cells)
+    columns = ["initial η"] + [f"{registry.benchmark(b).title}: η − 0.001 (points)" for b in benches]
     return md(pd.DataFrame(rows, columns=columns))
 
 
@@ -306,7 +342,8 @@ def by_seed_name(pair: tuple[str, str]) -> str:
 
 # The README's generated blocks, in the order readme_tables renders them.
 README_TABLES = ("headline", "split_mnist", "permuted_and_imbalanced", "paired", "instability",
-                 *(by_seed_name(pair) for pair in BY_SEED_PAIRS), "mechanism", "settings", "collapse", "table4")
+                 *(by_seed_name(pair) for pair in BY_SEED_PAIRS), "mechanism", "settings", "collapse", "table4",
+                 "table4_paired")
 
 
 def by_seed_table(tables: dict[str, pd.DataFrame], pair: tuple[str, str],
@@ -383,13 +420,15 @@ def readme_tables(tables: dict[str, pd.DataFrame]) -> dict[str, str]:
     :func:`by_seed_table`, e.g. ``dhp_mas_by_seed``) and
     ``mechanism`` (what happens to each row's tasks: :func:`mechanism_table`) and ``settings`` (each labelled
     setting against its method's paper configuration: :func:`settings_table`) and ``collapse`` (DHP + MAS's
-    collapse, one change at a time: :func:`collapse_table`) and ``table4`` (the initial η: :func:`table4_table`)."""
+    collapse, one change at a time: :func:`collapse_table`) and ``table4`` (the initial η: :func:`table4_table`) and
+    ``table4_paired`` (each η against 0.001, paired by seed: :func:`table4_paired_table`)."""
     return {"headline": headline_table(tables), "split_mnist": _split_table(tables["table1"]),
             "permuted_and_imbalanced": _permuted_and_imbalanced_table(tables),
             "paired": _paired_table(tables), "instability": _instability_table(tables),
             **{by_seed_name(pair): by_seed_table(tables, pair) for pair in BY_SEED_PAIRS},
             "mechanism": mechanism_table(tables), "settings": settings_table(tables),
-            "collapse": collapse_table(tables), "table4": table4_table(tables)}
+            "collapse": collapse_table(tables), "table4": table4_table(tables),
+            "table4_paired": table4_paired_table(tables)}
 
 
 def _marks(name: str) -> tuple[str, str]:
