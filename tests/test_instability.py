@@ -233,3 +233,43 @@ def test_each_labelled_setting_is_set_beside_etas_course_of_its_method_on_the_se
     assert ("| Permuted MNIST | dhp [select_metric=loss] | dhp | 0 | 3.0 / 5.0 | 0.0200 / 0.0020 | 0.0100 / −0.0100 "
             "| 0.000 / 0.500 | 0 / 1 of 1 |") in text
     assert course_table({"course": pd.DataFrame()}) == ""
+
+
+def test_etas_course_per_initial_eta_takes_table4s_runs_and_table1s_of_the_same_seeds(tmp_path):
+    """η's course per initial η of Table 4 (App. A.5; is the start forgotten once task 1 is learned?): each value's
+    runs, η = 0.001 being Table 1's DHP Softmax runs of the seeds the sweep has only (seed 1 has no sweep run), and
+    no labelled row (a clamp) among them."""
+    from dhclib.paper.findings import eta_course_table
+    from dhclib.paper.report_md import report_tables
+    from dhclib.runs.config import resolve_config
+    from dhclib.runs.store import RunResult, result_path, write_atomic
+
+    n = 3
+    R = np.where(np.tril(np.ones((n, n))) > 0, 0.9, np.nan)
+
+    def store(seed: int, peak: float, later: float, **overrides) -> None:
+        # task 1: eta rises to `peak` at epoch 2 (the one restored), then 0.01; tasks 2-3: `later`, then 0.01
+        rows = [{"task": 0, "epoch": e, "eta": {2: peak}.get(e, 0.01), "hebb_norm": 10.0} for e in (1, 2, 3)]
+        rows += [{"task": t, "epoch": 1, "eta": eta, "hebb_norm": 10.0} for t in (1, 2) for eta in (later, 0.01)]
+        traces = pd.DataFrame(rows).assign(step=range(len(rows)))
+        tasks = pd.DataFrame({"task": range(n), "epochs": [3, 1, 1], "best_epoch": [2, 1, 1]})
+        cfg = resolve_config("permuted_mnist", "dhp", seed, "paper", "cpu", **overrides)
+        r = RunResult(config=dict(cfg.to_dict(), key=cfg.key()), R=R, traces=traces, epochs=pd.DataFrame(),
+                      tasks=tasks, wall_time=1.0, versions={}, device_name="cpu: test")
+        write_atomic(result_path(tmp_path, cfg), r.to_json())
+
+    store(0, peak=0.03, later=-0.02)
+    store(1, peak=0.05, later=-0.04)  # no sweep run of seed 1: not Table 4's
+    store(0, peak=0.12, later=0.02, eta_init=0.1)
+    store(2, peak=0.10, later=-0.02, eta_init=0.1)
+    store(0, peak=0.0, later=0.0, eta_clamp=True)
+    c = report_tables(tmp_path)["eta_course"].set_index("eta_init")
+    assert c["runs"].to_dict() == {0.1: 2, 0.001: 1}
+    assert c.loc[0.1, "eta_task1_max"] == pytest.approx(0.11) and c.loc[0.1, "eta_later_min"] == pytest.approx(-0.005)
+    assert c.loc[0.001, ["eta_task1_max", "eta_task1_restored", "eta_later_min", "eta_negative_share"]].tolist() == \
+        pytest.approx([0.03, 0.03, -0.02, 0.5])
+    assert c.loc[0.1, "eta_negative_share"] == pytest.approx(0.25)  # seed 0: none; seed 2: half the steps
+    text = eta_course_table(report_tables(tmp_path))
+    assert "| Permuted MNIST | 0.1 | 2 | 0.1100 | 0.1100 | −0.0050 | 0.250 | 0 of 2 |" in text
+    assert "| Permuted MNIST | 0.001 | 1 | 0.0300 | 0.0300 | −0.0200 | 0.500 | 0 of 1 |" in text
+    assert eta_course_table({"eta_course": pd.DataFrame()}) == ""

@@ -19,7 +19,8 @@ from dhclib.runs.config import BENCHMARK_NAMES
 __all__ = ["README_TABLES", "HEADLINE_BENCHMARKS", "headline_table", "paper_gain", "readme_tables", "with_readme_tables", "by_seed_table", "by_seed_note", "by_seed_name",
            "BY_SEED_PAIRS", "short_label", "settings_table", "placed",
            "mechanism_table", "mechanism_frame", "MECHANISM_NOTE", "collapse_table", "COLLAPSE_NOTE", "course_table",
-           "COURSE_NOTE", "table4_table", "table4_paired_table", "TABLE4_PAIRED_NOTE"]
+           "COURSE_NOTE", "table4_table", "table4_paired_table", "TABLE4_PAIRED_NOTE",
+           "eta_course_table", "ETA_COURSE_NOTE"]
 
 
 
@@ -264,6 +265,28 @@ def table4_paired_table(tables: dict[str, pd.DataFrame]) -> str:
     return md(pd.DataFrame(rows, columns=columns))
 
 
+ETA_COURSE_NOTE = ("η's course per initial η (DHP Softmax alone, the runs of Table 4; η = 0.001: Table 1's runs of "
+                   "the same seeds), means over the runs: η's largest value in task 1 (Figure 3: about 0.024), η at "
+                   "the epoch early stopping restored for task 1 (later tasks start from it), η's smallest value and "
+                   "the share of traced steps with η < 0 after task 1, and the runs whose trace ran away")
+
+
+def eta_course_table(tables: dict[str, pd.DataFrame]) -> str:
+    """η's course per initial η (:func:`dhclib.paper.report_data.eta_courses`; "" without any sweep run)."""
+    c = tables.get("eta_course", pd.DataFrame())
+    if not len(c):
+        return ""
+    cell = (lambda r, col, decimals: "—" if pd.isna(getattr(r, col, np.nan)) else signed(getattr(r, col), decimals))
+    rows = [[registry.benchmark(r.benchmark).title, f"{r.eta_init:g}", int(r.runs), cell(r, "eta_task1_max", 4),
+             cell(r, "eta_task1_restored", 4), cell(r, "eta_later_min", 4), cell(r, "eta_negative_share", 3),
+             f"{int(r.runaway_runs)} of {int(r.runs)}"]
+            for r in sorted(c.itertuples(index=False), key=lambda r: (list(BENCHMARK_NAMES).index(r.benchmark),
+                                                                       -r.eta_init))]
+    return md(pd.DataFrame(rows, columns=["benchmark", "initial η", "runs", "η's largest in task 1",
+                                          "η restored after task 1", "η's smallest after task 1",
+                                          "share of steps with η < 0 after task 1", "runs whose trace ran away"]))
+
+
 def collapse_table(tables: dict[str, pd.DataFrame]) -> str:
     """DHP + MAS's collapse, one change at a time (:func:`dhclib.paper.report_data.collapse_tests`): per labelled
     DHP + MAS row, the gap to its MAS and the tasks forgotten, with the change and without it on the same seeds
@@ -343,7 +366,7 @@ def by_seed_name(pair: tuple[str, str]) -> str:
 # The README's generated blocks, in the order readme_tables renders them.
 README_TABLES = ("headline", "split_mnist", "permuted_and_imbalanced", "paired", "instability",
                  *(by_seed_name(pair) for pair in BY_SEED_PAIRS), "mechanism", "settings", "collapse", "table4",
-                 "table4_paired")
+                 "table4_paired", "eta_course")
 
 
 def by_seed_table(tables: dict[str, pd.DataFrame], pair: tuple[str, str],
@@ -421,14 +444,15 @@ def readme_tables(tables: dict[str, pd.DataFrame]) -> dict[str, str]:
     ``mechanism`` (what happens to each row's tasks: :func:`mechanism_table`) and ``settings`` (each labelled
     setting against its method's paper configuration: :func:`settings_table`) and ``collapse`` (DHP + MAS's
     collapse, one change at a time: :func:`collapse_table`) and ``table4`` (the initial η: :func:`table4_table`) and
-    ``table4_paired`` (each η against 0.001, paired by seed: :func:`table4_paired_table`)."""
+    ``table4_paired`` (each η against 0.001, paired by seed: :func:`table4_paired_table`) and ``eta_course`` (η's
+    course per initial η: :func:`eta_course_table`)."""
     return {"headline": headline_table(tables), "split_mnist": _split_table(tables["table1"]),
             "permuted_and_imbalanced": _permuted_and_imbalanced_table(tables),
             "paired": _paired_table(tables), "instability": _instability_table(tables),
             **{by_seed_name(pair): by_seed_table(tables, pair) for pair in BY_SEED_PAIRS},
             "mechanism": mechanism_table(tables), "settings": settings_table(tables),
             "collapse": collapse_table(tables), "table4": table4_table(tables),
-            "table4_paired": table4_paired_table(tables)}
+            "table4_paired": table4_paired_table(tables), "eta_course": eta_course_table(tables)}
 
 
 def _marks(name: str) -> tuple[str, str]:

@@ -25,7 +25,7 @@ from dhclib.runs.store import (RunResult, load_diverged, load_results, record_id
                                variant_of)
 
 __all__ = ["classify_runs", "report_tables", "instability_by_row", "mechanism", "setting_effects", "collapse_tests",
-           "COLLAPSE_PAIR", "code_made", "course_effects", "COURSE", "eta_effects",
+           "COLLAPSE_PAIR", "code_made", "course_effects", "COURSE", "eta_effects", "eta_courses", "COURSE_BY_INIT",
            "UNKNOWN_CODE", "COLLAPSED_COLUMNS"]
 
 
@@ -112,6 +112,7 @@ def report_tables(store_dir) -> dict[str, pd.DataFrame]:
                 if set(v := record_variant(d.get("purpose"), d.get("config"))) == {"eta_init"}]
     eta = eta_table(kinds["eta"], eta_lost) if len(kinds["eta"]) or eta_lost else pd.DataFrame()
     eta_paired = eta_effects(kinds["eta"])
+    eta_course = eta_courses([r for r in results if r.config["benchmark"] in set(kinds["eta"].get("benchmark", []))])
     runs = pd.concat([f for f in kinds.values() if len(f)], ignore_index=True) if results else pd.DataFrame()
     hardware = pd.DataFrame()
     if len(runs):
@@ -128,7 +129,8 @@ def report_tables(store_dir) -> dict[str, pd.DataFrame]:
     return {"table1": cat(t1), "paired": cat(paired), "search": search, "eta": eta, "variants": cat(variants),
             "diverged": div, "hardware": hardware, "runaway": runaway, "collapsed": collapsed,
             "mechanism": mechanism(results), "settings": cat(settings), "collapse": cat(collapse), "seeds": seeds,
-            "code": code_made(results), "course": course_effects(runaway), "eta_paired": eta_paired}
+            "code": code_made(results), "course": course_effects(runaway), "eta_paired": eta_paired,
+            "eta_course": eta_course}
 
 
 def eta_effects(eta: pd.DataFrame) -> pd.DataFrame:
@@ -261,14 +263,50 @@ def _instability(results: list[RunResult]) -> tuple[pd.DataFrame, pd.DataFrame]:
                             hebb_norm_max=round(float(per["hebb_norm_max"].max()), 1),
                             ratio=round(float(per["ratio"].max()), 1),
                             runaway_tasks=", ".join(str(t) for t in per.loc[per["runaway"], "task"]) or "-",
-                            eta_negative_share=round(float(per.loc[per["task"] > 1, "eta_negative_share"].mean()), 3)
-                            if (per["task"] > 1).any() else np.nan, **parts))
+                            eta_negative_share=_negative_share(per), **parts))
         c = collapsed_tasks(r.R, r.traces, r.tasks)
         collapsed += [dict(ident, **row, base_method=method) for row in c.to_dict("records")]
     order = ["benchmark", "method", "seed"]
     run_df = pd.DataFrame(runaway).sort_values(order, ignore_index=True) if runaway else pd.DataFrame()
     col_df = pd.DataFrame(collapsed, columns=COLLAPSED_COLUMNS).sort_values(order + ["task"], ignore_index=True)
     return run_df, col_df
+
+
+def _negative_share(per: pd.DataFrame) -> float:
+    """The mean over the tasks after the first of each task's share of traced steps with η < 0
+    (:func:`dhclib.paper.report.trace_runaway`'s rows), NaN for a run of one task."""
+    later = per.loc[per["task"] > 1, "eta_negative_share"]
+    return round(float(later.mean()), 3) if len(later) else np.nan
+
+
+def eta_courses(results: list[RunResult]) -> pd.DataFrame:
+    """η's course (Figure 3) per initial η of Table 4 (App. A.5): for every benchmark with a sweep run, the mean
+    over its DHP Softmax runs of each η (0.001: Table 1's runs of the seeds the sweep has, as in Table 4) of η's
+    largest value in task 1, η at the epoch early stopping restored for task 1, η's smallest value after task 1 and
+    the share of steps after task 1 with η < 0, with the runs whose trace ran away. η is learned (Eq. 3): this says
+    how much of its initial value is left once task 1 has been learned."""
+    own, rows = DHPSettings().eta_init, []
+    for r in results:
+        diff = variant_of(r)
+        if r.config["method"] != "dhp" or set(diff) - {"eta_init"} or "hebb_norm" not in r.traces:
+            continue
+        per = trace_runaway(r.traces)
+        rows.append(dict(benchmark=r.config["benchmark"], eta_init=diff.get("eta_init", own), seed=r.config["seed"],
+                         **eta_trajectory(r.traces, r.tasks), eta_negative_share=_negative_share(per),
+                         runaway=bool(per["runaway"].any())))
+    cols = ["benchmark", "eta_init", "runs", *COURSE_BY_INIT, "runaway_runs"]
+    if not rows:
+        return pd.DataFrame(columns=cols)
+    runs = pd.DataFrame(rows)
+    swept = runs[runs["eta_init"] != own][["benchmark", "seed"]].drop_duplicates()
+    runs = pd.concat([runs[runs["eta_init"] != own], runs[runs["eta_init"] == own].merge(swept)], ignore_index=True)
+    if not len(runs):
+        return pd.DataFrame(columns=cols)
+    out = runs.groupby(["benchmark", "eta_init"], as_index=False).agg(
+        runs=("seed", "size"), **{c: (c, "mean") for c in COURSE_BY_INIT if c in runs},
+        runaway_runs=("runaway", "sum"))
+    return out.sort_values(["benchmark", "eta_init"], ascending=[True, False], ignore_index=True)[
+        [c for c in cols if c in out]]
 
 
 def _alpha_after_last(r: RunResult) -> float:
@@ -326,6 +364,8 @@ def mechanism(results: list[RunResult]) -> pd.DataFrame:
 # for task 1 (later tasks start from it), η's smallest value after task 1, and the share of steps after task 1
 # with η < 0 (each multiplies the trace by 1 + |η|, Eq. 2).
 COURSE = ("task1_epochs", "eta_task1_restored", "eta_later_min", "eta_negative_share")
+# and per initial η of Table 4 (:func:`eta_courses`), with η's largest value in task 1: how far η climbs from its start
+COURSE_BY_INIT = ("eta_task1_max", "eta_task1_restored", "eta_later_min", "eta_negative_share")
 
 
 def course_effects(runaway: pd.DataFrame) -> pd.DataFrame:

@@ -6,9 +6,10 @@ import numpy as np
 import pandas as pd
 
 from dhclib import registry
-from dhclib.paper.findings import (BY_SEED_PAIRS, COLLAPSE_NOTE, COURSE_NOTE, MECHANISM_NOTE, TABLE4_PAIRED_NOTE,
-                                   by_seed_note, by_seed_table, collapse_table, course_table, mechanism_table,
-                                   settings_table, short_label, table4_paired_table)
+from dhclib.paper.findings import (BY_SEED_PAIRS, COLLAPSE_NOTE, COURSE_NOTE, ETA_COURSE_NOTE, MECHANISM_NOTE,
+                                   TABLE4_PAIRED_NOTE, by_seed_note, by_seed_table, collapse_table, course_table,
+                                   eta_course_table, mechanism_table, settings_table, short_label,
+                                   table4_paired_table)
 from dhclib.paper.markdown import md, pm
 from dhclib.paper.report import COLLAPSE_DROP, RUNAWAY_FACTOR, percent
 from dhclib.paper.report_data import instability_by_row
@@ -94,6 +95,9 @@ def render_report(tables: dict[str, pd.DataFrame], profile: str) -> str:
         paired = table4_paired_table(tables)
         if paired:
             out += ["", TABLE4_PAIRED_NOTE + ":", "", paired]
+        course = eta_course_table(tables)
+        if course:
+            out += ["", ETA_COURSE_NOTE + ":", "", course]
     d = tables["diverged"]
     out += ["", "## Diverged runs (no result)", ""]
     if len(d):
