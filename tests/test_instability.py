@@ -273,3 +273,13 @@ def test_etas_course_per_initial_eta_takes_table4s_runs_and_table1s_of_the_same_
     assert "| Permuted MNIST | 0.1 | 2 | 0.1100 | 0.1100 | −0.0050 | 0.250 | 0 of 2 |" in text
     assert "| Permuted MNIST | 0.001 | 1 | 0.0300 | 0.0300 | −0.0200 | 0.500 | 0 of 1 |" in text
     assert eta_course_table({"eta_course": pd.DataFrame()}) == ""
+    # notebook 05's path: exactly the sweep's runs (run_grid's frame), the same numbers as the report's
+    import dhclib
+    from dhclib.paper import notebook
+
+    sweep = dhclib.run_grid("permuted_mnist", "dhp", "eta_init", [0.1, 0.001], "0-2", "paper", "cpu",
+                            out_dir=tmp_path, missing="skip", progress=False)
+    paired, course = notebook.eta_effects(sweep, tmp_path, tmp_path / "nb")
+    assert paired[["eta_init", "pairs"]].values.tolist() == [[0.1, 1]]
+    assert course.set_index("eta_init")["runs"].to_dict() == {0.1: 2, 0.001: 1}
+    assert (tmp_path / "nb" / "table4_paired.csv").is_file() and (tmp_path / "nb" / "eta_course.csv").is_file()

@@ -20,7 +20,7 @@ __all__ = ["README_TABLES", "HEADLINE_BENCHMARKS", "headline_table", "paper_gain
            "BY_SEED_PAIRS", "short_label", "settings_table", "placed",
            "mechanism_table", "mechanism_frame", "MECHANISM_NOTE", "collapse_table", "COLLAPSE_NOTE", "course_table",
            "COURSE_NOTE", "table4_table", "table4_paired_table", "TABLE4_PAIRED_NOTE",
-           "eta_course_table", "ETA_COURSE_NOTE"]
+           "table4_paired_frame", "eta_course_table", "eta_course_frame", "ETA_COURSE_NOTE"]
 
 
 
@@ -246,12 +246,10 @@ TABLE4_PAIRED_NOTE = ("Each initial η against η = 0.001 (DHP Softmax's, Table 
                       "Wilcoxon's cannot fall below 0.0625)")
 
 
-def table4_paired_table(tables: dict[str, pd.DataFrame]) -> str:
-    """Table 4 paired by seed (:func:`dhclib.paper.report_data.eta_effects`): per η other than 0.001, one cell per
-    benchmark with paired runs, e.g. "+0.30 (higher on 3 of 5; p 0.620, Wilcoxon 0.812)" ("" without any)."""
-    e = tables.get("eta_paired", pd.DataFrame())
-    if not len(e):
-        return ""
+def table4_paired_frame(e: pd.DataFrame) -> pd.DataFrame:
+    """Table 4 paired by seed as the report shows it (:func:`dhclib.paper.report_data.eta_effects`' frame): per η
+    other than 0.001, one cell per benchmark with paired runs, e.g. "+0.30 (higher on 3 of 5; p 0.620, Wilcoxon
+    0.812)"."""
     benches = [b for b in BENCHMARK_NAMES if (e["benchmark"] == b).any()]
 
     def cells(b: str, value: float, r) -> list[str]:
@@ -262,7 +260,13 @@ def table4_paired_table(tables: dict[str, pd.DataFrame]) -> str:
 
     rows = _per_eta(e, e["eta_init"].unique(), benches, cells)
     columns = ["initial η"] + [f"{registry.benchmark(b).title}: η − 0.001 (points)" for b in benches]
-    return md(pd.DataFrame(rows, columns=columns))
+    return pd.DataFrame(rows, columns=columns)
+
+
+def table4_paired_table(tables: dict[str, pd.DataFrame]) -> str:
+    """Table 4 paired by seed (:func:`table4_paired_frame`) in Markdown ("" without any pair)."""
+    e = tables.get("eta_paired", pd.DataFrame())
+    return md(table4_paired_frame(e)) if len(e) else ""
 
 
 ETA_COURSE_NOTE = ("η's course per initial η (DHP Softmax alone, the runs of Table 4; η = 0.001: Table 1's runs of "
@@ -271,20 +275,23 @@ ETA_COURSE_NOTE = ("η's course per initial η (DHP Softmax alone, the runs of T
                    "the share of traced steps with η < 0 after task 1, and the runs whose trace ran away")
 
 
-def eta_course_table(tables: dict[str, pd.DataFrame]) -> str:
-    """η's course per initial η (:func:`dhclib.paper.report_data.eta_courses`; "" without any sweep run)."""
-    c = tables.get("eta_course", pd.DataFrame())
-    if not len(c):
-        return ""
+def eta_course_frame(c: pd.DataFrame) -> pd.DataFrame:
+    """η's course per initial η as the report shows it (:func:`dhclib.paper.report_data.eta_courses`' frame)."""
     cell = (lambda r, col, decimals: "—" if pd.isna(getattr(r, col, np.nan)) else signed(getattr(r, col), decimals))
     rows = [[registry.benchmark(r.benchmark).title, f"{r.eta_init:g}", int(r.runs), cell(r, "eta_task1_max", 4),
              cell(r, "eta_task1_restored", 4), cell(r, "eta_later_min", 4), cell(r, "eta_negative_share", 3),
              f"{int(r.runaway_runs)} of {int(r.runs)}"]
             for r in sorted(c.itertuples(index=False), key=lambda r: (list(BENCHMARK_NAMES).index(r.benchmark),
                                                                        -r.eta_init))]
-    return md(pd.DataFrame(rows, columns=["benchmark", "initial η", "runs", "η's largest in task 1",
-                                          "η restored after task 1", "η's smallest after task 1",
-                                          "share of steps with η < 0 after task 1", "runs whose trace ran away"]))
+    return pd.DataFrame(rows, columns=["benchmark", "initial η", "runs", "η's largest in task 1",
+                                       "η restored after task 1", "η's smallest after task 1",
+                                       "share of steps with η < 0 after task 1", "runs whose trace ran away"])
+
+
+def eta_course_table(tables: dict[str, pd.DataFrame]) -> str:
+    """η's course per initial η (:func:`eta_course_frame`) in Markdown ("" without any sweep run)."""
+    c = tables.get("eta_course", pd.DataFrame())
+    return md(eta_course_frame(c)) if len(c) else ""
 
 
 def collapse_table(tables: dict[str, pd.DataFrame]) -> str:

@@ -17,7 +17,7 @@ from dhclib import registry
 from dhclib.errors import ConfigError
 from dhclib.runs.config import PROFILES
 from dhclib.paper import final_averages, paper_results, plots, regression, report, report_data
-from dhclib.paper.findings import mechanism_frame
+from dhclib.paper.findings import eta_course_frame, mechanism_frame, table4_paired_frame
 from dhclib.paper.report import percent
 from dhclib.runs.engine import Engine
 from dhclib.runs.executors import hold
@@ -26,7 +26,7 @@ from dhclib.runs.runner import concat_runs, run_many, run_variants
 from dhclib.runs.store import load_results
 
 __all__ = ["setup", "VARIANTS", "variants_of", "train", "list_missing", "show", "display_table", "Rendered", "check", "paper_claim", "list_diverged", "check_diverged", "table1",
-           "check_table1", "paired", "settings", "mechanism", "verdicts", "check_verdicts", "accuracy_figure", "first_and_latest_figure",
+           "check_table1", "paired", "settings", "mechanism", "eta_effects", "verdicts", "check_verdicts", "accuracy_figure", "first_and_latest_figure",
            "r_matrices_figure"]
 
 
@@ -288,6 +288,26 @@ def settings(df: pd.DataFrame, out_dir) -> pd.DataFrame:
               "configuration here")
         return table
     return show(table, out_dir, "settings", 3)
+
+
+def eta_effects(sweep: pd.DataFrame, store_dir, out_dir) -> tuple[pd.DataFrame, pd.DataFrame]:
+    """Table 4 read as REPORT.md reads it, over exactly the sweep's runs (``sweep``: the tidy frames of
+    :func:`dhclib.run_grid` over ``eta_init``): each initial η against 0.001 on the same seeds
+    (:func:`dhclib.paper.report_data.eta_effects`, saved as ``table4_paired``) and η's course per initial η, read
+    back from the store for the runs' traces (:func:`dhclib.paper.report_data.eta_courses`, saved as
+    ``eta_course``); each shown as the report shows it. Returns both frames."""
+    paired = report_data.eta_effects(sweep)
+    keys = set(sweep["config_key"])
+    course = report_data.eta_courses([r for r in load_results(store_dir) if r.config["key"] in keys])
+    save_table(paired, out_dir, "table4_paired")
+    save_table(course, out_dir, "eta_course")
+    if len(paired):
+        display_table(table4_paired_frame(paired))
+    else:
+        print("nothing to pair: no initial η other than 0.001 with a seed that 0.001 has too")
+    if len(course):
+        display_table(eta_course_frame(course))
+    return paired, course
 
 
 def mechanism(df: pd.DataFrame, benchmark: str, store_dir, out_dir) -> pd.DataFrame:
