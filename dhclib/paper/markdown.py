@@ -25,7 +25,10 @@ def pm(mean: float, sem: float, scale: float = 100.0, digits: int = 2) -> str:
 
 
 def pval(value: float) -> str:
-    return "—" if np.isnan(value) else f"{value:.3f}"
+    """A p-value to 3 decimals; one that would round to 0.000 reads "< 0.001" (a p-value is never zero)."""
+    if np.isnan(value):
+        return "—"
+    return "< 0.001" if value < 0.0005 else f"{value:.3f}"
 
 
 def signed(value: float, digits: int, plus: bool = False) -> str:
