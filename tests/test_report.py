@@ -113,11 +113,11 @@ def test_percent_scales_accuracies_only():
     assert out.iloc[0].tolist() == [12.3, 50.0, 0.012, -0.123, 3, 0.0005]
 
 
-
 def test_pval_never_prints_zero():
     """A p-value that rounds to 0.000 at 3 decimals is shown as below 0.001, never as zero; NaN is a dash."""
     from dhclib.paper.markdown import pval
     assert [pval(v) for v in (0.0001234, 0.0005, 0.0123, float("nan"))] == ["< 0.001", "0.001", "0.012", "—"]
+
 
 def test_traces_summary_and_eta_table():
     """The summary averages over seeds; the eta table sits beside Table 4."""
